@@ -1,0 +1,102 @@
+"""Passive scanning through bluepy (BlueZ's HCI via bluepy-helper).
+
+bluepy needs root or `sudo setcap cap_net_raw,cap_net_admin+eip <venv>/lib/python3*/site-packages/bluepy/bluepy-helper`.
+The helper can hang or die on long scans, so the scan runs in short process() rounds and is
+restarted when it raises or when nothing at all is heard for `SILENCE` seconds.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from ..exc import BackendUnavailable
+from ..model import Advertisement
+from . import AdvertisementSource
+
+log = logging.getLogger(__name__)
+
+SILENCE = 60.0          # seconds without any report before the helper is restarted
+ROUND = 1.0             # seconds per Scanner.process() call, so stop is noticed quickly
+
+
+class BluepyScanner(AdvertisementSource):
+    def __init__(self, clock, iface: int = 0, scanner_factory=None):
+        self._clock = clock
+        self._iface = iface
+        self._scanner_factory = scanner_factory
+        self._status = "starting"
+
+    @classmethod
+    def from_settings(cls, settings, clock) -> "BluepyScanner":
+        return cls(clock, settings["ble.iface"])
+
+    def status(self) -> str:
+        return self._status
+
+    def _make_scanner(self, deliver):
+        if self._scanner_factory is None:
+            try:
+                from bluepy import btle
+            except ImportError as e:
+                raise BackendUnavailable("ble.backend=bluepy needs bluepy: pip install 'kiosk[pi]'") from e
+            self._scanner_factory = btle.Scanner
+        clock = self._clock
+
+        class Delegate:
+            def handleDiscovery(self, entry, is_new_dev, is_new_data):
+                # rawData holds this report's AD bytes (advertisement or scan response);
+                # the one parser in kiosk.ble.advertising reads them, as for replay.
+                deliver(Advertisement(entry.addr, int(entry.rssi), clock.now(),
+                                      bytes(entry.rawData or b""), entry.addrType or "random"))
+
+            def handleNotification(self, handle, data):  # bluepy calls this on connections only
+                pass
+
+        return self._scanner_factory(self._iface).withDelegate(Delegate())
+
+    def run(self, deliver: Callable[[Advertisement], None], stop: threading.Event) -> None:
+        backoff = 1.0
+        while not stop.is_set():
+            heard = {"last": time.monotonic()}
+
+            def counted(advert: Advertisement) -> None:
+                heard["last"] = time.monotonic()
+                deliver(advert)
+
+            scanner = None
+            try:
+                scanner = self._make_scanner(counted)
+                scanner.start(passive=True)
+                self._status = "ok"
+                backoff = 1.0
+                while not stop.is_set():
+                    scanner.process(ROUND)
+                    # Addresses rotate every ~15 minutes: do not let bluepy keep them all.
+                    scanner.clear()
+                    if time.monotonic() - heard["last"] > SILENCE:
+                        log.warning("no advertisement for %.0f s: restarting bluepy-helper", SILENCE)
+                        break
+            except BackendUnavailable as e:
+                self._status = str(e)
+                log.error("%s", e)
+                stop.wait(60)
+            except Exception as e:  # bluepy raises BTLEException subclasses and BrokenPipe
+                text = str(e)
+                if "Permission" in text or "le on" in text:
+                    self._status = ("no permission to scan: sudo setcap cap_net_raw,cap_net_admin+eip "
+                                    "on bluepy-helper, or run as root")
+                elif "Failed to execute" in text or "powered" in text.lower():
+                    self._status = "adapter down: bluetoothctl power on"
+                else:
+                    self._status = f"scanner error: {text}"
+                log.warning("BLE scan failed (%s); retrying in %.0f s", self._status, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 60.0)
+            finally:
+                if scanner is not None:
+                    try:
+                        scanner.stop()
+                    except Exception:
+                        pass

@@ -1,0 +1,55 @@
+"""Frame sources and the QR decoder.
+
+A frame source is chosen by name (`camera.backend`) from BACKENDS; the library behind it
+(cv2 for a USB camera, picamera2 for the CSI camera) is imported only when that backend is
+built, so `import kiosk.camera` works on any machine.
+"""
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+from ..exc import ConfigError
+
+if TYPE_CHECKING:
+    from ..model import Frame
+
+BACKENDS = {
+    "opencv": "kiosk.camera.opencv:OpenCVCamera",
+    "picamera2": "kiosk.camera.picam:PiCamera",
+    "replay": "kiosk.camera.replay:ReplayCamera",
+}
+
+
+class FrameSource(ABC):
+    """A camera, as the kiosk sees it.
+
+    A backend *must* override :meth:`read`. It *may* override :meth:`open` (acquire the
+    device; raise :class:`~kiosk.exc.CameraFault` when it is not there) and :meth:`close`.
+    :meth:`read` is only called from the camera thread.
+    """
+
+    def open(self) -> None:
+        """Acquire the device."""
+
+    @abstractmethod
+    def read(self, timeout: float) -> "Frame | None":
+        """Return the newest frame, or None when none came within `timeout` seconds.
+
+        Raise CameraFault when the device is gone (unplugged, stream ended).
+        """
+
+    def close(self) -> None:
+        """Release the device."""
+
+
+def open_source(settings, clock) -> FrameSource:
+    """Build the frame source named by `camera.backend`."""
+    name = settings["camera.backend"]
+    try:
+        module_name, cls_name = BACKENDS[name].split(":")
+    except KeyError:
+        raise ConfigError(f"camera.backend: unknown backend {name!r}") from None
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    return cls.from_settings(settings, clock)

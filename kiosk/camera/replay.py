@@ -1,0 +1,112 @@
+"""A camera that replays images: a folder, a video file, or frames a test pushes.
+
+Like gpiozero's MockPin, this fake ships in the package: `kiosk demo` plays a folder of
+rendered visitors, tests call :meth:`ReplayCamera.show`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..exc import CameraFault
+from ..handoff import Handoff
+from ..model import Frame
+from . import FrameSource
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class ReplayCamera(FrameSource):
+    """Frames from `path` (folder of images in name order, or a video file) at `fps`.
+
+    With `path=None` the camera yields only what :meth:`show` pushed, stamped with the
+    kiosk's clock when read.
+    """
+
+    def __init__(self, clock, path: str | Path | None = None, fps: float = 10.0, loop: bool = False):
+        self._clock = clock
+        self._path = Path(path) if path else None
+        self._fps = fps
+        self._loop = loop
+        self._pushed = Handoff()
+        self._frames: list | None = None
+        self._video = None
+        self._index = 0
+        self._started: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings, clock) -> "ReplayCamera":
+        return cls(clock, settings["camera.replay_path"] or None, settings["camera.replay_fps"],
+                   settings["camera.replay_loop"])
+
+    # -- controls for tests ------------------------------------------------------------
+    def show(self, image, frames: int = 1) -> None:
+        """Put `image` (a numpy array) in front of the camera for `frames` reads."""
+        self._pushed.put(image, frames)
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until every pushed frame has been read and handled by the kiosk."""
+        return self._pushed.wait_idle(timeout)
+
+    # -- FrameSource -------------------------------------------------------------------
+    def open(self) -> None:
+        if self._path is None:
+            return
+        import cv2
+
+        if self._path.is_dir():
+            names = sorted(p for p in self._path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not names:
+                raise CameraFault(f"replay folder {self._path} holds no images")
+            self._frames = names
+        elif self._path.is_file():
+            self._video = cv2.VideoCapture(str(self._path))
+            if not self._video.isOpened():
+                raise CameraFault(f"cannot open video {self._path}")
+        else:
+            raise CameraFault(f"replay path {self._path} does not exist")
+        self._index = 0
+        self._started = time.monotonic()
+
+    def read(self, timeout: float) -> Frame | None:
+        if self._path is None:
+            return self._read_pushed(timeout)
+        if self._fps > 0:
+            due = self._started + self._index / self._fps
+            delay = due - time.monotonic()
+            if delay > timeout:
+                time.sleep(timeout)
+                return None
+            if delay > 0:
+                time.sleep(delay)
+        image = self._next_image()
+        self._index += 1
+        return Frame(image, self._clock.now())
+
+    def _read_pushed(self, timeout: float) -> Frame | None:
+        image = self._pushed.take(timeout)
+        return None if image is None else Frame(image, self._clock.now())
+
+    def _next_image(self):
+        import cv2
+
+        if self._frames is not None:
+            if not self._loop and self._index >= len(self._frames):
+                raise CameraFault("replay ended")
+            name = self._frames[self._index % len(self._frames)]
+            image = cv2.imread(str(name), cv2.IMREAD_COLOR)
+            if image is None:
+                raise CameraFault(f"cannot read image {name}")
+            return image
+        ok, image = self._video.read()
+        if not ok and self._loop:
+            self._video.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._video.read()
+        if not ok:
+            raise CameraFault("replay video ended")
+        return image
+
+    def close(self) -> None:
+        if self._video is not None:
+            self._video.release()
+            self._video = None

@@ -1,0 +1,1 @@
+"""The reference central server that many kiosks sync to."""

@@ -1,0 +1,114 @@
+"""The central server's tables, on SQLAlchemy Core: SQLite by default, PostgreSQL by URL.
+
+Uniqueness of entry ids is enforced by the database, so several app processes behind a load
+balancer can ingest the same batch at once and still store it once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import datetime, timezone
+
+from sqlalchemy import (Column, MetaData, String, Table, Text, create_engine, event, insert, select)
+from sqlalchemy.exc import IntegrityError
+
+metadata = MetaData()
+
+credentials = Table(
+    "credentials", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("role", String(20), nullable=False),          # "kiosk" or "operator"
+    Column("site", String(100)),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", String(30), nullable=False),
+)
+
+entries = Table(
+    "entries", metadata,
+    Column("id", String(26), primary_key=True),
+    Column("site", String(100), nullable=False, index=True),
+    Column("kiosk", String(100), nullable=False),
+    Column("time", String(30), nullable=False, index=True),
+    Column("decision", String(10), nullable=False),
+    Column("received_at", String(30), nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+REQUIRED = ("id", "site", "kiosk", "time", "decision")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def connect(url: str):
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(conn, _record):
+            # WAL lets operators read while kiosks write; FULL sync: an ack means on disk.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+    metadata.create_all(engine)
+    return engine
+
+
+def add_credential(engine, name: str, role: str, site: str | None = None, token: str | None = None) -> str:
+    token = token or secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        conn.execute(insert(credentials).values(name=name, role=role, site=site,
+                                                token_hash=token_hash(token), created_at=now_iso()))
+    return token
+
+
+def find_credential(engine, token: str):
+    with engine.connect() as conn:
+        return conn.execute(select(credentials).where(
+            credentials.c.token_hash == token_hash(token))).mappings().first()
+
+
+def ingest(engine, batch: list[dict]) -> tuple[list[str], list[str]]:
+    """Store new entries; return (stored ids, ids already there)."""
+    ids = [e["id"] for e in batch]
+    received = now_iso()
+    rows = [{"id": e["id"], "site": e["site"], "kiosk": e["kiosk"], "time": e["time"],
+             "decision": e["decision"], "received_at": received,
+             "body": json.dumps(e, ensure_ascii=False)} for e in batch]
+    with engine.begin() as conn:
+        have = set(conn.execute(select(entries.c.id).where(entries.c.id.in_(ids))).scalars())
+        new = [r for r in rows if r["id"] not in have]
+        try:
+            with conn.begin_nested():
+                if new:
+                    conn.execute(insert(entries), new)
+            return [r["id"] for r in new], [i for i in ids if i in have]
+        except IntegrityError:
+            pass                # another process stored some of them meanwhile: row by row
+        stored = []
+        for r in new:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(entries), [r])
+                stored.append(r["id"])
+            except IntegrityError:
+                pass
+    return stored, [i for i in ids if i not in stored]
+
+
+def list_entries(engine, site=None, kiosk=None, since=None, until=None, limit=1000) -> list[dict]:
+    q = select(entries.c.body).order_by(entries.c.id).limit(limit)
+    if site:
+        q = q.where(entries.c.site == site)
+    if kiosk:
+        q = q.where(entries.c.kiosk == kiosk)
+    if since:
+        q = q.where(entries.c.time >= since)
+    if until:
+        q = q.where(entries.c.time < until)
+    with engine.connect() as conn:
+        return [json.loads(body) for body in conn.execute(q).scalars()]

@@ -1,0 +1,209 @@
+"""The composition root: builds every part from settings, runs the threads, wires the flow.
+
+camera thread: frame -> QR payloads -> once per presentation -> handle_scan
+BLE thread:    advertisement -> presence tracker
+handle_scan:   verify + presence + reuse -> policy -> signals, entry log, event bus, sync
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import shutil
+import threading
+from pathlib import Path
+
+from . import ble, camera
+from .ble.presence import PresenceTracker
+from .clock import SystemClock
+from .declarations import Verifier
+from .events import EventBus
+from .exc import BackendUnavailable, CameraFault, StoreUnavailable
+from .model import Entry, Scan, new_id
+from .policy import Rules, decide
+from .signals import DoorSignals
+from .store import EntryLog
+from .sync import SyncWorker
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT = 5.0
+
+
+def load_secret(path: Path) -> bytes:
+    """A 32-byte secret kept in `path` (created 0600 on first use)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        secret = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+        return secret
+
+
+class Kiosk:
+    """One checkpoint: a camera, a BLE scanner, a door, a log, a screen and a sync."""
+
+    def __init__(self, settings, clock=None):
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.data_dir = Path(settings["data_dir"])
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        from .camera.decoder import PresentationFilter, QRDecoder
+
+        self.camera = camera.open_source(settings, self.clock)
+        self.decoder = QRDecoder(settings["decoder.max_payload"])
+        self.presentations = PresentationFilter(settings["decoder.cooldown"])
+        self.scanner = ble.open_source(settings, self.clock)
+        self.presence = PresenceTracker.from_settings(settings)
+        self.verifier = Verifier.from_settings(settings)
+        self.rules = Rules.from_settings(settings)
+        self.signals = DoorSignals.from_settings(settings)
+        self.log = EntryLog(self.data_dir / "log", settings["store.retention_days"])
+        self.sync = SyncWorker.from_settings(settings, self.log, self.clock)
+        self.bus = EventBus()
+        self._fingerprint_key = load_secret(self.data_dir / "fingerprint.key")
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server = None
+        self.camera_status = "starting"
+        self.scans = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self.log.start()
+        for name, target in (("camera", self._camera_loop), ("ble", self._ble_loop)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self.sync is not None:
+            self.sync.start()
+        self._start_web()
+
+    def _start_web(self) -> None:
+        import waitress
+
+        from .web import create_app
+
+        # send_bytes=1: waitress flushes each SSE event at once instead of buffering 18 kB.
+        self._server = waitress.create_server(create_app(self), host=self.settings["web.host"],
+                                              port=self.settings["web.port"], threads=8,
+                                              send_bytes=1, clear_untrusted_proxy_headers=True)
+        thread = threading.Thread(target=self._server.run, name="web", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.settings['web.host']}:{self._server.effective_port}"
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.bus.close()
+        if self.sync is not None:
+            self.sync.stop(JOIN_TIMEOUT)
+        if self._server is not None:
+            self._server.close()
+            self._server.task_dispatcher.shutdown(timeout=JOIN_TIMEOUT)
+        for thread in self._threads:
+            thread.join(JOIN_TIMEOUT)
+        self.log.stop(JOIN_TIMEOUT)
+        self.signals.close()
+
+    def __enter__(self) -> "Kiosk":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- threads --------------------------------------------------------------------------
+    def _camera_loop(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                self.camera.open()
+                self.camera_status = "ok"
+                backoff = 0.5
+                while not self._stop.is_set():
+                    frame = self.camera.read(timeout=0.5)
+                    if frame is not None:
+                        self.handle_frame(frame)
+            except (CameraFault, BackendUnavailable) as e:
+                self.camera_status = f"offline: {e}"
+                log.warning("camera offline (%s); retrying in %.1f s", e, backoff)
+                self.bus.publish("health", self.health())
+            finally:
+                self.camera.close()
+            if self._stop.wait(backoff):
+                break
+            backoff = min(backoff * 2, 10.0)
+
+    def _ble_loop(self) -> None:
+        def deliver(advert):
+            try:
+                self.presence.record(advert)
+            except Exception:
+                log.exception("could not handle an advertisement from %s", advert.addr)
+        self.scanner.run(deliver, self._stop)
+
+    # -- the flow -----------------------------------------------------------------------
+    def handle_frame(self, frame) -> list[Entry]:
+        payloads = self.decoder.decode(frame.image)
+        entries = []
+        for payload in self.presentations.new(payloads, frame.t):
+            try:
+                entries.append(self.handle_scan(Scan(payload, frame.t)))
+            except Exception:
+                # One bad scan must not stop the camera thread; the payload is not logged.
+                log.exception("failed to handle a %d-byte scan", len(payload))
+        return entries
+
+    def fingerprint(self, payload: bytes) -> str:
+        """A keyed hash of the payload: lets the kiosk see reuse without keeping the code."""
+        return hmac.new(self._fingerprint_key, payload, hashlib.sha256).hexdigest()[:32]
+
+    def handle_scan(self, scan: Scan) -> Entry:
+        self.scans += 1
+        declaration = self.verifier.verify(scan.payload, scan.t)
+        presence = self.presence.at(scan.t)
+        fingerprint = self.fingerprint(scan.payload)
+        shown_ago = self.log.shown_ago(fingerprint, scan.t)
+        decision = decide(declaration, presence, shown_ago, self.rules)
+        self.signals.show(decision)
+        entry = Entry(id=new_id(scan.t), site=self.settings["site.id"], kiosk=self.settings["kiosk.id"],
+                      t=scan.t, direction="in", declaration=declaration.summary(),
+                      fingerprint=fingerprint, ble=presence.summary(), decision=decision.outcome,
+                      reasons=decision.reasons)
+        log.info("%s: %s %s, app %s, reasons: %s", decision.outcome.upper(), declaration.format,
+                 declaration.status, presence.outcome, ", ".join(decision.reasons) or "none")
+        try:
+            self.log.append(entry)
+        except StoreUnavailable as e:
+            log.error("entry %s not logged: %s", entry.id, e)
+        self.bus.publish("entry", entry.to_json())
+        if self.sync is not None:
+            self.sync.nudge()
+        return entry
+
+    # -- health ---------------------------------------------------------------------------
+    def health(self) -> dict:
+        try:
+            backlog = self.log.backlog()
+        except StoreUnavailable:
+            backlog = None
+        disk = shutil.disk_usage(self.data_dir)
+        return {
+            "camera": self.camera_status,
+            "ble": self.scanner.status(),
+            "ble_heard": self.presence.heard,
+            "log": "ok" if self.log.error is None else f"unavailable: {self.log.error}",
+            "sync": {"enabled": self.sync is not None, "backlog": backlog,
+                     "last_success": self.sync.last_success if self.sync else None,
+                     "error": self.sync.last_error if self.sync else None},
+            "disk_free_mb": disk.free // 2**20,
+            "scans": self.scans,
+        }

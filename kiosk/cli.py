@@ -1,0 +1,166 @@
+"""`kiosk`: run the checkpoint, the demo, and the checks anyone can run from outside."""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from . import config
+from .exc import ConfigError, KioskError
+
+
+def _settings(path):
+    try:
+        return config.load(path)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose):
+    """The checkpoint kiosk at a gate."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Settings file (default /etc/kiosk/kiosk.toml when present).")
+def run(config_path):
+    """Run the kiosk until SIGTERM or Ctrl-C."""
+    from .checkpoint import Kiosk
+
+    settings = _settings(config_path)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        kiosk = Kiosk(settings)
+    except KioskError as e:
+        raise click.ClickException(str(e)) from None
+    kiosk.start()
+    logging.getLogger("kiosk").info("guard screen on %s/", kiosk.web_url)
+    stop.wait()
+    kiosk.stop()
+
+
+@main.command()
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-data"),
+              show_default=True, help="Folder for the demo's log, keys and central database.")
+@click.option("--port", default=8080, show_default=True, help="Guard page and operator API port.")
+@click.option("--central-port", default=8090, show_default=True, help="Central server port.")
+@click.option("--seconds", type=float, help="Stop after this many seconds (default: until Ctrl-C).")
+def demo(data, port, central_port, seconds):
+    """Run the whole kiosk with no hardware: replayed camera and BLE, mock GPIO, local central."""
+    from .demo.run import run_demo
+
+    logging.getLogger().setLevel(logging.WARNING)
+    run_demo(data.resolve(), port, central_port, seconds)
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def decode(images, config_path):
+    """Decode QR codes in IMAGES with the door's decoder; one JSON line per image."""
+    import cv2
+
+    from .camera.decoder import QRDecoder
+
+    settings = _settings(config_path)
+    decoder = QRDecoder(settings["decoder.max_payload"])
+    failed = False
+    for path in images:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            click.echo(json.dumps({"image": path, "error": "cannot read image"}))
+            failed = True
+            continue
+        start = time.perf_counter()
+        payloads = decoder.decode(image)
+        ms = (time.perf_counter() - start) * 1000
+        click.echo(json.dumps({"image": path, "payloads": [_payload_json(p) for p in payloads],
+                               "ms": round(ms, 2)}, ensure_ascii=False))
+    sys.exit(1 if failed else 0)
+
+
+def _payload_json(payload: bytes) -> dict:
+    try:
+        return {"text": payload.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(payload).decode("ascii")}
+
+
+@main.command()
+@click.argument("payload", required=False)
+@click.option("--image", type=click.Path(exists=True, dir_okay=False), help="Read the code from a picture.")
+@click.option("--at", "at", type=float, help="Verify at this UNIX time (default: now).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def verify(payload, image, at, config_path):
+    """Verify a code as the door does; print one JSON object; exit 0 only when valid."""
+    from .declarations import Verifier
+
+    settings = _settings(config_path)
+    if (payload is None) == (image is None):
+        raise click.UsageError("give either PAYLOAD or --image")
+    if image:
+        import cv2
+
+        from .camera.decoder import QRDecoder
+
+        found = QRDecoder(settings["decoder.max_payload"]).decode(cv2.imread(image, cv2.IMREAD_COLOR))
+        if not found:
+            click.echo(json.dumps({"format": None, "status": "unknown", "reasons": ["no_code_in_image"]}))
+            sys.exit(1)
+        data = found[0]
+    else:
+        data = payload.encode("utf-8")
+    declaration = Verifier.from_settings(settings).verify(data, time.time() if at is None else at)
+    click.echo(json.dumps({"format": declaration.format, "status": declaration.status,
+                           "reasons": list(declaration.reasons), "holder": declaration.holder,
+                           "expires": declaration.summary()["expires"],
+                           "flags": list(declaration.flags)}, ensure_ascii=False))
+    sys.exit(0 if declaration.status == "valid" else 1)
+
+
+@main.group(name="pass")
+def pass_():
+    """The site's own signed visitor passes."""
+
+
+@pass_.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def keygen(path):
+    """Create the site's pass-signing key at PATH (and PATH's .pub.pem for the kiosks)."""
+    from .declarations import sitepass
+
+    if path.exists():
+        raise click.ClickException(f"{path} exists; not overwriting a signing key")
+    sitepass.save_key(sitepass.new_key(), path)
+    click.echo(f"private key {path}\npublic key  {sitepass.public_path(path)} (list it in sitepass.public_keys)")
+
+
+@pass_.command()
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option("--site", required=True)
+@click.option("--name", "holder", required=True, help="The visitor's full name.")
+@click.option("--hours", default=24.0, show_default=True, help="Validity.")
+@click.option("--png", type=click.Path(dir_okay=False), help="Also write the QR code as PNG.")
+def issue(key, site, holder, hours, png):
+    """Issue a visitor pass; print its text."""
+    import segno
+
+    from .declarations import sitepass
+
+    text = sitepass.issue(sitepass.load_private_key(key), site, holder, time.time(), hours * 3600)
+    if png:
+        segno.make(text, error="m", micro=False).save(png, scale=6)
+    click.echo(text)

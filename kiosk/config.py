@@ -1,0 +1,199 @@
+"""Typed settings: embedded defaults, then a TOML file, then KIOSK_* environment variables.
+
+Every setting is declared once below as (name, default, help). A TOML file uses sections
+(`[camera] backend = "replay"`); the environment uses the upper-cased name with dots as
+underscores (`KIOSK_CAMERA_BACKEND=replay`). A bad value stops start-up with one line that
+names the key and where it came from.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .exc import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/kiosk/kiosk.toml")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    choices: tuple | None = None
+
+    @property
+    def env(self) -> str:
+        return "KIOSK_" + self.name.upper().replace(".", "_")
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("site.id", "site-1", "Identifier of the site (office, factory) this kiosk guards."),
+    Setting("kiosk.id", "kiosk-1", "Identifier of this kiosk, unique within the site."),
+    Setting("data_dir", "/var/lib/kiosk", "Folder for the entry log and the kiosk's secrets."),
+    Setting("timezone", "Asia/Ho_Chi_Minh", "Time zone for dates shown to people."),
+
+    Setting("camera.backend", "opencv", "Frame source.", ("opencv", "picamera2", "replay")),
+    Setting("camera.device", "0", "opencv: V4L2 index, /dev/videoN, a video file or an RTSP/HTTP URL."),
+    Setting("camera.width", 640, "Requested frame width in pixels."),
+    Setting("camera.height", 480, "Requested frame height in pixels."),
+    Setting("camera.fps", 15, "Requested frames per second."),
+    Setting("camera.replay_path", "", "replay: a folder of images or a video file; empty = frames pushed by a test."),
+    Setting("camera.replay_fps", 10.0, "replay: frames per second (0 = as fast as possible)."),
+    Setting("camera.replay_loop", False, "replay: start again at the end."),
+
+    Setting("decoder.cooldown", 2.0, "Seconds a payload must be out of view before it counts as a new scan."),
+    Setting("decoder.max_payload", 4096, "Largest QR payload accepted, in bytes."),
+
+    Setting("ble.backend", "bluepy", "Advertisement source.", ("bluepy", "replay")),
+    Setting("ble.iface", 0, "bluepy: HCI adapter number (0 = hci0)."),
+    Setting("ble.replay_path", "", "replay: a capture of JSON lines; empty = advertisements pushed by a test."),
+    Setting("ble.replay_speed", 1.0, "replay: playback speed (2.0 = twice as fast)."),
+    Setting("ble.replay_period", 0.0, "replay: seconds after which the capture starts again (0 = play once)."),
+    Setting("ble.window", 30.0, "Seconds of look-back for beacons at a scan (Bluezone advertises 15 s on, 15 s off)."),
+    Setting("ble.rssi_near", -75, "Smoothed RSSI (dBm) at or above which a beacon counts as at the door."),
+    Setting("ble.required_families", ["bluezone", "gaen"], "App families that count as the required app."),
+
+    Setting("policy.no_app", "review", "Outcome when no required app is heard.", ("review", "warn", "deny")),
+    Setting("policy.reuse_window", 600.0, "Seconds within which the same code shown again is flagged."),
+    Setting("policy.on_reuse", "review", "Outcome for a code shown again within the window.", ("review", "deny", "warn")),
+
+    Setting("sitepass.public_keys", [], "PEM files of the site's pass-signing public keys."),
+
+    Setting("gpio.pin_factory", "", "gpiozero pin factory by name (lgpio, mock, ...); empty = gpiozero's default."),
+    Setting("door.relay_pin", 17, "BCM pin of the door relay."),
+    Setting("door.relay_active_high", True, "The relay board closes on a high level."),
+    Setting("door.open_seconds", 3.0, "How long the door relay stays energised on allow."),
+    Setting("signals.green_pin", 27, "BCM pin of the green LED."),
+    Setting("signals.red_pin", 22, "BCM pin of the red LED."),
+    Setting("signals.buzzer_pin", 23, "BCM pin of the buzzer."),
+
+    Setting("web.host", "127.0.0.1", "Address the guard pages and operator API listen on."),
+    Setting("web.port", 8080, "Port of the guard pages and operator API."),
+    Setting("web.language", "vi", "Language of the guard screen.", ("vi", "en")),
+    Setting("web.operator_tokens", [], "SHA-256 hex digests of the operators' API tokens."),
+
+    Setting("sync.url", "", "Base URL of the central server; empty = no sync."),
+    Setting("sync.token", "", "This kiosk's credential at the central server."),
+    Setting("sync.interval", 5.0, "Seconds between sync attempts when the outbox is empty."),
+    Setting("sync.batch_size", 100, "Entries per batch."),
+    Setting("sync.max_backoff", 300.0, "Longest wait between attempts while the central is failing."),
+
+    Setting("store.retention_days", 28, "Days an entry is kept on the kiosk."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Settings(Mapping[str, Any]):
+    """The resolved settings: read with `settings["camera.backend"]`."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        self._values = dict(values)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some settings changed; keys use '__' for '.' (camera__backend=...)."""
+        return load(overrides={k.replace("__", "."): v for k, v in changes.items()}, base=self,
+                    env={}, path=None)
+
+
+def _coerce(setting: Setting, value: Any, source: str) -> Any:
+    kind = setting.kind
+    where = f"{source}: {setting.name}"
+    if isinstance(value, str) and kind is not str:
+        value = _from_text(setting, value, where)
+    if kind is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        value = float(value)
+    if kind is str and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    if kind is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of text, got {value!r}")
+    if setting.choices and value not in setting.choices:
+        raise ConfigError(f"{where}: expected one of {', '.join(setting.choices)}, got {value!r}")
+    return value
+
+
+def _from_text(setting: Setting, text: str, where: str) -> Any:
+    kind = setting.kind
+    try:
+        if kind is bool:
+            low = text.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is list:
+            return [part.strip() for part in text.split(",") if part.strip()]
+    except ValueError:
+        pass
+    raise ConfigError(f"{where}: cannot read {text!r} as {kind.__name__}")
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for key, value in table.items():
+        name = prefix + key
+        if isinstance(value, dict) and name not in _BY_NAME:
+            yield from _flatten(value, name + ".")
+        else:
+            yield name, value
+
+
+def load(path: Path | str | None = None, env: Mapping[str, str] | None = None,
+         overrides: Mapping[str, Any] | None = None, base: Mapping[str, Any] | None = None) -> Settings:
+    """Resolve settings: base (or defaults) < TOML file < environment < overrides.
+
+    `path=None` reads /etc/kiosk/kiosk.toml when it exists; pass a path to require one.
+    """
+    values = dict(base) if base is not None else {s.name: s.default for s in SETTINGS}
+    if path is None and base is None and DEFAULT_CONFIG_PATH.exists():
+        path = DEFAULT_CONFIG_PATH
+    if path is not None:
+        path = Path(path)
+        try:
+            with open(path, "rb") as f:
+                table = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such settings file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        for name, value in _flatten(table):
+            if name not in _BY_NAME:
+                raise ConfigError(f"{path}: {name}: unknown setting")
+            values[name] = _coerce(_BY_NAME[name], value, str(path))
+    env = os.environ if env is None else env
+    for setting in SETTINGS:
+        if setting.env in env:
+            values[setting.name] = _coerce(setting, env[setting.env], "environment " + setting.env)
+    for name, value in (overrides or {}).items():
+        if name not in _BY_NAME:
+            raise ConfigError(f"override: {name}: unknown setting")
+        values[name] = _coerce(_BY_NAME[name], value, "override")
+    return Settings(values)

@@ -1,0 +1,138 @@
+"""Run the demo: prepare its data folder, start a central server and the kiosk."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+
+import cv2
+
+from .. import config
+from ..declarations import sitepass
+from . import CAPTURE, FPS, HERE, PERIOD, SCENE
+from .scene import visitor_frame
+
+log = logging.getLogger("kiosk.demo")
+
+PASS_VALIDITY = 7 * 86400
+
+
+def _payload(code: str, site: str, site_key, forger_key, now: float) -> str:
+    kind, _, value = code.partition(":")
+    if kind == "pass":
+        return sitepass.issue(site_key, site, value, now, PASS_VALIDITY)
+    if kind == "forged":
+        # Signed with another key but claiming the site's key id: a tampered pass.
+        kid = sitepass.cose.key_id(site_key.public_key())
+        return sitepass.issue(forger_key, site, value, now, PASS_VALIDITY, kid=kid)
+    return value
+
+
+def render_frames(folder: Path, site: str, site_key, now: float) -> int:
+    """Render one loop of SCENE at FPS into `folder`; return the number of frames."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.jpg"):
+        old.unlink()
+    forger = sitepass.new_key()
+    payloads: dict[str, str] = {}
+    count = int(PERIOD * FPS)
+    for i in range(count):
+        t = i / FPS
+        visit = next((v for v in SCENE if v.start <= t < v.end), None)
+        text = None
+        if visit is not None:
+            if visit.code not in payloads:
+                payloads[visit.code] = _payload(visit.code, site, site_key, forger, now)
+            text = payloads[visit.code]
+        frame = visitor_frame(text, seed=i, angle=(i * 7) % 21 - 10, centre=(300 + (i * 13) % 60, 240))
+        cv2.imwrite(str(folder / f"frame_{i:03d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return count
+
+
+def _token(path: Path) -> str:
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def prepare(data: Path, web_port: int, central_port: int) -> tuple[config.Settings, dict]:
+    """Create keys, tokens, frames; return the kiosk's settings and what to tell the user."""
+    data.mkdir(parents=True, exist_ok=True)
+    key_path = data / "site-key.pem"
+    if not key_path.exists():
+        sitepass.save_key(sitepass.new_key(), key_path)
+    site_key = sitepass.load_private_key(key_path)
+    operator_token = _token(data / "operator.token")
+    kiosk_token = _token(data / "kiosk.token")
+    settings = config.load(path=HERE / "demo.toml")
+    settings = config.load(base=settings, overrides={
+        "data_dir": str(data / "kiosk"),
+        "camera.replay_path": str(data / "frames"),
+        "ble.replay_path": str(CAPTURE),
+        "sitepass.public_keys": [str(sitepass.public_path(key_path))],
+        "web.port": web_port,
+        "web.operator_tokens": [hashlib.sha256(operator_token.encode()).hexdigest()],
+        "sync.url": f"http://127.0.0.1:{central_port}",
+        "sync.token": kiosk_token,
+    })
+    render_frames(data / "frames", settings["site.id"], site_key, time.time())
+    return settings, {"operator_token": operator_token, "kiosk_token": kiosk_token}
+
+
+def start_central(data: Path, port: int, settings, kiosk_token: str, operator_token: str):
+    import waitress
+
+    from ..central import db
+    from ..central.app import create_app
+
+    engine = db.connect(f"sqlite:///{data / 'central.db'}")
+    for name, role, site, token in ((settings["kiosk.id"], "kiosk", settings["site.id"], kiosk_token),
+                                    ("demo-operator", "operator", None, operator_token)):
+        if db.find_credential(engine, token) is None:
+            db.add_credential(engine, name, role, site, token)
+    server = waitress.create_server(create_app(engine=engine), host="127.0.0.1", port=port, threads=4)
+    threading.Thread(target=server.run, name="central", daemon=True).start()
+    return server
+
+
+def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds: float | None = None) -> None:
+    from ..checkpoint import Kiosk
+
+    settings, tokens = prepare(data, web_port, central_port)
+    central = start_central(data, central_port, settings, tokens["kiosk_token"], tokens["operator_token"])
+    kiosk = Kiosk(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    subscription = kiosk.bus.subscribe()
+    kiosk.start()
+    print(f"""
+  Guard screen   {kiosk.web_url}/   (open it in a browser; English: {kiosk.web_url}/?lang=en)
+  Operator API   curl -H 'Authorization: Bearer {tokens['operator_token']}' {kiosk.web_url}/api/v1/entries
+  Central server http://127.0.0.1:{central_port}/api/v1/entries (same token)
+  Data folder    {data}
+  Visitors come every few seconds (a {PERIOD:.0f} s loop); Ctrl-C stops everything.
+""", flush=True)
+    deadline = None if seconds is None else time.monotonic() + seconds
+    try:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            try:
+                kind, data_ = subscription.get(timeout=0.2)
+            except Exception:
+                continue
+            if kind == "entry":
+                holder = data_["declaration"].get("holder") or "-"
+                print(f"  {data_['time'][11:19]}Z  {data_['decision'].upper():6}  {holder:24}  "
+                      f"{data_['declaration']['format']}/{data_['declaration']['status']}  "
+                      f"app {data_['ble']['outcome']}  {', '.join(data_['reasons'])}", flush=True)
+    finally:
+        print("  stopping...", flush=True)
+        kiosk.stop()
+        central.close()
+        central.task_dispatcher.shutdown(timeout=5)
+        print(f"  stopped; {kiosk.sync.delivered if kiosk.sync else 0} entries reached the central.", flush=True)

@@ -1,0 +1,25 @@
+"""The kiosk's exceptions: one base class; each subclass also inherits the fitting built-in."""
+
+
+class KioskError(Exception):
+    """Base class for every error the kiosk raises on purpose."""
+
+
+class ConfigError(KioskError, ValueError):
+    """A setting is unknown or has a value of the wrong kind."""
+
+
+class BackendUnavailable(KioskError, RuntimeError):
+    """A hardware backend cannot be used on this machine."""
+
+
+class CameraFault(KioskError, IOError):
+    """The camera stopped delivering frames."""
+
+
+class StoreUnavailable(KioskError, IOError):
+    """The entry log cannot be written."""
+
+
+class SyncRefused(KioskError, RuntimeError):
+    """The central server refused a batch."""

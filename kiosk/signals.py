@@ -1,0 +1,68 @@
+"""The door and the lights: a relay pulse, green/red LEDs and a buzzer through gpiozero.
+
+The pin factory is chosen by name (`gpio.pin_factory`) through gpiozero's own registry of
+factories (the `gpiozero_pin_factories` entry points), so "mock" gives gpiozero's
+MockFactory, whose pins record every state change with its time.
+"""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from .exc import ConfigError
+from .model import ALLOW, DENY, Decision
+
+
+def pin_factory(name: str):
+    """gpiozero pin factory named `name`, or None for gpiozero's own default."""
+    if not name:
+        return None
+    for ep in entry_points(group="gpiozero_pin_factories"):
+        if ep.name == name.lower():
+            return ep.load()()
+    raise ConfigError(f"gpio.pin_factory: gpiozero has no pin factory {name!r}")
+
+
+class DoorSignals:
+    """Show a decision: allow pulses the relay and the green LED; deny lights red and beeps
+    twice; review blinks both LEDs and beeps once so the guard looks up."""
+
+    def __init__(self, factory, relay_pin: int, green_pin: int, red_pin: int, buzzer_pin: int,
+                 open_seconds: float = 3.0, relay_active_high: bool = True):
+        from gpiozero import LED, Buzzer, DigitalOutputDevice
+
+        self.factory = factory
+        self.open_seconds = open_seconds
+        self.relay = DigitalOutputDevice(relay_pin, active_high=relay_active_high, initial_value=False,
+                                  pin_factory=factory)
+        self.green = LED(green_pin, pin_factory=factory)
+        self.red = LED(red_pin, pin_factory=factory)
+        self.buzzer = Buzzer(buzzer_pin, pin_factory=factory)
+
+    @classmethod
+    def from_settings(cls, settings) -> "DoorSignals":
+        return cls(pin_factory(settings["gpio.pin_factory"]), settings["door.relay_pin"],
+                   settings["signals.green_pin"], settings["signals.red_pin"],
+                   settings["signals.buzzer_pin"], settings["door.open_seconds"],
+                   settings["door.relay_active_high"])
+
+    def show(self, decision: Decision) -> None:
+        """Start the signals for `decision`; returns at once (gpiozero runs them in threads)."""
+        self.green.off()
+        self.red.off()
+        if decision.outcome == ALLOW:
+            self.open_door()
+        elif decision.outcome == DENY:
+            self.red.blink(on_time=2.0, off_time=0, n=1)
+            self.buzzer.beep(on_time=0.15, off_time=0.1, n=2)
+        else:
+            self.green.blink(on_time=0.25, off_time=0.25, n=4)
+            self.red.blink(on_time=0.25, off_time=0.25, n=4)
+            self.buzzer.beep(on_time=0.1, off_time=0, n=1)
+
+    def open_door(self) -> None:
+        self.relay.blink(on_time=self.open_seconds, off_time=0, n=1)
+        self.green.blink(on_time=self.open_seconds, off_time=0, n=1)
+
+    def close(self) -> None:
+        for device in (self.relay, self.green, self.red, self.buzzer):
+            device.close()

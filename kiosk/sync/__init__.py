@@ -1,0 +1,103 @@
+"""The kiosk side of sync: deliver the outbox to the central server in batches.
+
+Protocol (docs/sync.md): POST {url}/api/v1/ingest with `Authorization: Bearer <kiosk token>`
+and a JSON body {"kiosk": ID, "entries": [...]}; the central answers
+{"stored": [ids], "duplicate": [ids]}. Both lists count as delivered, so sending the same
+batch twice stores nothing twice.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+import requests
+
+from ..exc import SyncRefused
+
+log = logging.getLogger(__name__)
+
+
+class SyncWorker:
+    """A thread that drains the entry log's outbox; never blocks the door."""
+
+    def __init__(self, entry_log, url: str, token: str, kiosk_id: str, clock,
+                 interval: float = 5.0, batch_size: int = 100, max_backoff: float = 300.0,
+                 timeout: float = 10.0):
+        self.log = entry_log
+        self.url = url.rstrip("/") + "/api/v1/ingest"
+        self.kiosk_id = kiosk_id
+        self.clock = clock
+        self.interval = interval
+        self.batch_size = batch_size
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.headers["Authorization"] = f"Bearer {token}"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_success: float | None = None
+        self.last_error: str | None = None
+        self.delivered = 0
+
+    @classmethod
+    def from_settings(cls, settings, entry_log, clock) -> "SyncWorker | None":
+        if not settings["sync.url"]:
+            return None
+        return cls(entry_log, settings["sync.url"], settings["sync.token"], settings["kiosk.id"],
+                   clock, settings["sync.interval"], settings["sync.batch_size"],
+                   settings["sync.max_backoff"])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._session.close()
+
+    def nudge(self) -> None:
+        """A new entry is waiting: try now rather than at the next interval."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                sent = self.push_once()
+                failures = 0
+                self.last_error = None
+                if sent == self.batch_size:
+                    continue                     # a backlog: drain at full speed
+                wait = self.interval
+            except (requests.RequestException, SyncRefused) as e:
+                failures += 1
+                self.last_error = str(e)
+                # Exponential backoff with full jitter, so many kiosks do not return together.
+                wait = random.uniform(0, min(self.max_backoff, self.interval * 2 ** failures))
+                log.warning("sync failed (%s); next try in %.1f s", e, wait)
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def push_once(self) -> int:
+        """Send one batch; return how many entries the central confirmed."""
+        batch = self.log.unsynced(self.batch_size)
+        if not batch:
+            return 0
+        response = self._session.post(self.url, json={"kiosk": self.kiosk_id, "entries": batch},
+                                      timeout=self.timeout)
+        if response.status_code != 200:
+            raise SyncRefused(f"central answered {response.status_code}: {response.text[:200]}")
+        body = response.json()
+        confirmed = list(body.get("stored", [])) + list(body.get("duplicate", []))
+        sent_ids = {e["id"] for e in batch}
+        confirmed = [i for i in confirmed if i in sent_ids]
+        self.log.mark_synced(confirmed, self.clock.now())
+        self.last_success = time.time()
+        self.delivered += len(confirmed)
+        return len(confirmed)

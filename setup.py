@@ -1,0 +1,50 @@
+"""Packaging for the checkpoint kiosk ("điểm kiểm dịch")."""
+from setuptools import find_packages, setup
+
+setup(
+    name="kiosk",
+    version="0.1.0",
+    description="Raspberry Pi checkpoint kiosk: QR health declarations, BLE app presence, door control",
+    python_requires=">=3.11",
+    packages=find_packages(include=["kiosk", "kiosk.*"]),
+    package_data={
+        "kiosk.web": ["templates/*.html", "static/*"],
+        "kiosk.demo": ["*.jsonl", "*.toml"],
+    },
+    install_requires=[
+        # Reading frames and images (replay, USB cameras, `kiosk decode`).
+        "opencv-python-headless>=4.8",
+        "numpy>=1.24",
+        # QR decoding; needs the system library libzbar0.
+        "pyzbar>=0.1.9",
+        # Declarations: COSE/CBOR/base45 as the EU DCC spec uses them, signatures via cryptography.
+        "cbor2>=5.4",
+        "base45>=0.4",
+        "cryptography>=41",
+        # Rendering QR codes for issued passes and the demo's visitors.
+        "segno>=1.5",
+        # Door relay, LEDs, buzzer; its MockFactory runs anywhere.
+        "gpiozero>=2.0",
+        # The entry log (on our own durable Storage).
+        "tinydb>=4.8",
+        "orjson>=3.8",
+        # Guard pages, operator API and the central server.
+        "flask>=3.0",
+        "waitress>=3.0",
+        "sqlalchemy>=2.0",
+        "requests>=2.31",
+        "click>=8.1",
+    ],
+    extras_require={
+        # Hardware-only libraries: installed on the Pi (bluepy builds against libglib2.0-dev).
+        # picamera2 comes from Raspberry Pi OS (apt: python3-picamera2), not PyPI.
+        "pi": ["bluepy>=1.3", "lgpio>=0.2"],
+        "test": ["pytest>=7.4", "hypothesis>=6.80"],
+    },
+    entry_points={
+        "console_scripts": [
+            "kiosk=kiosk.cli:main",
+            "kiosk-central=kiosk.central.cli:main",
+        ],
+    },
+)
