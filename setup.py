@@ -30,7 +30,7 @@ setup(
         "orjson>=3.8",
         # Guard pages, operator API and the central server.
         "flask>=3.0",
-        "waitress>=3.0",
+        "waitress>=3.0",  # 3.x flushes each write (SSE) by default
         "sqlalchemy>=2.0",
         "requests>=2.31",
         "click>=8.1",

@@ -88,10 +88,12 @@ class Kiosk:
 
         from .web import create_app
 
-        # send_bytes=1: waitress flushes each SSE event at once instead of buffering 18 kB.
+        # waitress 3 flushes every write at once (its send_bytes default is 1; older releases
+        # buffered 18 kB), so server-sent events reach the screen without delay. Each open
+        # screen holds one of the threads.
         self._server = waitress.create_server(create_app(self), host=self.settings["web.host"],
                                               port=self.settings["web.port"], threads=8,
-                                              send_bytes=1, clear_untrusted_proxy_headers=True)
+                                              clear_untrusted_proxy_headers=True)
         thread = threading.Thread(target=self._server.run, name="web", daemon=True)
         thread.start()
         self._threads.append(thread)

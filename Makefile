@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh Debian machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# libzbar0: pyzbar's decoder. libglib2.0-dev, build-essential, pkg-config: bluepy builds its
+# helper against GLib. python3-venv: Debian's python3 has no venv without it.
+SYSTEM_PACKAGES := libzbar0 libglib2.0-dev build-essential pkg-config python3-venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test system-packages clean
+
+demo: $(VENV)/.installed
+	$(BIN)/kiosk demo
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: setup.py | system-packages
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[pi,test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) demo-data *.egg-info

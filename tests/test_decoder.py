@@ -1,0 +1,86 @@
+"""Real pyzbar on real images rendered like a doorway camera sees them."""
+import cv2
+import numpy as np
+import pytest
+
+from kiosk.camera import open_source
+from kiosk.camera.decoder import PresentationFilter, QRDecoder
+from kiosk.clock import ManualClock
+from kiosk.demo.scene import visitor_frame
+from kiosk.exc import CameraFault
+from kiosk import config
+
+
+@pytest.mark.parametrize("angle, centre, tilt", [(0, (320, 240), 0), (10, (200, 180), 0.1),
+                                                 (-25, (450, 300), 0.15), (45, (320, 240), 0.05)])
+def test_codes_held_at_angles_and_off_centre(angle, centre, tilt):
+    text = "KP1:" + "ABCDEFGH1234" * 12
+    frame = visitor_frame(text, angle=angle, centre=centre, tilt=tilt)
+    assert QRDecoder().decode(frame) == [text.encode()]
+
+
+def test_an_empty_doorway_has_no_code():
+    assert QRDecoder().decode(visitor_frame(None)) == []
+
+
+def test_binary_payloads_come_out_as_the_same_bytes():
+    payload = bytes(range(256))[:120]
+    assert QRDecoder().decode(visitor_frame(payload)) == [payload]
+
+
+def test_oversized_payloads_are_dropped():
+    frame = visitor_frame("X" * 300)
+    assert QRDecoder(max_payload=200).decode(frame) == []
+
+
+def test_dim_low_contrast_code_is_read_after_equalisation():
+    frame = visitor_frame("KP1:LOWLIGHT", angle=5).astype(np.float32)
+    dim = np.clip(frame * 0.25 + 30, 0, 255).astype(np.uint8)
+    assert QRDecoder().decode(dim) == [b"KP1:LOWLIGHT"]
+
+
+def test_once_per_presentation():
+    f = PresentationFilter(cooldown=2.0)
+    assert f.new([b"a"], 0.0) == [b"a"]
+    assert f.new([b"a"], 1.0) == []          # still held up
+    assert f.new([b"a", b"b"], 2.5) == [b"b"]
+    assert f.new([], 3.0) == []
+    assert f.new([b"a"], 6.0) == [b"a"]      # gone for 3.5 s: a new presentation
+
+
+@pytest.fixture(params=["folder", "video"])
+def replay_settings(request, tmp_path):
+    frames = [visitor_frame(None), visitor_frame("KP1:ONE"), visitor_frame(None)]
+    if request.param == "folder":
+        for i, frame in enumerate(frames):
+            cv2.imwrite(str(tmp_path / f"{i:02d}.png"), frame)
+        path = tmp_path
+    else:
+        path = tmp_path / "door.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (640, 480))
+        for frame in frames:
+            writer.write(frame)
+        writer.release()
+    base = {s.name: s.default for s in config.SETTINGS}
+    return config.load(env={}, base=base, overrides={"camera.backend": "replay",
+                                                     "camera.replay_path": str(path),
+                                                     "camera.replay_fps": 0.0})
+
+
+def test_replay_camera_plays_folders_and_videos(replay_settings):
+    source = open_source(replay_settings, ManualClock())
+    source.open()
+    decoder = QRDecoder()
+    found = [decoder.decode(source.read(1.0).image) for _ in range(3)]
+    assert found == [[], [b"KP1:ONE"], []]
+    with pytest.raises(CameraFault):
+        source.read(1.0)                      # not looping: the end is a fault the kiosk reports
+    source.close()
+
+
+def test_a_missing_replay_folder_is_a_camera_fault(tmp_path):
+    base = {s.name: s.default for s in config.SETTINGS}
+    settings = config.load(env={}, base=base, overrides={"camera.backend": "replay",
+                                                         "camera.replay_path": str(tmp_path / "gone")})
+    with pytest.raises(CameraFault, match="does not exist"):
+        open_source(settings, ManualClock()).open()
