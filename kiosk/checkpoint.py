@@ -84,23 +84,16 @@ class Kiosk:
         self._start_web()
 
     def _start_web(self) -> None:
-        import waitress
-
+        from .serving import BackgroundServer
         from .web import create_app
 
-        # waitress 3 flushes every write at once (its send_bytes default is 1; older releases
-        # buffered 18 kB), so server-sent events reach the screen without delay. Each open
-        # screen holds one of the threads.
-        self._server = waitress.create_server(create_app(self), host=self.settings["web.host"],
-                                              port=self.settings["web.port"], threads=8,
-                                              clear_untrusted_proxy_headers=True)
-        thread = threading.Thread(target=self._server.run, name="web", daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        # Each open screen (SSE stream) holds one of the threads.
+        self._server = BackgroundServer(create_app(self), self.settings["web.host"],
+                                        self.settings["web.port"], threads=8).start()
 
     @property
     def web_url(self) -> str:
-        return f"http://{self.settings['web.host']}:{self._server.effective_port}"
+        return self._server.url
 
     def stop(self) -> None:
         self._stop.set()
@@ -108,8 +101,7 @@ class Kiosk:
         if self.sync is not None:
             self.sync.stop(JOIN_TIMEOUT)
         if self._server is not None:
-            self._server.close()
-            self._server.task_dispatcher.shutdown(timeout=JOIN_TIMEOUT)
+            self._server.stop(JOIN_TIMEOUT)
         for thread in self._threads:
             thread.join(JOIN_TIMEOUT)
         self.log.stop(JOIN_TIMEOUT)

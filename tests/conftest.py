@@ -3,18 +3,17 @@ mock pins, a real central server on 127.0.0.1 and a manual clock."""
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import waitress
 
 from kiosk import config
 from kiosk.central import db as central_db
 from kiosk.central.app import create_app as create_central
 from kiosk.clock import ManualClock
 from kiosk.declarations import sitepass
+from kiosk.serving import BackgroundServer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SITE = "test-site"
@@ -52,15 +51,10 @@ def central(tmp_path):
     engine = central_db.connect(f"sqlite:///{tmp_path / 'central.db'}")
     central_db.add_credential(engine, "gate-1", "kiosk", SITE, KIOSK_TOKEN)
     central_db.add_credential(engine, "ops", "operator", None, OPERATOR_TOKEN)
-    server = waitress.create_server(create_central(engine=engine), host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.effective_port}"
+    server = BackgroundServer(create_central(engine=engine), "127.0.0.1", 0, threads=4, name="central")
     server.engine = engine
-    yield server
-    server.close()
-    server.task_dispatcher.shutdown(timeout=5)
-    thread.join(5)
+    yield server.start()
+    server.stop()
 
 
 @pytest.fixture

@@ -164,3 +164,26 @@ def test_the_same_pass_held_up_is_one_scan_and_shown_again_later_is_another(make
     entries = kiosk.log.recent()
     assert len(entries) == 2
     assert entries[0]["reasons"][-1] == "shown_again:8s"
+
+
+def test_the_kiosk_stops_promptly_with_a_guard_screen_attached(make_kiosk):
+    import time
+
+    kiosk = make_kiosk()
+    opened = threading.Event()
+
+    def screen():
+        try:
+            with requests.get(kiosk.web_url + "/events", stream=True, timeout=30) as r:
+                opened.set()
+                for _ in r.iter_lines():
+                    pass
+        except requests.RequestException:
+            pass                            # the kiosk went away: what a screen sees on shutdown
+    threading.Thread(target=screen, daemon=True).start()
+    assert opened.wait(5)
+    wait_for(lambda: len(kiosk.bus._subscribers) == 1)
+    start = time.monotonic()
+    kiosk.stop()
+    assert time.monotonic() - start < 3.0
+    assert not any(t.is_alive() for t in kiosk._threads)

@@ -13,6 +13,7 @@ import cv2
 
 from .. import config
 from ..declarations import sitepass
+from ..serving import BackgroundServer
 from . import CAPTURE, FPS, HERE, PERIOD, SCENE
 from .scene import visitor_frame
 
@@ -85,8 +86,6 @@ def prepare(data: Path, web_port: int, central_port: int) -> tuple[config.Settin
 
 
 def start_central(data: Path, port: int, settings, kiosk_token: str, operator_token: str):
-    import waitress
-
     from ..central import db
     from ..central.app import create_app
 
@@ -95,9 +94,7 @@ def start_central(data: Path, port: int, settings, kiosk_token: str, operator_to
                                     ("demo-operator", "operator", None, operator_token)):
         if db.find_credential(engine, token) is None:
             db.add_credential(engine, name, role, site, token)
-    server = waitress.create_server(create_app(engine=engine), host="127.0.0.1", port=port, threads=4)
-    threading.Thread(target=server.run, name="central", daemon=True).start()
-    return server
+    return BackgroundServer(create_app(engine=engine), "127.0.0.1", port, threads=4, name="central").start()
 
 
 def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds: float | None = None) -> None:
@@ -133,6 +130,5 @@ def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds
     finally:
         print("  stopping...", flush=True)
         kiosk.stop()
-        central.close()
-        central.task_dispatcher.shutdown(timeout=5)
+        central.stop()
         print(f"  stopped; {kiosk.sync.delivered if kiosk.sync else 0} entries reached the central.", flush=True)

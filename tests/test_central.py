@@ -1,0 +1,68 @@
+"""The central server through real HTTP on 127.0.0.1, on SQLite."""
+import requests
+
+from kiosk.central import db
+
+from .conftest import KIOSK_TOKEN, OPERATOR_TOKEN, SITE
+
+
+def _entry(i, kiosk="gate-1", site=SITE):
+    return {"id": f"01J000000000000000000000{i:02d}", "site": site, "kiosk": kiosk,
+            "time": f"2026-11-23T01:00:{i:02d}.000Z", "decision": "allow", "reasons": [],
+            "declaration": {"holder": "Nguyễn Văn An"}, "ble": {"outcome": "confirmed"}}
+
+
+def _post(central, body, token=KIOSK_TOKEN):
+    return requests.post(central.url + "/api/v1/ingest", json=body, timeout=5,
+                         headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_batch_is_stored_once(central):
+    batch = [_entry(1), _entry(2)]
+    r = _post(central, {"kiosk": "gate-1", "entries": batch})
+    assert r.json() == {"stored": [batch[0]["id"], batch[1]["id"]], "duplicate": []}
+    r = _post(central, {"kiosk": "gate-1", "entries": batch + [_entry(3)]})
+    assert r.json() == {"stored": [_entry(3)["id"]], "duplicate": [batch[0]["id"], batch[1]["id"]]}
+    listed = requests.get(central.url + "/api/v1/entries", timeout=5,
+                          headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}).json()["entries"]
+    assert [e["id"] for e in listed] == [_entry(i)["id"] for i in (1, 2, 3)]
+    assert listed[0]["declaration"]["holder"] == "Nguyễn Văn An"
+
+
+def test_refusals_store_nothing(central):
+    cases = [
+        (KIOSK_TOKEN, {"kiosk": "gate-1", "entries": "nope"}, 400),
+        (KIOSK_TOKEN, {"kiosk": "gate-1", "entries": [{"id": 1}]}, 400),
+        (KIOSK_TOKEN, {"kiosk": "gate-1", "entries": [_entry(1, kiosk="gate-9")]}, 403),
+        (KIOSK_TOKEN, {"kiosk": "gate-1", "entries": [_entry(1, site="other")]}, 403),
+        ("wrong", {"kiosk": "gate-1", "entries": [_entry(1)]}, 401),
+        (OPERATOR_TOKEN, {"kiosk": "gate-1", "entries": [_entry(1)]}, 401),
+    ]
+    for token, body, status in cases:
+        r = _post(central, body, token)
+        assert r.status_code == status, body
+        assert "error" in r.json()
+    assert db.list_entries(central.engine) == []
+    r = requests.post(central.url + "/api/v1/ingest", data=b"\xff not json", timeout=5,
+                      headers={"Authorization": f"Bearer {KIOSK_TOKEN}", "Content-Type": "application/json"})
+    assert r.status_code == 400
+
+
+def test_operators_need_a_token(central):
+    assert requests.get(central.url + "/api/v1/entries", timeout=5).status_code == 401
+    r = requests.get(central.url + "/api/v1/entries", timeout=5,
+                     headers={"Authorization": f"Bearer {KIOSK_TOKEN}"})
+    assert r.status_code == 401
+
+
+def test_kiosk_central_cli_registers_credentials(tmp_path):
+    from click.testing import CliRunner
+
+    from kiosk.central.cli import main
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    result = CliRunner().invoke(main, ["--db", url, "add-kiosk", "gate-7", "--site", "s"])
+    assert result.exit_code == 0
+    token = result.output.strip()
+    cred = db.find_credential(db.connect(url), token)
+    assert (cred["name"], cred["role"], cred["site"]) == ("gate-7", "kiosk", "s")

@@ -1,0 +1,131 @@
+"""The entry log: tinydb on the durable journal, one writer thread."""
+import os
+
+import pytest
+from tinydb import TinyDB, where
+
+from kiosk.model import Entry, new_id
+from kiosk.store import DurableStorage, EntryLog
+from kiosk.store.storage import JOURNAL, SNAPSHOT
+
+T0 = 1_795_000_000.0
+
+
+def entry(i: int, t: float = T0, fingerprint: str = "f") -> Entry:
+    return Entry(id=new_id(t + i), site="s", kiosk="k", t=t + i, direction="in",
+                 declaration={"format": "sitepass", "status": "valid", "holder": f"Visitor {i}"},
+                 fingerprint=fingerprint, ble={"outcome": "confirmed"}, decision="allow", reasons=())
+
+
+def test_tinydb_on_durable_storage_survives_reopen(tmp_path):
+    db = TinyDB(tmp_path / "log", storage=DurableStorage)
+    db.insert({"n": 1})
+    db.insert({"n": 2})
+    db.update({"n": 20}, where("n") == 2)
+    db.remove(where("n") == 1)
+    db.close()
+    db = TinyDB(tmp_path / "log", storage=DurableStorage)
+    assert [d["n"] for d in db.all()] == [20]
+    db.insert({"n": 3})
+    assert sorted(d.doc_id for d in db.all()) == [2, 3]
+
+
+def test_each_insert_appends_one_line_not_the_whole_file(tmp_path):
+    db = TinyDB(tmp_path / "log", storage=DurableStorage, compact_every=10_000)
+    for n in range(50):
+        db.insert({"n": n, "pad": "x" * 100})
+    size_50 = os.path.getsize(tmp_path / "log" / JOURNAL)
+    db.insert({"n": 50, "pad": "x" * 100})
+    grew = os.path.getsize(tmp_path / "log" / JOURNAL) - size_50
+    assert grew < 300, "an insert writes its own record, not the table"
+
+
+def test_a_torn_last_record_is_dropped_and_the_rest_kept(tmp_path, caplog):
+    db = TinyDB(tmp_path / "log", storage=DurableStorage)
+    for n in range(3):
+        db.insert({"n": n})
+    db.close()
+    with open(tmp_path / "log" / JOURNAL, "ab") as f:
+        f.write(b'{"ops": [{"t": "_default", "put": {"4": {"n"')     # power cut mid-write
+    db = TinyDB(tmp_path / "log", storage=DurableStorage)
+    assert [d["n"] for d in db.all()] == [0, 1, 2]
+    assert "torn last record" in caplog.text
+    db.insert({"n": 3})
+    db.close()
+    assert [d["n"] for d in TinyDB(tmp_path / "log", storage=DurableStorage).all()] == [0, 1, 2, 3]
+
+
+def test_compaction_writes_a_snapshot_and_starts_a_new_journal(tmp_path):
+    db = TinyDB(tmp_path / "log", storage=DurableStorage, compact_every=10)
+    for n in range(25):
+        db.insert({"n": n})
+    db.close()
+    assert (tmp_path / "log" / SNAPSHOT).exists()
+    assert len((tmp_path / "log" / JOURNAL).read_bytes().splitlines()) == 5
+    assert len(TinyDB(tmp_path / "log", storage=DurableStorage).all()) == 25
+
+
+@pytest.fixture
+def log(tmp_path):
+    entry_log = EntryLog(tmp_path / "log", retention_days=28)
+    entry_log.start()
+    yield entry_log
+    entry_log.stop()
+
+
+def test_outbox_reuse_and_recent(log):
+    e1, e2, e3 = entry(1, fingerprint="a"), entry(2, fingerprint="b"), entry(3, fingerprint="a")
+    for e in (e1, e2, e3):
+        assert log.append(e) is True
+    assert [d["id"] for d in log.recent(2)] == [e3.id, e2.id]
+    assert log.shown_ago("a", T0 + 10) == pytest.approx(7.0)
+    assert log.shown_ago("never", T0) is None
+    assert [d["id"] for d in log.unsynced(2)] == [e1.id, e2.id]
+    log.mark_synced([e1.id, e2.id], T0 + 20)
+    assert [d["id"] for d in log.unsynced(10)] == [e3.id]
+    assert log.backlog() == 1
+
+
+def test_the_outbox_and_reuse_index_survive_a_restart(tmp_path):
+    first = EntryLog(tmp_path / "log")
+    first.start()
+    e1, e2 = entry(1, fingerprint="a"), entry(2, fingerprint="b")
+    first.append(e1)
+    first.append(e2)
+    first.mark_synced([e1.id], T0 + 5)
+    first.stop()
+    second = EntryLog(tmp_path / "log")
+    second.start()
+    try:
+        assert [d["id"] for d in second.unsynced()] == [e2.id]
+        assert second.shown_ago("a", T0 + 11) == pytest.approx(10.0)
+    finally:
+        second.stop()
+
+
+def test_purge_keeps_what_has_not_reached_the_central(log, caplog):
+    old_synced, old_unsynced, recent = entry(1), entry(2), entry(3, t=T0 + 30 * 86400)
+    for e in (old_synced, old_unsynced, recent):
+        log.append(e)
+    log.mark_synced([old_synced.id, recent.id], T0 + 40 * 86400)
+    assert log.purge(T0 + 30 * 86400) == 1
+    assert {d["id"] for d in log.query()} == {old_unsynced.id, recent.id}
+    assert "not yet at the central" in caplog.text
+
+
+def test_an_unwritable_disk_holds_entries_in_memory_until_it_can_write(log, tmp_path):
+    journal = tmp_path / "log" / JOURNAL
+    log.append(entry(1))
+    # Make the journal unwritable the way a full or read-only disk does: writes raise OSError.
+    storage = log._call(lambda: log._db.storage)
+    good = storage._journal
+    storage._journal = open(os.devnull, "rb")        # write() raises io.UnsupportedOperation (an OSError)
+    try:
+        assert log.append(entry(2)) is False
+        assert log.error and "cannot write the entry log" in log.error
+        assert [d["holder"] for d in (x["declaration"] for x in log.recent())] == ["Visitor 2", "Visitor 1"]
+    finally:
+        storage._journal.close()
+        storage._journal = good
+    assert log.retry() is True and log.error is None
+    assert len(journal.read_bytes().splitlines()) == 2
