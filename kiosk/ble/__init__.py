@@ -5,13 +5,12 @@ only when its backend is built.
 """
 from __future__ import annotations
 
-import importlib
 import threading
 from abc import ABC, abstractmethod
 from typing import Callable
 
-from ..exc import ConfigError
 from ..model import Advertisement
+from ..registry import backend_class
 
 BACKENDS = {
     "bluepy": "kiosk.ble.bluepy_backend:BluepyScanner",
@@ -36,10 +35,5 @@ class AdvertisementSource(ABC):
 
 
 def open_source(settings, clock) -> AdvertisementSource:
-    name = settings["ble.backend"]
-    try:
-        module_name, cls_name = BACKENDS[name].split(":")
-    except KeyError:
-        raise ConfigError(f"ble.backend: unknown backend {name!r}") from None
-    cls = getattr(importlib.import_module(module_name), cls_name)
+    cls = backend_class(BACKENDS, "ble.backend", settings["ble.backend"])
     return cls.from_settings(settings, clock)

@@ -6,11 +6,10 @@ built, so `import kiosk.camera` works on any machine.
 """
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
-from ..exc import ConfigError
+from ..registry import backend_class
 
 if TYPE_CHECKING:
     from ..model import Frame
@@ -46,10 +45,5 @@ class FrameSource(ABC):
 
 def open_source(settings, clock) -> FrameSource:
     """Build the frame source named by `camera.backend`."""
-    name = settings["camera.backend"]
-    try:
-        module_name, cls_name = BACKENDS[name].split(":")
-    except KeyError:
-        raise ConfigError(f"camera.backend: unknown backend {name!r}") from None
-    cls = getattr(importlib.import_module(module_name), cls_name)
+    cls = backend_class(BACKENDS, "camera.backend", settings["camera.backend"])
     return cls.from_settings(settings, clock)
