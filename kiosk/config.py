@@ -59,6 +59,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ble.replay_period", 0.0, "replay: seconds after which the capture starts again (0 = play once)."),
     Setting("ble.window", 30.0, "Seconds of look-back for beacons at a scan (Bluezone advertises 15 s on, 15 s off)."),
     Setting("ble.rssi_near", -75, "Smoothed RSSI (dBm) at or above which a beacon counts as at the door."),
+    Setting("ble.arrival_window", 180.0, "Seconds since a phone first appeared within which it counts as the visitor's."),
+    Setting("ble.rise_db", 10.0, "dB a phone already around must rise over its usual level to count as the visitor's."),
+    Setting("ble.silence_restart", 60.0, "bluepy: seconds without any advertisement before the helper is restarted."),
     Setting("ble.required_families", ["bluezone", "gaen"], "App families that count as the required app."),
 
     Setting("policy.no_app", "review", "Outcome when no required app is heard.", ("review", "warn", "deny")),

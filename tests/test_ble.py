@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 from kiosk import demo
 from kiosk.ble import advertising as adv
 from kiosk.ble import families
-from kiosk.ble.presence import PresenceTracker
+from kiosk.ble.presence import HISTORY, PresenceTracker
 from kiosk.model import Advertisement
 
 T0 = 1_795_000_000.0
@@ -97,7 +97,7 @@ def test_memory_stays_bounded_with_rotating_addresses():
     tracker = PresenceTracker(window=30, rssi_near=-75)
     for i in range(5000):       # a new random address every second, for over an hour
         tracker.record(Advertisement(f"r{i}", -80, T0 + i, families.gaen(i.to_bytes(16, "big"))))
-    assert len(tracker._beacons) <= 2 * (30 + 2) + 2
+    assert len(tracker) <= HISTORY + 2      # forgotten after HISTORY seconds unheard
 
 
 def test_the_bundled_demo_capture_is_built_from_the_scene():

@@ -2,7 +2,8 @@
 
 bluepy needs root or `sudo setcap cap_net_raw,cap_net_admin+eip <venv>/lib/python3*/site-packages/bluepy/bluepy-helper`.
 The helper can hang or die on long scans, so the scan runs in short process() rounds and is
-restarted when it raises or when nothing at all is heard for `SILENCE` seconds.
+restarted when it raises or when nothing at all is heard for `ble.silence_restart` seconds
+(a busy place always has some advertiser; silence means the helper is stuck).
 """
 from __future__ import annotations
 
@@ -17,20 +18,20 @@ from . import AdvertisementSource
 
 log = logging.getLogger(__name__)
 
-SILENCE = 60.0          # seconds without any report before the helper is restarted
 ROUND = 1.0             # seconds per Scanner.process() call, so stop is noticed quickly
 
 
 class BluepyScanner(AdvertisementSource):
-    def __init__(self, clock, iface: int = 0, scanner_factory=None):
+    def __init__(self, clock, iface: int = 0, silence: float = 60.0, scanner_factory=None):
         self._clock = clock
         self._iface = iface
+        self._silence = silence
         self._scanner_factory = scanner_factory
         self._status = "starting"
 
     @classmethod
     def from_settings(cls, settings, clock) -> "BluepyScanner":
-        return cls(clock, settings["ble.iface"])
+        return cls(clock, settings["ble.iface"], settings["ble.silence_restart"])
 
     def status(self) -> str:
         return self._status
@@ -75,8 +76,9 @@ class BluepyScanner(AdvertisementSource):
                     scanner.process(ROUND)
                     # Addresses rotate every ~15 minutes: do not let bluepy keep them all.
                     scanner.clear()
-                    if time.monotonic() - heard["last"] > SILENCE:
-                        log.warning("no advertisement for %.0f s: restarting bluepy-helper", SILENCE)
+                    if time.monotonic() - heard["last"] > self._silence:
+                        log.warning("no advertisement for %.0f s: restarting bluepy-helper", self._silence)
+                        self._status = "restarting: no advertisement heard"
                         break
             except BackendUnavailable as e:
                 self._status = str(e)
