@@ -164,3 +164,88 @@ def issue(key, site, holder, hours, png):
     if png:
         segno.make(text, error="m", micro=False).save(png, scale=6)
     click.echo(text)
+
+
+@main.group()
+def ble():
+    """Bluetooth: record advertisements at a door, analyse captures, calibrate the range."""
+
+
+def _scan(settings, seconds, on_advert) -> None:
+    """Run the configured BLE backend, handing each advertisement to `on_advert`, until
+    Ctrl-C or `seconds` pass."""
+    from .ble import open_source
+    from .clock import SystemClock
+
+    source = open_source(settings, SystemClock())
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    thread = threading.Thread(target=source.run, args=(on_advert, stop), name="ble", daemon=True)
+    thread.start()
+    stop.wait(seconds)
+    stop.set()
+    thread.join(5)
+
+
+@ble.command()
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Capture file (JSON lines).")
+@click.option("--seconds", type=float, help="Stop after this long (default: Ctrl-C).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def record(out, seconds, config_path):
+    """Write every advertisement heard as one JSON line (advertisement and scan response each)."""
+    settings = _settings(config_path)
+    count = 0
+    with open(out, "a", encoding="utf-8") as f:
+        def write(advert):
+            nonlocal count
+            f.write(json.dumps(advert.to_json()) + "\n")
+            f.flush()
+            count += 1
+        _scan(settings, seconds, write)
+    click.echo(f"{count} advertisements written to {out}", err=True)
+
+
+@ble.command()
+@click.argument("capture", type=click.Path(exists=True, dir_okay=False))
+@click.option("--scan-at", "scan_at", type=float, multiple=True, help="UNIX time of a scan (repeatable).")
+@click.option("--summary", "show_summary", is_flag=True, help="Families heard and counts.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def analyze(capture, scan_at, show_summary, config_path):
+    """Run CAPTURE through the door's parser, classifier and tracker."""
+    from .ble import analysis
+    from .ble.presence import PresenceTracker
+    from .ble.replay import read_capture
+
+    if not scan_at and not show_summary:
+        raise click.UsageError("give --scan-at T (one or more) or --summary")
+    settings = _settings(config_path)
+    records = read_capture(capture)
+    if show_summary:
+        click.echo(json.dumps(analysis.summary(records)))
+    for line in analysis.presence_at(records, PresenceTracker.from_settings(settings), list(scan_at)):
+        click.echo(json.dumps(line))
+
+
+@ble.command()
+@click.option("--seconds", type=float, help="Stop after this long (default: Ctrl-C).")
+@click.option("--top", default=5, show_default=True, help="How many beacons to show.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def calibrate(seconds, top, config_path):
+    """Print, every second, the strongest app beacons heard and whether they count as near."""
+    from .ble.presence import PresenceTracker
+    from .model import iso
+
+    settings = _settings(config_path)
+    tracker = PresenceTracker.from_settings(settings)
+    last_print = [0.0]
+
+    def hear(advert):
+        tracker.record(advert)
+        if advert.t - last_print[0] >= 1.0:
+            last_print[0] = advert.t
+            rows = tracker.strongest(advert.t, top)
+            line = "  ".join(f"{r['family']}{'?' if r['strength'] == 'weak' else ''} {r['addr']} "
+                             f"{r['rssi']} dBm{' NEAR' if r['near'] else ''}" for r in rows)
+            click.echo(f"{iso(advert.t)[11:19]}  threshold {settings['ble.rssi_near']} dBm  {line or 'no app beacon'}")
+    _scan(settings, seconds, hear)

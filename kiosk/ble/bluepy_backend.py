@@ -21,6 +21,29 @@ log = logging.getLogger(__name__)
 ROUND = 1.0             # seconds per Scanner.process() call, so stop is noticed quickly
 
 
+# What bluepy-helper's management errors mean at a kiosk, and the fix (bluepy 1.3 reports
+# "Failed to execute management command 'le on' (code: N, error: TEXT)"; older releases
+# say only "Failed to execute mgmt cmd 'le on'", which is a permission or adapter problem).
+FIXES = (
+    ("Permission Denied", "no permission to scan: sudo setcap cap_net_raw,cap_net_admin+eip "
+                          "on bluepy-helper (or AmbientCapabilities in kiosk.service)"),
+    ("Not Powered", "Bluetooth adapter is off: bluetoothctl power on"),
+    ("rfkill", "Bluetooth is blocked: sudo rfkill unblock bluetooth"),
+    ("Invalid Index", "no such Bluetooth adapter: check ble.iface (hciconfig lists them)"),
+    ("Not Supported", "this adapter cannot do Bluetooth LE"),
+    ("'le on'", "cannot start scanning: sudo setcap cap_net_raw,cap_net_admin+eip on "
+                "bluepy-helper, and bluetoothctl power on"),
+)
+
+
+def explain(error: str) -> str:
+    """One line for the guard's health strip: what failed and how to fix it."""
+    for needle, fix in FIXES:
+        if needle.lower() in error.lower():
+            return fix
+    return f"scanner error: {error}"
+
+
 class BluepyScanner(AdvertisementSource):
     def __init__(self, clock, iface: int = 0, silence: float = 60.0, scanner_factory=None):
         self._clock = clock
@@ -85,14 +108,7 @@ class BluepyScanner(AdvertisementSource):
                 log.error("%s", e)
                 stop.wait(60)
             except Exception as e:  # bluepy raises BTLEException subclasses and BrokenPipe
-                text = str(e)
-                if "Permission" in text or "le on" in text:
-                    self._status = ("no permission to scan: sudo setcap cap_net_raw,cap_net_admin+eip "
-                                    "on bluepy-helper, or run as root")
-                elif "Failed to execute" in text or "powered" in text.lower():
-                    self._status = "adapter down: bluetoothctl power on"
-                else:
-                    self._status = f"scanner error: {text}"
+                self._status = explain(str(e))
                 log.warning("BLE scan failed (%s); retrying in %.0f s", self._status, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 60.0)
