@@ -7,13 +7,16 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := libzbar0 libglib2.0-dev build-essential pkg-config python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test system-packages clean
+.PHONY: demo test bench system-packages clean
 
 demo: $(VENV)/.installed
 	$(BIN)/kiosk demo
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
