@@ -21,6 +21,8 @@ setup(
         "cbor2>=5.4",
         "base45>=0.4",
         "cryptography>=41",
+        # Reads DCC signer certificates that strict DER parsers refuse (as found in the wild).
+        "asn1crypto>=1.5",
         # Rendering QR codes for issued passes and the demo's visitors.
         "segno>=1.5",
         # Door relay, LEDs, buzzer; its MockFactory runs anywhere.

@@ -70,6 +70,13 @@ SETTINGS: tuple[Setting, ...] = (
 
     Setting("sitepass.public_keys", [], "PEM files of the site's pass-signing public keys."),
 
+    Setting("dcc.trust_list", "", "EU DCC signer certificates (`kiosk trust update` writes it); empty = data_dir/trust-list.json."),
+    Setting("dcc.trust_max_age_days", 7.0, "A trust list older than this sends every DCC to review."),
+    Setting("dcc.vaccination_min_days", 14, "Days after the last dose of a complete series before it counts."),
+    Setting("dcc.pcr_max_hours", 72.0, "Hours a negative PCR (NAAT) test counts from sampling."),
+    Setting("dcc.rat_max_hours", 24.0, "Hours a negative rapid antigen test counts from sampling."),
+    Setting("dcc.recovery_max_days", 180, "Days after the first positive test that a recovery counts."),
+
     Setting("gpio.pin_factory", "", "gpiozero pin factory by name (lgpio, mock, ...); empty = gpiozero's default."),
     Setting("door.relay_pin", 17, "BCM pin of the door relay."),
     Setting("door.relay_active_high", True, "The relay board closes on a high level."),

@@ -15,8 +15,9 @@ OUTCOMES = (ALLOW, DENY, REVIEW)
 # App presence outcomes, strongest first.
 CONFIRMED, LIKELY, NOT_DETECTED = "confirmed", "likely", "not_detected"
 
-# Declaration statuses.
-VALID, INVALID, EXPIRED, UNKNOWN = "valid", "invalid", "expired", "unknown"
+# Declaration statuses. REVIEW_STATUS: the code is what it claims but a person must decide
+# (an identity-only QR, a trust list out of date).
+VALID, INVALID, EXPIRED, UNKNOWN, REVIEW_STATUS = "valid", "invalid", "expired", "unknown", "review"
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,12 @@ class Declaration:
     holder: str | None = None
     expires: float | None = None     # UNIX seconds
     flags: tuple[str, ...] = ()      # health answers that need a person to look (symptoms, contact)
+    details: Mapping[str, Any] = field(default_factory=dict)   # kind, dob, kid, alg: for `kiosk verify`
 
     def summary(self) -> dict:
+        """What the entry log keeps: no date of birth, no key ids."""
         return {"format": self.format, "status": self.status, "holder": self.holder,
+                "kind": self.details.get("kind"),
                 "expires": iso(self.expires) if self.expires is not None else None,
                 "flags": list(self.flags)}
 

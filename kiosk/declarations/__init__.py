@@ -1,29 +1,38 @@
 """Payload -> Declaration: which format a QR code is, and what it proves.
 
 Pure: the payload and the verification time go in, a Declaration comes out; no exception
-escapes for any input.
+escapes for any input. Formats: the site's own pass (KP1:), the EU DCC (HC1:, Vietnam's
+vaccine passport), the PC-Covid personal QR; anything else is an unknown code.
 """
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Mapping
 
 from ..model import UNKNOWN, Declaration
-from . import sitepass
+from . import dcc, pccovid, sitepass
+from .trust import TrustList
 
 log = logging.getLogger(__name__)
 
 
 class Verifier:
-    """Verify payloads against this site's trusted keys."""
+    """Verify payloads against this site's keys and the DCC trust list."""
 
-    def __init__(self, site: str, sitepass_keys: Mapping[bytes, list]):
+    def __init__(self, site: str, sitepass_keys: Mapping[bytes, list], trust: TrustList | None = None,
+                 rules: dcc.Rules = dcc.Rules()):
         self.site = site
         self.sitepass_keys = dict(sitepass_keys)
+        self.trust = trust if trust is not None else TrustList()
+        self.rules = rules
 
     @classmethod
     def from_settings(cls, settings) -> "Verifier":
-        return cls(settings["site.id"], sitepass.load_keys(settings["sitepass.public_keys"]))
+        path = settings["dcc.trust_list"] or str(Path(settings["data_dir"]) / "trust-list.json")
+        trust = TrustList.load(path) if Path(path).exists() else TrustList()
+        return cls(settings["site.id"], sitepass.load_keys(settings["sitepass.public_keys"]), trust,
+                   dcc.Rules.from_settings(settings))
 
     def verify(self, payload: bytes, at: float) -> Declaration:
         try:
@@ -33,6 +42,10 @@ class Verifier:
         try:
             if text.startswith(sitepass.PREFIX):
                 return sitepass.verify(text, self.sitepass_keys, self.site, at)
+            if text.startswith(dcc.PREFIX):
+                return dcc.verify(text, self.trust, at, self.rules)[0]
+            if pccovid.looks_like(text):
+                return pccovid.parse(text)
         except Exception:  # never let a visitor's code crash the door
             log.exception("verifier failed on a %d-byte payload", len(payload))
             return Declaration("unknown", UNKNOWN, ("verifier_error",))
