@@ -99,36 +99,95 @@ def _payload_json(payload: bytes) -> dict:
         return {"base64": base64.b64encode(payload).decode("ascii")}
 
 
+def _when(text: str | None) -> float:
+    """--at: UNIX seconds or an ISO-8601 time; default now."""
+    from .model import parse_iso
+
+    if text is None:
+        return time.time()
+    try:
+        return float(text)
+    except ValueError:
+        try:
+            return parse_iso(text)
+        except ValueError:
+            raise click.BadParameter(f"{text!r} is neither UNIX seconds nor an ISO-8601 time") from None
+
+
 @main.command()
 @click.argument("payload", required=False)
 @click.option("--image", type=click.Path(exists=True, dir_okay=False), help="Read the code from a picture.")
-@click.option("--at", "at", type=float, help="Verify at this UNIX time (default: now).")
+@click.option("--at", "at", help="Verify at this time (UNIX seconds or ISO-8601; default now).")
+@click.option("--trust", "trust_path", type=click.Path(exists=True, dir_okay=False),
+              help="DCC trust list file (default: the kiosk's).")
+@click.option("--cert", "certs", multiple=True, help="A DCC signer certificate, base64 DER (repeatable).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
-def verify(payload, image, at, config_path):
+def verify(payload, image, at, trust_path, certs, config_path):
     """Verify a code as the door does; print one JSON object; exit 0 only when valid."""
     from .declarations import Verifier
+    from .declarations.trust import TrustList
 
     settings = _settings(config_path)
     if (payload is None) == (image is None):
         raise click.UsageError("give either PAYLOAD or --image")
+    when = _when(at)
+    verifier = Verifier.from_settings(settings)
+    if trust_path:
+        verifier.trust = TrustList.load(trust_path)
+    elif certs:
+        try:
+            verifier.trust = TrustList.from_der([base64.b64decode(c) for c in certs], downloaded=when)
+        except ValueError as e:
+            raise click.BadParameter(f"not a base64 DER certificate: {e}", param_hint="--cert") from None
     if image:
         import cv2
 
         from .camera.decoder import QRDecoder
 
-        found = QRDecoder(settings["decoder.max_payload"]).decode(cv2.imread(image, cv2.IMREAD_COLOR))
+        picture = cv2.imread(image, cv2.IMREAD_COLOR)
+        found = QRDecoder(settings["decoder.max_payload"]).decode(picture) if picture is not None else []
         if not found:
             click.echo(json.dumps({"format": None, "status": "unknown", "reasons": ["no_code_in_image"]}))
             sys.exit(1)
         data = found[0]
     else:
         data = payload.encode("utf-8")
-    declaration = Verifier.from_settings(settings).verify(data, time.time() if at is None else at)
-    click.echo(json.dumps({"format": declaration.format, "status": declaration.status,
-                           "reasons": list(declaration.reasons), "holder": declaration.holder,
-                           "expires": declaration.summary()["expires"],
-                           "flags": list(declaration.flags)}, ensure_ascii=False))
-    sys.exit(0 if declaration.status == "valid" else 1)
+    d = verifier.verify(data, when)
+    click.echo(json.dumps({"format": d.format, "status": d.status, "reasons": list(d.reasons),
+                           "holder": d.holder, "dob": d.details.get("dob"),
+                           "type": d.details.get("kind"), "kid": d.details.get("kid"),
+                           "alg": d.details.get("alg"), "expires": d.summary()["expires"],
+                           "flags": list(d.flags)}, ensure_ascii=False))
+    sys.exit(0 if d.status == "valid" else 1)
+
+
+@main.group()
+def trust():
+    """The EU DCC trust list (signer certificates)."""
+
+
+@trust.command()
+@click.option("--url", required=True, help="HTTPS address of the list.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Where to write it (default: the kiosk's dcc.trust_list).")
+@click.option("--signer", type=click.Path(exists=True, dir_okay=False),
+              help="PEM public key that signs the list (JWS); required for a signed list.")
+@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False), help="Custom CA certificates for HTTPS.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def update(url, out, signer, ca_bundle, config_path):
+    """Fetch the trust list over HTTPS, verify it, and replace the old one atomically."""
+    from pathlib import Path as _Path
+
+    from .declarations import fetch as trustfetch
+
+    settings = _settings(config_path)
+    out = out or settings["dcc.trust_list"] or str(_Path(settings["data_dir"]) / "trust-list.json")
+    try:
+        trust_list = trustfetch.fetch(url, signer_pem=_Path(signer).read_bytes() if signer else None,
+                                      verify=ca_bundle or True)
+    except trustfetch.TrustListError as e:
+        raise click.ClickException(f"trust list not updated: {e}") from None
+    trust_list.save(out)
+    click.echo(f"{len(trust_list)} signer certificates from {url} written to {out}")
 
 
 @main.group(name="pass")

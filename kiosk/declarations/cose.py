@@ -108,20 +108,30 @@ def key_id(public_key) -> bytes:
     return hashlib.sha256(spki).digest()[:8]
 
 
-def sign1(claims: dict, private_key, kid: bytes) -> bytes:
-    """Encode `claims` as a tagged COSE_Sign1 signed by `private_key` (ES256 or EdDSA)."""
+def sign1(claims: dict, private_key, kid: bytes | None, unprotected_kid: bytes | None = None) -> bytes:
+    """Encode `claims` as a tagged COSE_Sign1 signed by `private_key`: ES256 (P-256),
+    PS256 (RSA) or EdDSA (Ed25519). The kiosk signs site passes; tests also issue DCCs."""
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         alg = ES256
+    elif isinstance(private_key, rsa.RSAPrivateKey):
+        alg = PS256
     elif isinstance(private_key, ed25519.Ed25519PrivateKey):
         alg = EDDSA
     else:
-        raise TypeError("site passes are signed with a P-256 or Ed25519 key")
-    protected = cbor2.dumps({ALG: alg, KID: kid})
+        raise TypeError("unsupported signing key")
+    header = {ALG: alg}
+    if kid is not None:
+        header[KID] = kid
+    protected = cbor2.dumps(header)
     payload = cbor2.dumps(claims)
     tbs = cbor2.dumps(["Signature1", protected, b"", payload])
     if alg == ES256:
         r, s = decode_dss_signature(private_key.sign(tbs, ec.ECDSA(hashes.SHA256())))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    elif alg == PS256:
+        signature = private_key.sign(tbs, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                                     hashes.SHA256())
     else:
         signature = private_key.sign(tbs)
-    return cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected, {}, payload, signature]))
+    unprotected = {KID: unprotected_kid} if unprotected_kid is not None else {}
+    return cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected, unprotected, payload, signature]))
