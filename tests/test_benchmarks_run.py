@@ -12,3 +12,10 @@ def test_ble_benchmark_runs():
     assert result.returncode == 0, result.stderr
     assert "kiosk parse + classify + track (the door's path)" in result.stdout
     assert "max RSS MiB" in result.stdout
+
+
+def test_verify_benchmark_runs():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "verify.py"), "--quick"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "EU DCC, PS256 (RSA-2048)" in result.stdout and "target:" in result.stdout

@@ -37,14 +37,17 @@ class Sign1:
 
     @property
     def alg(self) -> int | None:
-        return self.protected_header.get(ALG, self.unprotected.get(ALG))
+        alg = self.protected_header.get(ALG, self.unprotected.get(ALG))
+        return alg if isinstance(alg, int) else None
 
     @property
     def kid(self) -> bytes | None:
         # hcert_spec 3.3.1: the kid is in the protected header; some issuers put it only in
-        # the unprotected one.
+        # the unprotected one. A kid of another type (hostile input) is no kid.
         kid = self.protected_header.get(KID)
-        return kid if kid is not None else self.unprotected.get(KID)
+        if kid is None:
+            kid = self.unprotected.get(KID)
+        return kid if isinstance(kid, bytes) else None
 
     def to_be_signed(self) -> bytes:
         return cbor2.dumps(["Signature1", self.protected, b"", self.payload])

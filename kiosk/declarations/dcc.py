@@ -195,9 +195,17 @@ def _within_certificate(signer: Signer, claims: dict) -> bool:
     return all(signer.not_before <= t <= signer.not_after for t in (iat, exp) if isinstance(t, (int, float)))
 
 
+# Times outside years 1970..9999 cannot be shown or stored: a hostile code's, not an issuer's.
+LATEST = 253_402_300_799
+
+
+def _sane_time(t) -> bool:
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= LATEST
+
+
 def _in_time(claims: dict, at: float, r: Inspection) -> bool:
     iat, exp = claims.get(CLAIM_IAT), claims.get(CLAIM_EXP)
-    if not isinstance(exp, (int, float)) or not isinstance(iat, (int, float)):
+    if not _sane_time(exp) or not _sane_time(iat):
         r.fail("malformed_claims")
         return False
     if at < iat:
@@ -268,7 +276,7 @@ def verify(text: str, trust: TrustList, at: float, rules: Rules = Rules()) -> tu
     name, dob = holder(r.hcert)
     details["dob"] = dob
     expires = r.claims.get(CLAIM_EXP)
-    expires = float(expires) if isinstance(expires, (int, float)) else None
+    expires = float(expires) if _sane_time(expires) else None
     if r.reasons:
         status = EXPIRED if r.reasons == ["expired"] else INVALID
         return Declaration(FORMAT, status, tuple(r.reasons), name, expires, details=details), r

@@ -25,6 +25,7 @@ FORMAT = "sitepass"
 ISS, EXP, IAT, CTI = 1, 4, 6, 7
 # Passes issued by a kiosk whose clock runs a little ahead are still good.
 CLOCK_SKEW = 300
+LATEST = 253_402_300_799      # 9999-12-31: later times cannot be shown or stored
 
 
 def new_key():
@@ -100,6 +101,8 @@ def verify(text: str, keys: Mapping[bytes, list], site: str, at: float) -> Decla
         holder, flags = str(body["n"]), tuple(str(f) for f in body.get("f", ()))
         issued, expires = float(claims[IAT]), float(claims[EXP])
         issuer = claims[ISS]
+        if not (0 <= issued <= LATEST and 0 <= expires <= LATEST):
+            raise ValueError("time out of range")
     except Exception:  # a signed but malformed body: our own key signed garbage
         return invalid("malformed_claims")
     if issuer != site:

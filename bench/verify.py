@@ -1,0 +1,74 @@
+"""Verifications per second on one core: EU DCCs signed ES256 and PS256 (RSA-2048, as
+Vietnam's), and the site's own pass, through the door's Verifier; each against the bare
+signature check of the same message measured in the same run (the floor we cannot beat).
+
+Run: .venv/bin/python bench/verify.py
+Target (issue #4): a full verification under 5 ms on this machine.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+import base45  # noqa: E402
+
+from fixtures import dcc_issuer as issuer  # noqa: E402
+from kiosk.declarations import Verifier, cose, sitepass  # noqa: E402
+from kiosk.declarations.trust import TrustList  # noqa: E402
+
+NOW = 1_795_400_000.0
+ROUNDS = 2000
+
+
+def timed(fn, rounds=ROUNDS) -> list[float]:
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def bare_signature(payload: str, key):
+    import zlib
+    raw = base45.b45decode(payload[4:])
+    msg = cose.decode_sign1(zlib.decompress(raw) if payload.startswith("HC1:") else raw)
+    return lambda: cose.verify_signature(msg, key)
+
+
+def main():
+    global ROUNDS
+    if "--quick" in sys.argv:
+        ROUNDS = 200
+    es_key, es_der = issuer.dsc("ES256")
+    ps_key, ps_der = issuer.dsc("PS256")
+    site_key = sitepass.new_key()
+    verifier = Verifier("site", {cose.key_id(site_key.public_key()): [site_key.public_key()]},
+                        TrustList.from_der([es_der, ps_der], downloaded=NOW))
+    cases = {
+        "EU DCC, ES256": (issuer.issue(issuer.vaccination(), es_key, es_der, NOW - 86400, NOW + 86400), es_key),
+        "EU DCC, PS256 (RSA-2048)": (issuer.issue(issuer.vaccination(), ps_key, ps_der, NOW - 86400, NOW + 86400), ps_key),
+        "site pass, ES256": (sitepass.issue(site_key, "site", "Nguyễn Văn An", NOW, 3600), site_key),
+    }
+    print(f"# verifications on one core, {ROUNDS} rounds each; {platform.machine()}, Python {platform.python_version()}")
+    print(f"{'code':28} {'bare signature µs':>18} {'full verify µs (median)':>24} {'p95 µs':>8} {'per s':>8} {'vs bare':>8}")
+    worst = 0.0
+    for name, (payload, key) in cases.items():
+        data = payload.encode()
+        assert verifier.verify(data, NOW).status == "valid", name
+        bare = statistics.median(timed(bare_signature(payload, key.public_key())))
+        full = timed(lambda: verifier.verify(data, NOW))
+        median, p95 = statistics.median(full), statistics.quantiles(full, n=20)[-1]
+        worst = max(worst, p95)
+        print(f"{name:28} {bare * 1e6:18.0f} {median * 1e6:24.0f} {p95 * 1e6:8.0f} {1 / median:8.0f} {median / bare:7.2f}x")
+    print(f"target: full verification under 5 ms: {'met' if worst < 0.005 else 'NOT met'} (worst p95 {worst * 1e3:.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()
