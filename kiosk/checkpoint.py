@@ -184,6 +184,16 @@ class Kiosk:
         return entry
 
     # -- health ---------------------------------------------------------------------------
+    def _trust_list_health(self) -> str:
+        trust = self.verifier.trust
+        age = trust.age(self.clock.now())
+        if age is None:
+            return "none: DCCs cannot be verified (kiosk trust update)"
+        days = age / 86400
+        if age > self.verifier.rules.trust_max_age:
+            return f"out of date: {days:.0f} days old"
+        return f"ok: {len(trust)} signers, {days:.1f} days old"
+
     def health(self) -> dict:
         try:
             backlog = self.log.backlog()
@@ -199,5 +209,6 @@ class Kiosk:
                      "last_success": self.sync.last_success if self.sync else None,
                      "error": self.sync.last_error if self.sync else None},
             "disk_free_mb": disk.free // 2**20,
+            "trust_list": self._trust_list_health(),
             "scans": self.scans,
         }

@@ -69,12 +69,17 @@ def test_declared_symptoms_travel_as_flags(verifier, key):
     assert d.status == VALID and d.flags == ("fever",)
 
 
-@pytest.mark.parametrize("payload", [b"https://menu.example/", b"HC1:6BFOXN", b"\x00\xff\xfe binary",
-                                     "123456789012|Nguyễn Văn A|01011990|1|x|".encode(), b""])
+@pytest.mark.parametrize("payload", [b"https://menu.example/", b"WIFI:S:Cafe;T:WPA;P:12345678;;",
+                                     b"\x00\xff\xfe binary", b"1|2|3", b""])
 def test_anything_else_is_an_unknown_code(verifier, payload):
     d = verifier.verify(payload, NOW)
     assert (d.format, d.status) == ("unknown", UNKNOWN)
     assert d.reasons == ("unknown_code",)
+
+
+def test_a_broken_dcc_is_a_dcc_with_a_reason(verifier):
+    d = verifier.verify(b"HC1:6BFOXN", NOW)
+    assert (d.format, d.status, d.reasons) == ("eu-dcc", INVALID, ("malformed_compression",))
 
 
 @settings(max_examples=300, deadline=None)
