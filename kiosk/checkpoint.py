@@ -13,15 +13,18 @@ import os
 import secrets
 import shutil
 import threading
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from . import ble, camera
 from .ble.presence import PresenceTracker
 from .clock import SystemClock
-from .declarations import Verifier
+from .declarations import Verifier, pccovid, sitepass
 from .events import EventBus
 from .exc import BackendUnavailable, CameraFault, StoreUnavailable
-from .model import Entry, Scan, new_id
+from .model import VALID, Declaration, Entry, Scan, iso, new_id
 from .policy import Rules, decide
 from .signals import DoorSignals
 from .store import EntryLog
@@ -69,6 +72,7 @@ class Kiosk:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server = None
+        self._form_server = None
         self.camera_status = "starting"
         self.scans = 0
 
@@ -90,6 +94,17 @@ class Kiosk:
         # Each open screen (SSE stream) holds one of the threads.
         self._server = BackgroundServer(create_app(self), self.settings["web.host"],
                                         self.settings["web.port"], threads=8).start()
+        if self.settings["sitepass.signing_key"]:
+            from .web.form import create_form_app
+
+            key = sitepass.load_private_key(self.settings["sitepass.signing_key"])
+            # Its own listener: phones on the LAN reach the form and nothing else.
+            self._form_server = BackgroundServer(create_form_app(self, key), self.settings["form.host"],
+                                                 self.settings["form.port"], threads=4, name="form").start()
+
+    @property
+    def form_url(self) -> str | None:
+        return self._form_server.url if self._form_server else None
 
     @property
     def web_url(self) -> str:
@@ -100,8 +115,9 @@ class Kiosk:
         self.bus.close()
         if self.sync is not None:
             self.sync.stop(JOIN_TIMEOUT)
-        if self._server is not None:
-            self._server.stop(JOIN_TIMEOUT)
+        for server in (self._server, self._form_server):
+            if server is not None:
+                server.stop(JOIN_TIMEOUT)
         for thread in self._threads:
             thread.join(JOIN_TIMEOUT)
         self.log.stop(JOIN_TIMEOUT)
@@ -156,13 +172,34 @@ class Kiosk:
                 log.exception("failed to handle a %d-byte scan", len(payload))
         return entries
 
+    def id_hash(self, id_number: str) -> str:
+        """A keyed hash of an ID number, to match a PC-Covid QR with today's declaration."""
+        return self.fingerprint(b"id:" + id_number.strip().upper().encode())
+
+    def _with_todays_declaration(self, declaration: Declaration, at: float) -> Declaration:
+        """A PC-Covid QR proves identity only; a declaration made today on this site's form by
+        the same ID number supplies the health answers."""
+        id_number = declaration.details.get("id_number")
+        if declaration.format != pccovid.FORMAT or not id_number:
+            return declaration
+        tz = ZoneInfo(self.settings["timezone"])
+        midnight = datetime.fromtimestamp(at, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        record = self.log.find_declaration(self.id_hash(id_number), iso(midnight.timestamp()))
+        if record is None:
+            return declaration
+        if record["flags"]:
+            return replace(declaration, reasons=("declared_today",), flags=tuple(record["flags"]))
+        if self.settings["policy.identity_with_declaration"] == "allow":
+            return replace(declaration, status=VALID, reasons=(), flags=())
+        return replace(declaration, reasons=("declared_today",))
+
     def fingerprint(self, payload: bytes) -> str:
         """A keyed hash of the payload: lets the kiosk see reuse without keeping the code."""
         return hmac.new(self._fingerprint_key, payload, hashlib.sha256).hexdigest()[:32]
 
     def handle_scan(self, scan: Scan) -> Entry:
         self.scans += 1
-        declaration = self.verifier.verify(scan.payload, scan.t)
+        declaration = self._with_todays_declaration(self.verifier.verify(scan.payload, scan.t), scan.t)
         presence = self.presence.at(scan.t)
         fingerprint = self.fingerprint(scan.payload)
         shown_ago = self.log.shown_ago(fingerprint, scan.t)

@@ -57,13 +57,14 @@ def run(config_path):
               show_default=True, help="Folder for the demo's log, keys and central database.")
 @click.option("--port", default=8080, show_default=True, help="Guard page and operator API port.")
 @click.option("--central-port", default=8090, show_default=True, help="Central server port.")
+@click.option("--form-port", default=8081, show_default=True, help="Visitors' declaration form port.")
 @click.option("--seconds", type=float, help="Stop after this many seconds (default: until Ctrl-C).")
-def demo(data, port, central_port, seconds):
+def demo(data, port, central_port, form_port, seconds):
     """Run the whole kiosk with no hardware: replayed camera and BLE, mock GPIO, local central."""
     from .demo.run import run_demo
 
     logging.getLogger().setLevel(logging.WARNING)
-    run_demo(data.resolve(), port, central_port, seconds)
+    run_demo(data.resolve(), port, central_port, seconds, form_port)
 
 
 @main.command()

@@ -67,8 +67,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("policy.no_app", "review", "Outcome when no required app is heard.", ("review", "warn", "deny")),
     Setting("policy.reuse_window", 600.0, "Seconds within which the same code shown again is flagged."),
     Setting("policy.on_reuse", "review", "Outcome for a code shown again within the window.", ("review", "deny", "warn")),
+    Setting("policy.identity_with_declaration", "allow", "Outcome for a PC-Covid QR whose holder declared today with no risk answer.", ("allow", "review")),
 
     Setting("sitepass.public_keys", [], "PEM files of the site's pass-signing public keys."),
+    Setting("sitepass.signing_key", "", "PEM private key for issuing passes from the declaration form; empty = no form."),
+    Setting("sitepass.valid_hours", 24.0, "How long a pass from the declaration form is valid."),
+    Setting("form.host", "0.0.0.0", "Address of the visitors' declaration form (on the LAN, for phones)."),
+    Setting("form.port", 8081, "Port of the visitors' declaration form."),
 
     Setting("dcc.trust_list", "", "EU DCC signer certificates (`kiosk trust update` writes it); empty = data_dir/trust-list.json."),
     Setting("dcc.trust_max_age_days", 7.0, "A trust list older than this sends every DCC to review."),

@@ -19,10 +19,10 @@ def free_port() -> int:
 
 
 def test_demo_serves_the_guard_page_and_syncs_then_stops_cleanly(tmp_path):
-    port, central_port = free_port(), free_port()
+    port, central_port, form_port = free_port(), free_port(), free_port()
     kiosk_bin = Path(sys.executable).with_name("kiosk")
     proc = subprocess.Popen([str(kiosk_bin), "demo", "--data", str(tmp_path / "demo"), "--port", str(port),
-                             "--central-port", str(central_port)],
+                             "--central-port", str(central_port), "--form-port", str(form_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -43,6 +43,7 @@ def test_demo_serves_the_guard_page_and_syncs_then_stops_cleanly(tmp_path):
             ("Nguyễn Văn An", "allow"), ("Nguyễn Văn An", "review"), ("Trần Thị Bình", "review")]
         page = requests.get(f"http://127.0.0.1:{port}/", timeout=5).text
         assert "Trần Thị Bình" in page and "MỜI VÀO" in page
+        assert "Khai báo y tế" in requests.get(f"http://127.0.0.1:{form_port}/", timeout=5).text
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)

@@ -28,5 +28,8 @@ def parse(text: str) -> Declaration:
     dob = None
     if len(fields) > 2 and (m := _DOB.match(fields[2])):
         dob = f"{m.group(3)}-{m.group(2)}-{m.group(1)}"
+    id_number = fields[0].upper() if "*" not in fields[0] else None
+    # The ID number stays in `details` (never in the entry summary) so the kiosk can match a
+    # health declaration made today by the same person.
     return Declaration(FORMAT, REVIEW_STATUS, ("identity_only",), name,
-                       details={"kind": "identity", "dob": dob})
+                       details={"kind": "identity", "dob": dob, "id_number": id_number})

@@ -4,7 +4,7 @@ The same machinery as the EU DCC (base45, COSE_Sign1, CWT claim numbers) with it
 and without zlib (a pass is ~150 bytes; compression would only add an attack surface).
 
 Claims: 1 iss (site id), 4 exp, 6 iat, 7 cti (pass id), "kp" {"n": holder name,
-"r": role, "f": health flags that need a person to look}.
+"r": role, "f": health answers that need a person to look, "d": declaration id}.
 """
 from __future__ import annotations
 
@@ -68,10 +68,13 @@ def load_keys(paths: Iterable[str | Path]) -> dict[bytes, list]:
 
 
 def issue(private_key, site: str, holder: str, issued: float, valid_for: float,
-          role: str = "visitor", flags: Iterable[str] = (), kid: bytes | None = None) -> str:
+          role: str = "visitor", flags: Iterable[str] = (), kid: bytes | None = None,
+          declaration_id: str | None = None) -> str:
     """A signed pass as the text to put in a QR code (`kid` only to forge one in tests)."""
-    claims = {ISS: site, IAT: int(issued), EXP: int(issued + valid_for), CTI: os.urandom(8),
-              "kp": {"n": holder, "r": role, "f": list(flags)}}
+    body = {"n": holder, "r": role, "f": list(flags)}
+    if declaration_id:
+        body["d"] = declaration_id
+    claims = {ISS: site, IAT: int(issued), EXP: int(issued + valid_for), CTI: os.urandom(8), "kp": body}
     signed = cose.sign1(claims, private_key, kid or cose.key_id(private_key.public_key()))
     return PREFIX + base45.b45encode(signed).decode("ascii")
 

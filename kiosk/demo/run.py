@@ -61,7 +61,7 @@ def _token(path: Path) -> str:
     return path.read_text().strip()
 
 
-def prepare(data: Path, web_port: int, central_port: int) -> tuple[config.Settings, dict]:
+def prepare(data: Path, web_port: int, central_port: int, form_port: int = 8081) -> tuple[config.Settings, dict]:
     """Create keys, tokens, frames; return the kiosk's settings and what to tell the user."""
     data.mkdir(parents=True, exist_ok=True)
     key_path = data / "site-key.pem"
@@ -76,6 +76,9 @@ def prepare(data: Path, web_port: int, central_port: int) -> tuple[config.Settin
         "camera.replay_path": str(data / "frames"),
         "ble.replay_path": str(CAPTURE),
         "sitepass.public_keys": [str(sitepass.public_path(key_path))],
+        "sitepass.signing_key": str(key_path),
+        "form.host": "127.0.0.1",
+        "form.port": form_port,
         "web.port": web_port,
         "web.operator_tokens": [hashlib.sha256(operator_token.encode()).hexdigest()],
         "sync.url": f"http://127.0.0.1:{central_port}",
@@ -97,10 +100,11 @@ def start_central(data: Path, port: int, settings, kiosk_token: str, operator_to
     return BackgroundServer(create_app(engine=engine), "127.0.0.1", port, threads=4, name="central").start()
 
 
-def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds: float | None = None) -> None:
+def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds: float | None = None,
+             form_port: int = 8081) -> None:
     from ..checkpoint import Kiosk
 
-    settings, tokens = prepare(data, web_port, central_port)
+    settings, tokens = prepare(data, web_port, central_port, form_port)
     central = start_central(data, central_port, settings, tokens["kiosk_token"], tokens["operator_token"])
     kiosk = Kiosk(settings)
     stop = threading.Event()
@@ -111,6 +115,7 @@ def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds
     print(f"""
   Guard screen   {kiosk.web_url}/   (open it in a browser; English: {kiosk.web_url}/?lang=en)
   Operator API   curl -H 'Authorization: Bearer {tokens['operator_token']}' {kiosk.web_url}/api/v1/entries
+  Declaration    {kiosk.form_url}/   (what a visitor's phone opens; gives a pass to show at the door)
   Central server http://127.0.0.1:{central_port}/api/v1/entries (same token)
   Data folder    {data}
   Visitors come every few seconds (a {PERIOD:.0f} s loop); Ctrl-C stops everything.

@@ -172,11 +172,25 @@ class EntryLog:
         def run():
             old = self._entries().search((where("time") < cutoff) & (where("synced_at") != None))  # noqa: E711
             self._entries().remove(doc_ids=[d.doc_id for d in old])
+            self._db.table("declarations").remove(where("time") < cutoff)
             kept = self._entries().count(where("time") < cutoff)
             if kept:
                 log.warning("purge kept %d entries older than %d days: not yet at the central",
                             kept, self.retention_days)
             return len(old)
+        return self._call(run)
+
+    # -- health declarations filled in on the kiosk's form ---------------------------------
+    def add_declaration(self, record: dict) -> None:
+        """Keep a declaration (id, time, name, id_hash, flags, contact details) durably."""
+        self._call(lambda: self._db.table("declarations").insert(record))
+
+    def find_declaration(self, id_hash: str, since: str) -> dict | None:
+        """The latest declaration for this keyed ID hash made at or after `since` (ISO UTC)."""
+        def run():
+            found = self._db.table("declarations").search(
+                (where("id_hash") == id_hash) & (where("time") >= since))
+            return dict(max(found, key=lambda d: d["time"])) if found else None
         return self._call(run)
 
     def today_counts(self, now: float, tz) -> dict:

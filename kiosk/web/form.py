@@ -1,0 +1,78 @@
+"""The visitors' self-service health declaration, served on the LAN for phones.
+
+A separate app (`create_form_app`) on its own listener (`form.host`, `form.port`): the LAN
+reaches this form and nothing else of the kiosk. A submitted declaration is kept in the
+entry log's store and answered with a signed site pass to show at the door.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+from datetime import datetime, timezone
+
+import segno
+from flask import Blueprint, Flask, current_app, render_template, request
+
+from ..declarations import questionnaire, sitepass
+from ..model import iso, new_id
+
+bp = Blueprint("form", __name__)
+
+RATE = (5, 60.0)          # at most 5 declarations a minute from one address
+
+
+def create_form_app(kiosk, signing_key) -> Flask:
+    app = Flask(__name__)
+    app.extensions["kiosk"] = kiosk
+    app.extensions["signing_key"] = signing_key
+    app.extensions["form_rate"] = (defaultdict(deque), threading.Lock())
+    app.register_blueprint(bp)
+    return app
+
+
+def _limited(address: str) -> bool:
+    recent, lock = current_app.extensions["form_rate"]
+    now = time.monotonic()
+    with lock:
+        times = recent[address]
+        while times and times[0] < now - RATE[1]:
+            times.popleft()
+        if len(times) >= RATE[0]:
+            return True
+        times.append(now)
+        return False
+
+
+@bp.get("/")
+def form():
+    return render_template("form.html", questions=questionnaire.QUESTIONS, sexes=questionnaire.SEXES,
+                           errors=[], values={})
+
+
+@bp.post("/")
+def submit():
+    kiosk = current_app.extensions["kiosk"]
+    now = kiosk.clock.now()
+    submission, errors = questionnaire.parse_form(request.form, datetime.fromtimestamp(now, timezone.utc).year)
+    if errors:
+        return render_template("form.html", questions=questionnaire.QUESTIONS, sexes=questionnaire.SEXES,
+                               errors=errors, values=request.form), 400
+    if _limited(request.remote_addr or ""):
+        return render_template("form.html", questions=questionnaire.QUESTIONS, sexes=questionnaire.SEXES,
+                               errors=["rate"], values=request.form), 429
+    declaration_id = new_id(now)
+    kiosk.log.add_declaration({
+        "id": declaration_id, "time": iso(now), "name": submission.name,
+        "year_of_birth": submission.year_of_birth, "sex": submission.sex,
+        # The ID number itself is not kept: only a keyed hash, to match a PC-Covid QR today.
+        "id_hash": kiosk.id_hash(submission.id_number) if submission.id_number else None,
+        "phone": submission.phone, "address": submission.address, "flags": list(submission.flags)})
+    hours = kiosk.settings["sitepass.valid_hours"]
+    text = sitepass.issue(current_app.extensions["signing_key"], kiosk.settings["site.id"], submission.name,
+                          now, hours * 3600, flags=submission.flags, declaration_id=declaration_id)
+    qr = segno.make(text, error="m", micro=False)
+    return render_template("pass.html", name=submission.name, flags=submission.flags,
+                           questions=dict((k, (vi, en)) for k, vi, en in questionnaire.QUESTIONS),
+                           svg=qr.svg_inline(scale=6, border=4), png=qr.png_data_uri(scale=8, border=4),
+                           hours=hours, payload=text)
