@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # libzbar0: pyzbar's decoder. libglib2.0-dev, build-essential, pkg-config: bluepy builds its
-# helper against GLib. python3-venv: Debian's python3 has no venv without it.
-SYSTEM_PACKAGES := libzbar0 libglib2.0-dev build-essential pkg-config python3-venv
+# helper against GLib. python3-venv: Debian's python3 has no venv without it. systemd:
+# `systemd-analyze verify` checks the units in the tests.
+SYSTEM_PACKAGES := libzbar0 libglib2.0-dev build-essential pkg-config python3-venv systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test bench system-packages clean

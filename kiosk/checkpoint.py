@@ -123,6 +123,13 @@ class Kiosk:
         self.log.stop(JOIN_TIMEOUT)
         self.signals.close()
 
+    def stalled(self) -> list[str]:
+        """Names of the threads the door depends on that have died."""
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if not self.log.alive:
+            dead.append("entry-log")
+        return dead
+
     def __enter__(self) -> "Kiosk":
         self.start()
         return self
@@ -247,5 +254,6 @@ class Kiosk:
                      "error": self.sync.last_error if self.sync else None},
             "disk_free_mb": disk.free // 2**20,
             "trust_list": self._trust_list_health(),
+            "door": self.signals.door,
             "scans": self.scans,
         }

@@ -46,10 +46,39 @@ def run(config_path):
         kiosk = Kiosk(settings)
     except KioskError as e:
         raise click.ClickException(str(e)) from None
+    from . import sdnotify
+
     kiosk.start()
     logging.getLogger("kiosk").info("guard screen on %s/", kiosk.web_url)
-    stop.wait()
+    sdnotify.notify("READY=1\nSTATUS=checking visitors")
+    # systemd restarts the kiosk when these pings stop: only ping while the threads that
+    # the door depends on are alive.
+    interval = sdnotify.watchdog_interval() or 5.0
+    while not stop.wait(interval):
+        problems = kiosk.stalled()
+        if problems:
+            logging.getLogger("kiosk").error("not pinging the watchdog: %s", ", ".join(problems))
+            sdnotify.notify(f"STATUS=stalled: {', '.join(problems)}")
+        else:
+            sdnotify.notify("WATCHDOG=1")
+    sdnotify.notify("STOPPING=1")
     kiosk.stop()
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def doctor(config_path):
+    """Check camera, decoder, Bluetooth, GPIO, disk, clock, central and trust list; exit 1 on a failure."""
+    from .clock import SystemClock
+    from .doctor import FAIL, run_checks
+
+    settings = _settings(config_path)
+    findings = run_checks(settings, SystemClock())
+    for f in findings:
+        click.echo(f"{f.status:5} {f.name:11} {f.found}")
+        if f.fix:
+            click.echo(f"{'':17}fix: {f.fix}")
+    sys.exit(1 if any(f.status == FAIL for f in findings) else 0)
 
 
 @main.command()

@@ -89,6 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("signals.green_pin", 27, "BCM pin of the green LED."),
     Setting("signals.red_pin", 22, "BCM pin of the red LED."),
     Setting("signals.buzzer_pin", 23, "BCM pin of the buzzer."),
+    Setting("signals.exit_button_pin", 24, "BCM pin of the exit button (to ground; opens the door); 0 = none."),
+    Setting("signals.door_contact_pin", 25, "BCM pin of the door contact (closed = door shut, to ground); 0 = none."),
 
     Setting("web.host", "127.0.0.1", "Address the guard pages and operator API listen on."),
     Setting("web.port", 8080, "Port of the guard pages and operator API."),

@@ -27,23 +27,31 @@ class DoorSignals:
     twice; review blinks both LEDs and beeps once so the guard looks up."""
 
     def __init__(self, factory, relay_pin: int, green_pin: int, red_pin: int, buzzer_pin: int,
-                 open_seconds: float = 3.0, relay_active_high: bool = True):
-        from gpiozero import LED, Buzzer, DigitalOutputDevice
+                 open_seconds: float = 3.0, relay_active_high: bool = True,
+                 exit_button_pin: int = 0, door_contact_pin: int = 0):
+        from gpiozero import LED, Button, Buzzer, DigitalOutputDevice
 
         self.factory = factory
         self.open_seconds = open_seconds
         self.relay = DigitalOutputDevice(relay_pin, active_high=relay_active_high, initial_value=False,
-                                  pin_factory=factory)
+                                         pin_factory=factory)
         self.green = LED(green_pin, pin_factory=factory)
         self.red = LED(red_pin, pin_factory=factory)
         self.buzzer = Buzzer(buzzer_pin, pin_factory=factory)
+        # Both switch to ground, with the Pi's internal pull-up; 50 ms debounce for contacts.
+        self.exit_button = Button(exit_button_pin, bounce_time=0.05, pin_factory=factory) if exit_button_pin else None
+        self.door_contact = Button(door_contact_pin, bounce_time=0.05, pin_factory=factory) if door_contact_pin else None
+        self.exits = 0
+        if self.exit_button is not None:
+            self.exit_button.when_pressed = self._exit_pressed
 
     @classmethod
     def from_settings(cls, settings) -> "DoorSignals":
         return cls(pin_factory(settings["gpio.pin_factory"]), settings["door.relay_pin"],
                    settings["signals.green_pin"], settings["signals.red_pin"],
                    settings["signals.buzzer_pin"], settings["door.open_seconds"],
-                   settings["door.relay_active_high"])
+                   settings["door.relay_active_high"], settings["signals.exit_button_pin"],
+                   settings["signals.door_contact_pin"])
 
     def show(self, decision: Decision) -> None:
         """Start the signals for `decision`; returns at once (gpiozero runs them in threads)."""
@@ -59,10 +67,23 @@ class DoorSignals:
             self.red.blink(on_time=0.25, off_time=0.25, n=4)
             self.buzzer.beep(on_time=0.1, off_time=0, n=1)
 
+    def _exit_pressed(self) -> None:
+        # Someone leaving from inside: no code to check, the door just opens.
+        self.exits += 1
+        self.open_door()
+
+    @property
+    def door(self) -> str:
+        """"closed", "open" or "unknown" (no contact wired)."""
+        if self.door_contact is None:
+            return "unknown"
+        return "closed" if self.door_contact.is_pressed else "open"
+
     def open_door(self) -> None:
         self.relay.blink(on_time=self.open_seconds, off_time=0, n=1)
         self.green.blink(on_time=self.open_seconds, off_time=0, n=1)
 
     def close(self) -> None:
-        for device in (self.relay, self.green, self.red, self.buzzer):
-            device.close()
+        for device in (self.relay, self.green, self.red, self.buzzer, self.exit_button, self.door_contact):
+            if device is not None:
+                device.close()

@@ -18,3 +18,18 @@ def test_a_camera_that_is_not_there_is_reported_and_picked_up_when_it_comes(make
     assert entry["reasons"][0] == "unknown_code"
 
 
+
+
+def test_the_exit_button_opens_the_door_and_the_contact_is_reported(make_kiosk):
+    kiosk = make_kiosk(signals__exit_button_pin=24, signals__door_contact_pin=25)
+    factory = kiosk.signals.factory
+    relay, button, contact = factory.pin(17), factory.pin(24), factory.pin(25)
+    relay.clear_states()
+    contact.drive_low()                       # reed contact closed: the door is shut
+    assert kiosk.health()["door"] == "closed"
+    button.drive_low()                        # pressed (switches to ground)
+    wait_for(lambda: [s.state for s in relay.states] == [False, True, False], timeout=3)
+    button.drive_high()
+    assert kiosk.signals.exits == 1
+    contact.drive_high()
+    assert kiosk.health()["door"] == "open"

@@ -45,6 +45,10 @@ class EntryLog:
         self._thread.start()
         ready.result()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread is not None:
             self._queue.put(_STOP)

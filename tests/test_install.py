@@ -1,0 +1,71 @@
+"""install.sh in a throwaway root and in --dry-run, and the systemd units through
+`systemd-analyze verify`."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def install(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "install.sh"), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_dry_run_says_everything_and_does_nothing():
+    before = Path("/opt/kiosk").exists()
+    result = install("--dry-run")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for action in ("venv --system-site-packages", "setcap cap_net_raw,cap_net_admin+eip",
+                   "/etc/systemd/system/kiosk.service", "systemctl enable --now kiosk.service kiosk-display.service"):
+        assert action in out, action
+    assert all(line.startswith(("would ", "unchanged", "kept", "skipped", "firmware", "done"))
+               for line in out.splitlines()), out
+    assert Path("/opt/kiosk").exists() == before
+
+
+def test_install_into_a_root_is_idempotent_and_keeps_the_operators_settings(tmp_path):
+    first = install("--root", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    for path in ("etc/kiosk/kiosk.toml", "etc/systemd/system/kiosk.service", "etc/systemd/system/kiosk-display.service",
+                 "etc/systemd/system/kiosk-central.service", "etc/systemd/system/bluetooth.service.d/kiosk.conf",
+                 "opt/kiosk/kiosk/checkpoint.py"):
+        assert (tmp_path / path).is_file(), path
+    assert "AutoEnable=true" in (tmp_path / "etc/bluetooth/main.conf").read_text()
+    settings = tmp_path / "etc/kiosk/kiosk.toml"
+    settings.write_text(settings.read_text().replace('id = "site-1"', 'id = "nha-may-binh-duong"'))
+    second = install("--root", str(tmp_path))
+    assert "installed:" not in second.stdout and "updated:" not in second.stdout
+    assert f"kept: {settings}" in second.stdout
+    assert "nha-may-binh-duong" in settings.read_text()
+    assert (tmp_path / "etc/bluetooth/main.conf").read_text().count("AutoEnable=true") == 1
+
+    gone = install("--root", str(tmp_path), "--uninstall")
+    assert gone.returncode == 0
+    assert not (tmp_path / "etc/systemd/system/kiosk.service").exists() and not (tmp_path / "opt/kiosk").exists()
+    assert settings.exists(), "uninstall keeps the settings unless --purge"
+    install("--root", str(tmp_path), "--uninstall", "--purge")
+    assert not settings.exists()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                    reason="systemd-analyze is not installed (make test installs systemd on Debian)")
+def test_units_pass_systemd_analyze_verify(tmp_path):
+    # The units name the Pi's paths; point them at what exists here. Programs that only the
+    # Pi has (cage) are replaced by /bin/true so verify checks everything else.
+    venv_bin = str(Path(sys.executable).parent) + "/"
+    for unit in (ROOT / "systemd").glob("*.service"):
+        text = unit.read_text().replace("/opt/kiosk/.venv/bin/", venv_bin)
+        if not Path("/usr/bin/cage").exists():
+            text = text.replace("/usr/bin/cage", "/bin/true")
+        (tmp_path / unit.name).write_text(text)
+    units = sorted(str(p) for p in tmp_path.glob("*.service"))
+    assert len(units) == 3
+    result = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60)
+    problems = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert result.returncode == 0 and not problems, problems
