@@ -33,6 +33,7 @@ from .sync import SyncWorker
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 5.0
+HOUSEKEEPING_INTERVAL = 60.0     # seconds
 
 
 def load_secret(path: Path) -> bytes:
@@ -79,7 +80,8 @@ class Kiosk:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self.log.start()
-        for name, target in (("camera", self._camera_loop), ("ble", self._ble_loop)):
+        for name, target in (("camera", self._camera_loop), ("ble", self._ble_loop),
+                             ("housekeeping", self._housekeeping_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -166,6 +168,22 @@ class Kiosk:
             except Exception:
                 log.exception("could not handle an advertisement from %s", advert.addr)
         self.scanner.run(deliver, self._stop)
+
+    def _housekeeping_loop(self) -> None:
+        """Write entries held in memory once the disk takes them again; purge old entries daily."""
+        last_purge = None
+        while not self._stop.wait(0 if last_purge is None else HOUSEKEEPING_INTERVAL):
+            try:
+                if self.log.error is not None:
+                    self.log.retry()
+                now = self.clock.now()
+                if last_purge is None or now - last_purge >= 86400:
+                    removed = self.log.purge(now)
+                    last_purge = now
+                    if removed:
+                        log.info("purged %d entries older than %d days", removed, self.log.retention_days)
+            except StoreUnavailable as e:
+                log.warning("housekeeping: %s", e)
 
     # -- the flow -----------------------------------------------------------------------
     def handle_frame(self, frame) -> list[Entry]:

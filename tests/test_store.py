@@ -129,3 +129,25 @@ def test_an_unwritable_disk_holds_entries_in_memory_until_it_can_write(log, tmp_
         storage._journal = good
     assert log.retry() is True and log.error is None
     assert len(journal.read_bytes().splitlines()) == 2
+
+
+def test_a_running_kiosk_purges_old_synced_entries_on_start(kiosk_settings, tmp_path):
+    from kiosk.checkpoint import Kiosk
+    from kiosk.clock import ManualClock
+
+    from .conftest import wait_for
+
+    settings = kiosk_settings()
+    old, fresh = entry(1, t=T0 - 40 * 86400), entry(2, t=T0)
+    seed = EntryLog(tmp_path / "kiosk" / "log")
+    seed.start()
+    seed.append(old)
+    seed.append(fresh)
+    seed.mark_synced([old.id, fresh.id], T0)
+    seed.stop()
+    kiosk = Kiosk(settings, clock=ManualClock(T0))
+    kiosk.start()
+    try:
+        wait_for(lambda: [d["id"] for d in kiosk.log.recent()] == [fresh.id])
+    finally:
+        kiosk.stop()
