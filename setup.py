@@ -41,7 +41,9 @@ setup(
         # Hardware-only libraries: installed on the Pi (bluepy builds against libglib2.0-dev).
         # picamera2 comes from Raspberry Pi OS (apt: python3-picamera2), not PyPI.
         "pi": ["bluepy>=1.3", "lgpio>=0.2"],
-        "test": ["pytest>=7.4", "hypothesis>=6.80"],
+        # Browser tests drive Debian's chromium through Playwright (no browser download);
+        # jsonschema validates API responses against the OpenAPI document.
+        "test": ["pytest>=7.4", "hypothesis>=6.80", "playwright>=1.40", "jsonschema>=4.18"],
     },
     entry_points={
         "console_scripts": [

@@ -24,7 +24,7 @@ from .clock import SystemClock
 from .declarations import Verifier, pccovid, sitepass
 from .events import EventBus
 from .exc import BackendUnavailable, CameraFault, StoreUnavailable
-from .model import VALID, Declaration, Entry, Scan, iso, new_id
+from .model import DENY, VALID, Decision, Declaration, Entry, Scan, iso, new_id
 from .policy import Rules, decide
 from .signals import DoorSignals
 from .store import EntryLog
@@ -94,7 +94,8 @@ class Kiosk:
         from .web import create_app
 
         # Each open screen (SSE stream) holds one of the threads.
-        self._server = BackgroundServer(create_app(self), self.settings["web.host"],
+        self.web_app = create_app(self)
+        self._server = BackgroundServer(self.web_app, self.settings["web.host"],
                                         self.settings["web.port"], threads=8).start()
         if self.settings["sitepass.signing_key"]:
             from .web.form import create_form_app
@@ -244,6 +245,27 @@ class Kiosk:
         if self.sync is not None:
             self.sync.nudge()
         return entry
+
+    OVERRIDES = ("allow", "deny", "exit")
+
+    def override(self, entry_id: str, action: str, reason: str, who: str = "guard") -> dict | None:
+        """A guard's decision on an entry: allow anyway (opens the door), deny, or mark the
+        holder's exit (opens the door for them to leave). Logged on the entry."""
+        if action not in self.OVERRIDES:
+            raise ValueError(f"unknown override {action!r}")
+        record = {"action": action, "reason": reason[:200], "by": who, "at": iso(self.clock.now())}
+        updated = self.log.set_override(entry_id, record)
+        if updated is None:
+            return None
+        if action in ("allow", "exit"):
+            self.signals.open_door()
+        else:
+            self.signals.show(Decision(DENY))
+        log.info("override %s on %s by %s: %s", action, entry_id, who, reason)
+        self.bus.publish("entry", updated)
+        if self.sync is not None:
+            self.sync.nudge()
+        return updated
 
     # -- health ---------------------------------------------------------------------------
     def _trust_list_health(self) -> str:

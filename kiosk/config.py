@@ -95,6 +95,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web.host", "127.0.0.1", "Address the guard pages and operator API listen on."),
     Setting("web.port", 8080, "Port of the guard pages and operator API."),
     Setting("web.language", "vi", "Language of the guard screen.", ("vi", "en")),
+    Setting("web.clear_after", 20.0, "Seconds a decision stays on the guard screen before it returns to idle."),
+    Setting("web.guard_pin_sha256", "", "SHA-256 hex digest of the guard's PIN for overrides; empty = no PIN."),
+    Setting("web.guard_from_lan", False, "Serve the guard pages to other machines too (normally only the kiosk's own screen)."),
+    Setting("web.rate_limit", 120, "Operator API requests per minute from one address."),
     Setting("web.operator_tokens", [], "SHA-256 hex digests of the operators' API tokens."),
 
     Setting("sync.url", "", "Base URL of the central server; empty = no sync."),

@@ -67,8 +67,11 @@ def test_a_morning_at_the_gate(make_kiosk, central, site_key, clock):
     def listen():
         with requests.get(kiosk.web_url + "/events", stream=True, timeout=30) as r:
             stream_open.set()
+            kind = None
             for line in r.iter_lines(decode_unicode=True):
-                if line.startswith("data: "):
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "entry":
                     events.append(json.loads(line[6:]))
                     if len(events) == 5:
                         return

@@ -10,7 +10,7 @@ import json
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import (Column, MetaData, String, Table, Text, create_engine, event, insert, select)
+from sqlalchemy import (Column, MetaData, String, Table, Text, create_engine, event, insert, select, update)
 from sqlalchemy.exc import IntegrityError
 
 metadata = MetaData()
@@ -82,6 +82,10 @@ def ingest(engine, batch: list[dict]) -> tuple[list[str], list[str]]:
     with engine.begin() as conn:
         have = set(conn.execute(select(entries.c.id).where(entries.c.id.in_(ids))).scalars())
         new = [r for r in rows if r["id"] not in have]
+        # A guard's override made after the first delivery comes again: keep the newer body.
+        for r, e in zip(rows, batch):
+            if r["id"] in have and e.get("override"):
+                conn.execute(update(entries).where(entries.c.id == r["id"]).values(body=r["body"]))
         try:
             with conn.begin_nested():
                 if new:

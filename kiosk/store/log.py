@@ -152,6 +152,33 @@ class EntryLog:
             return [dict(d) for d in docs[:limit]]
         return self._call(run)
 
+    def search(self, match: Callable[[dict], bool] | None = None, since: str | None = None,
+               until: str | None = None, after_id: str | None = None, limit: int = 1000) -> list[dict]:
+        """Entries with since <= time < until, id > after_id and `match(entry)`, oldest first.
+        `match` runs on the writer thread: keep it a pure, quick predicate."""
+        def run():
+            def wanted(d):
+                return ((since is None or d["time"] >= since) and (until is None or d["time"] < until)
+                        and (after_id is None or d["id"] > after_id) and (match is None or match(d)))
+            docs = sorted((d for d in self._entries().all() if wanted(d)), key=lambda d: d["id"])
+            return [dict(d) for d in docs[:limit]]
+        return self._call(run)
+
+    def get(self, entry_id: str) -> dict | None:
+        def run():
+            found = self._entries().get(where("id") == entry_id)
+            return dict(found) if found else None
+        return self._call(run)
+
+    def set_override(self, entry_id: str, override: dict) -> dict | None:
+        """Record a guard's override on an entry and queue it for the central again."""
+        def run():
+            if not self._entries().update({"override": override, "synced_at": None}, where("id") == entry_id):
+                return None
+            self._outbox[entry_id] = None
+            return dict(self._entries().get(where("id") == entry_id))
+        return self._call(run)
+
     def unsynced(self, limit: int = 100) -> list[dict]:
         def run():
             ids = set(list(self._outbox)[:limit])

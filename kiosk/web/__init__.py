@@ -16,4 +16,5 @@ def create_app(kiosk, config: dict | None = None) -> Flask:
     app.extensions["kiosk"] = kiosk
     app.register_blueprint(guard.bp)
     app.register_blueprint(api.bp)
+    api.init_app(app)
     return app

@@ -1,45 +1,226 @@
-"""The operator API on the LAN: token-protected entries and health."""
+"""The operator API on the LAN: token-protected entries (JSON, CSV), daily report, health.
+
+Tokens are configured as SHA-256 hex digests (`web.operator_tokens`, optionally
+"name:digest" to name the operator in the log), compared in constant time; a request
+without a valid one gets 401 and no data. One address may make `web.rate_limit` requests
+a minute. Every export of personal data is logged: who, when, which range, how many.
+"""
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import io
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from ..model import iso, parse_iso
+from .openapi import SPEC
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger("kiosk.export")
+
+DECISIONS = ("allow", "deny", "review")
+APP_OUTCOMES = ("confirmed", "likely", "not_detected")
+STATUSES = ("valid", "invalid", "expired", "unknown", "review")
+CSV_COLUMNS = ("id", "time", "decision", "reasons", "holder", "format", "kind", "status", "app", "family",
+               "rssi", "override", "override_reason", "direction")
+
+
+class BadRequest(ValueError):
+    pass
 
 
 def _kiosk():
     return current_app.extensions["kiosk"]
 
 
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def _operators() -> list[tuple[str, str]]:
+    out = []
+    for item in _kiosk().settings["web.operator_tokens"]:
+        name, _, digest = item.rpartition(":")
+        out.append((name or digest[:8], digest.lower()))
+    return out
+
+
+def init_app(app) -> None:
+    """Per-app state: the rate limiter's recent requests by address."""
+    app.extensions["api_rate"] = (defaultdict(deque), threading.Lock())
+
+
+def _over_limit(address: str, per_minute: int) -> bool:
+    recent, lock = current_app.extensions["api_rate"]
+    now = time.monotonic()
+    with lock:
+        times = recent[address]
+        while times and times[0] < now - 60:
+            times.popleft()
+        if len(times) >= per_minute:
+            return True
+        times.append(now)
+        return False
 
 
 @bp.before_request
 def require_token():
+    if request.endpoint == "api.openapi":
+        return None
+    if _over_limit(request.remote_addr or "", _kiosk().settings["web.rate_limit"]):
+        return jsonify(error="too many requests: wait a minute"), 429
     header = request.headers.get("Authorization", "")
     token = header[7:] if header.startswith("Bearer ") else ""
-    digest = token_digest(token)
-    # Compare against every configured digest in constant time; no early exit.
-    ok = False
-    for allowed in _kiosk().settings["web.operator_tokens"]:
-        ok |= hmac.compare_digest(digest, allowed.lower())
-    if not token or not ok:
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    who = None
+    for name, allowed in _operators():            # every digest compared, no early exit
+        if hmac.compare_digest(digest, allowed) and token:
+            who = name
+    if who is None:
         return jsonify(error="a valid operator token is required"), 401
+    g.operator = who
+
+
+@bp.errorhandler(BadRequest)
+def bad_request(e):
+    return jsonify(error=str(e)), 400
+
+
+def _bound(value: str | None, tz, end: bool = False) -> str | None:
+    """A from/to parameter: a date (local midnight; `to` includes that whole day) or an ISO time."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value) + (timedelta(days=1) if end else timedelta())
+            return iso(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+        return iso(parse_iso(value))
+    except ValueError:
+        raise BadRequest(f"{value!r} is not a date (YYYY-MM-DD) or an ISO-8601 time") from None
+
+
+def _filters():
+    args = request.args
+    tz = ZoneInfo(_kiosk().settings["timezone"])
+    since, until = _bound(args.get("from"), tz), _bound(args.get("to"), tz, end=True)
+    decision, app, status = args.get("decision"), args.get("app"), args.get("status")
+    for value, allowed, name in ((decision, DECISIONS, "decision"), (app, APP_OUTCOMES, "app"),
+                                 (status, STATUSES, "status")):
+        if value is not None and value not in allowed:
+            raise BadRequest(f"{name} must be one of {', '.join(allowed)}")
+    text = (args.get("q") or "").casefold()
+
+    def match(d: dict) -> bool:
+        return ((decision is None or d["decision"] == decision)
+                and (app is None or d["ble"]["outcome"] == app)
+                and (status is None or d["declaration"]["status"] == status)
+                and (not text or text in (d["declaration"].get("holder") or "").casefold()))
+    return match, since, until
+
+
+def _limit(default: int, most: int) -> int:
+    try:
+        return max(1, min(int(request.args.get("limit", default)), most))
+    except ValueError:
+        raise BadRequest("limit must be a whole number") from None
+
+
+def _public(d: dict) -> dict:
+    """An entry as operators get it (the payload fingerprint stays on the kiosk)."""
+    return {k: v for k, v in d.items() if k != "fingerprint"}
 
 
 @bp.get("/entries")
 def entries():
-    args = request.args
+    match, since, until = _filters()
+    limit = _limit(100, 1000)
+    page = _kiosk().log.search(match, since, until, request.args.get("cursor"), limit + 1)
+    more = len(page) > limit
+    page = page[:limit]
+    log.info("export by %s: entries json from=%s to=%s cursor=%s: %d", g.operator, since, until,
+             request.args.get("cursor"), len(page))
+    return jsonify(entries=[_public(d) for d in page], next_cursor=page[-1]["id"] if more else None)
+
+
+def _csv_row(d: dict, tz) -> list:
+    override = d.get("override") or {}
+    return [d["id"], datetime.fromtimestamp(parse_iso(d["time"]), tz).strftime("%Y-%m-%d %H:%M:%S"),
+            d["decision"], "; ".join(d["reasons"]), d["declaration"].get("holder") or "",
+            d["declaration"]["format"], d["declaration"].get("kind") or "", d["declaration"]["status"],
+            d["ble"]["outcome"], d["ble"].get("family") or "", d["ble"].get("rssi") if d["ble"].get("rssi") is not None else "",
+            override.get("action", ""), override.get("reason", ""), d["direction"]]
+
+
+def _csv(rows, header) -> Response:
+    """UTF-8 with a BOM and CRLF line ends: Excel then reads Vietnamese names correctly."""
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        yield "\ufeff"
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(row)
+            if buffer.tell() > 64 * 1024:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+    return Response(generate(), mimetype="text/csv; charset=utf-8")
+
+
+@bp.get("/entries.csv")
+def entries_csv():
+    match, since, until = _filters()
+    tz = ZoneInfo(_kiosk().settings["timezone"])
+    docs = _kiosk().log.search(match, since, until, None, 1_000_000)
+    log.info("export by %s: entries csv from=%s to=%s: %d", g.operator, since, until, len(docs))
+    response = _csv((_csv_row(d, tz) for d in docs), CSV_COLUMNS)
+    response.headers["Content-Disposition"] = "attachment; filename=entries.csv"
+    return response
+
+
+def daily_report(docs: list[dict], day: date, tz) -> dict:
+    """The daily report: entries, decisions, share with the app confirmed and with a valid
+    declaration, and the same by hour (local time)."""
+    def summary(items):
+        n = len(items)
+        return {"entries": n, **{k: sum(d["decision"] == k for d in items) for k in DECISIONS},
+                "app_confirmed_share": round(sum(d["ble"]["outcome"] == "confirmed" for d in items) / n, 4) if n else 0.0,
+                "valid_declaration_share": round(sum(d["declaration"]["status"] == "valid" for d in items) / n, 4) if n else 0.0}
+    by_hour = defaultdict(list)
+    for d in docs:
+        by_hour[datetime.fromtimestamp(parse_iso(d["time"]), tz).hour].append(d)
+    return {"date": day.isoformat(), "site": _kiosk().settings["site.id"], "kiosk": _kiosk().settings["kiosk.id"],
+            **summary(docs), "by_hour": [{"hour": h, **summary(by_hour[h])} for h in sorted(by_hour)]}
+
+
+@bp.get("/reports/daily")
+def report():
+    kiosk = _kiosk()
+    tz = ZoneInfo(kiosk.settings["timezone"])
     try:
-        limit = max(1, min(int(args.get("limit", 1000)), 10000))
+        day = date.fromisoformat(request.args.get("date") or datetime.fromtimestamp(kiosk.clock.now(), tz).date().isoformat())
     except ValueError:
-        abort(400)
-    return jsonify(entries=_kiosk().log.query(args.get("from"), args.get("to"), limit))
+        raise BadRequest("date must be YYYY-MM-DD") from None
+    since, until = _bound(day.isoformat(), tz), _bound(day.isoformat(), tz, end=True)
+    result = daily_report(kiosk.log.search(None, since, until, None, 1_000_000), day, tz)
+    if request.args.get("format") == "csv":
+        columns = ("hour", "entries", "allow", "deny", "review", "app_confirmed_share", "valid_declaration_share")
+        rows = [[r[c] for c in columns] for r in result["by_hour"]]
+        rows.append(["total"] + [result[c] for c in columns[1:]])
+        return _csv(rows, columns)
+    return jsonify(result)
 
 
 @bp.get("/health")
 def health():
     return jsonify(_kiosk().health())
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(SPEC)

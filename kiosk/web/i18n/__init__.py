@@ -1,0 +1,32 @@
+"""The guard screen's words: one JSON catalogue per language (Vietnamese first).
+
+Plain JSON rather than gettext catalogues: the browser's live updates use the very same
+catalogue (it is embedded in the page), and there is no compile step on the Pi.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+LANGUAGES = ("vi", "en")
+_HERE = Path(__file__).parent
+OVERRIDE_REASONS = ("why_staff", "why_document", "why_invited", "why_health", "why_refused", "why_other")
+
+
+@lru_cache(maxsize=None)
+def catalogue(lang: str) -> dict:
+    if lang not in LANGUAGES:
+        lang = LANGUAGES[0]
+    return json.loads((_HERE / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+def reason_text(code: str, words: dict) -> str:
+    """A reason code ("shown_again:42s", "declared:fever") in the guard's words."""
+    name, _, arg = code.partition(":")
+    template = words.get(f"reason_{name}")
+    if template is None:
+        return code
+    if name == "declared":
+        arg = words.get(f"answer_{arg}", arg)
+    return template.replace("{n}", arg.rstrip("s") if name == "shown_again" else arg)
