@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -63,6 +64,59 @@ def run(config_path):
             sdnotify.notify("WATCHDOG=1")
     sdnotify.notify("STOPPING=1")
     kiosk.stop()
+
+
+@main.command()
+@click.option("--from", "since", help="First local day (YYYY-MM-DD) or ISO time; default: everything.")
+@click.option("--to", "until", help="Last local day (YYYY-MM-DD, included) or ISO time.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--out", type=click.File("w", encoding="utf-8"), default="-", help="File (default: standard output).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def export(since, until, fmt, out, config_path):
+    """Export entries from this kiosk's log, as the operator API does (read-only, beside a running kiosk)."""
+    from datetime import date as _date, datetime as _datetime, timedelta as _timedelta
+    from zoneinfo import ZoneInfo
+
+    from tinydb import TinyDB
+
+    from .export import CSV_COLUMNS, csv_chunks, csv_row, public
+    from .model import iso, parse_iso
+    from .store import DurableStorage
+
+    settings = _settings(config_path)
+    tz = ZoneInfo(settings["timezone"])
+
+    def bound(value, end=False):
+        if not value:
+            return None
+        try:
+            if len(value) == 10:
+                day = _date.fromisoformat(value) + (_timedelta(days=1) if end else _timedelta())
+                return iso(_datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+            return iso(parse_iso(value))
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not YYYY-MM-DD or an ISO-8601 time") from None
+
+    lo, hi = bound(since), bound(until, end=True)
+    path = Path(settings["data_dir"]) / "log"
+    if not path.is_dir():
+        raise click.ClickException(f"no entry log at {path}")
+    db = TinyDB(path, storage=DurableStorage, read_only=True)
+    docs = sorted((d for d in db.table("entries").all()
+                   if (lo is None or d["time"] >= lo) and (hi is None or d["time"] < hi)), key=lambda d: d["id"])
+    db.close()
+    logging.getLogger("kiosk.export").info("export by %s on the command line: %s..%s: %d entries",
+                                           os.environ.get("USER", "?"), lo, hi, len(docs))
+    with click.progressbar(docs, label=f"{len(docs)} entries", file=sys.stderr,
+                           show_pos=True) as bar:
+        if fmt == "json":
+            out.write("[")
+            for i, d in enumerate(bar):
+                out.write(("," if i else "") + "\n" + json.dumps(public(d), ensure_ascii=False))
+            out.write("\n]\n")
+        else:
+            for chunk in csv_chunks((csv_row(d, tz) for d in bar), CSV_COLUMNS):
+                out.write(chunk)
 
 
 @main.command()

@@ -169,3 +169,22 @@ def test_guard_pages_answer_the_kiosks_own_screen_only(make_kiosk):
     assert client.get("/", environ_base={"REMOTE_ADDR": "192.168.1.50"}).status_code == 403
     assert client.post("/guard/override", json={}, environ_base={"REMOTE_ADDR": "192.168.1.50"}).status_code == 403
     assert client.get("/", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+
+
+def test_kiosk_export_reads_the_log_beside_the_running_kiosk(big, tmp_path):
+    from click.testing import CliRunner
+
+    from kiosk.cli import main
+
+    env = {"KIOSK_DATA_DIR": str(big.data_dir), "KIOSK_TIMEZONE": "Asia/Ho_Chi_Minh"}
+    out = tmp_path / "day.csv"
+    result = CliRunner().invoke(main, ["export", "--from", "2026-11-22", "--to", "2026-11-22", "--out", str(out)],
+                                env=env)
+    assert result.exit_code == 0, result.output
+    api = get(big, "/api/v1/entries.csv", **{"from": "2026-11-22", "to": "2026-11-22"}).content.decode("utf-8")
+    assert out.read_bytes().decode("utf-8") == api, "the command and the API give the same file"
+    result = CliRunner().invoke(main, ["export", "--format", "json", "--out", str(tmp_path / "all.json")], env=env)
+    import json
+    everything = json.loads((tmp_path / "all.json").read_text(encoding="utf-8"))
+    assert [e["id"] for e in everything] == [d["id"] for d in big.docs]
+    assert "fingerprint" not in everything[0]

@@ -33,15 +33,19 @@ def fsync_dir(path: Path) -> None:
 
 
 class DurableStorage(Storage):
-    def __init__(self, path: str | Path, compact_every: int = 2000):
+    def __init__(self, path: str | Path, compact_every: int = 2000, read_only: bool = False):
+        """`read_only`: for readers beside the running kiosk (`kiosk export`): nothing is
+        written, and a last record still being written is ignored rather than cut off."""
         self.dir = Path(path)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        if not read_only:
+            self.dir.mkdir(parents=True, exist_ok=True)
         self.compact_every = compact_every
         self._state: dict = {}
         self._records = 0
         self._recover()
-        self._journal = open(self.dir / JOURNAL, "ab")
-        self._size = self._journal.tell()
+        self._journal = None if read_only else open(self.dir / JOURNAL, "ab")
+        self._size = self._journal.tell() if self._journal else 0
 
     # -- recovery ----------------------------------------------------------------------
     def _recover(self) -> None:
@@ -65,7 +69,7 @@ class DurableStorage(Storage):
                 break
             good += len(line)
             self._records += 1
-        if good < len(data):
+        if good < len(data) and not self.read_only:
             log.warning("%s: dropped a torn last record (%d bytes) left by an interrupted write",
                         journal, len(data) - good)
             with open(journal, "r+b") as f:
@@ -91,6 +95,8 @@ class DurableStorage(Storage):
         return orjson.loads(orjson.dumps(self._state))
 
     def write(self, data: dict) -> None:
+        if self.read_only:
+            raise StoreUnavailable(f"{self.dir} is open read-only")
         ops = []
         for name, docs in data.items():
             old = self._state.get(name, {})
@@ -144,4 +150,5 @@ class DurableStorage(Storage):
         self._records = 0
 
     def close(self) -> None:
-        self._journal.close()
+        if self._journal is not None:
+            self._journal.close()

@@ -7,10 +7,8 @@ a minute. Every export of personal data is logged: who, when, which range, how m
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import logging
 import threading
 import time
@@ -20,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from ..export import CSV_COLUMNS, csv_chunks, csv_row, public
 from ..model import iso, parse_iso
 from .openapi import SPEC
 
@@ -29,8 +28,6 @@ log = logging.getLogger("kiosk.export")
 DECISIONS = ("allow", "deny", "review")
 APP_OUTCOMES = ("confirmed", "likely", "not_detected")
 STATUSES = ("valid", "invalid", "expired", "unknown", "review")
-CSV_COLUMNS = ("id", "time", "decision", "reasons", "holder", "format", "kind", "status", "app", "family",
-               "rssi", "override", "override_reason", "direction")
 
 
 class BadRequest(ValueError):
@@ -129,11 +126,6 @@ def _limit(default: int, most: int) -> int:
         raise BadRequest("limit must be a whole number") from None
 
 
-def _public(d: dict) -> dict:
-    """An entry as operators get it (the payload fingerprint stays on the kiosk)."""
-    return {k: v for k, v in d.items() if k != "fingerprint"}
-
-
 @bp.get("/entries")
 def entries():
     match, since, until = _filters()
@@ -143,33 +135,11 @@ def entries():
     page = page[:limit]
     log.info("export by %s: entries json from=%s to=%s cursor=%s: %d", g.operator, since, until,
              request.args.get("cursor"), len(page))
-    return jsonify(entries=[_public(d) for d in page], next_cursor=page[-1]["id"] if more else None)
-
-
-def _csv_row(d: dict, tz) -> list:
-    override = d.get("override") or {}
-    return [d["id"], datetime.fromtimestamp(parse_iso(d["time"]), tz).strftime("%Y-%m-%d %H:%M:%S"),
-            d["decision"], "; ".join(d["reasons"]), d["declaration"].get("holder") or "",
-            d["declaration"]["format"], d["declaration"].get("kind") or "", d["declaration"]["status"],
-            d["ble"]["outcome"], d["ble"].get("family") or "", d["ble"].get("rssi") if d["ble"].get("rssi") is not None else "",
-            override.get("action", ""), override.get("reason", ""), d["direction"]]
+    return jsonify(entries=[public(d) for d in page], next_cursor=page[-1]["id"] if more else None)
 
 
 def _csv(rows, header) -> Response:
-    """UTF-8 with a BOM and CRLF line ends: Excel then reads Vietnamese names correctly."""
-    def generate():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        yield "\ufeff"
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(row)
-            if buffer.tell() > 64 * 1024:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-    return Response(generate(), mimetype="text/csv; charset=utf-8")
+    return Response(csv_chunks(rows, header), mimetype="text/csv; charset=utf-8")
 
 
 @bp.get("/entries.csv")
@@ -178,7 +148,7 @@ def entries_csv():
     tz = ZoneInfo(_kiosk().settings["timezone"])
     docs = _kiosk().log.search(match, since, until, None, 1_000_000)
     log.info("export by %s: entries csv from=%s to=%s: %d", g.operator, since, until, len(docs))
-    response = _csv((_csv_row(d, tz) for d in docs), CSV_COLUMNS)
+    response = _csv((csv_row(d, tz) for d in docs), CSV_COLUMNS)
     response.headers["Content-Disposition"] = "attachment; filename=entries.csv"
     return response
 

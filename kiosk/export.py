@@ -1,0 +1,44 @@
+"""Entries as operators take them away: the public JSON form and CSV rows for Excel.
+Shared by the operator API and `kiosk export`."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Iterable, Iterator
+
+from .model import parse_iso
+
+CSV_COLUMNS = ("id", "time", "decision", "reasons", "holder", "format", "kind", "status", "app", "family",
+               "rssi", "override", "override_reason", "direction")
+
+
+def public(entry: dict) -> dict:
+    """An entry as operators get it (the payload fingerprint stays on the kiosk)."""
+    return {k: v for k, v in entry.items() if k != "fingerprint"}
+
+
+def csv_row(entry: dict, tz) -> list:
+    override = entry.get("override") or {}
+    rssi = entry["ble"].get("rssi")
+    return [entry["id"], datetime.fromtimestamp(parse_iso(entry["time"]), tz).strftime("%Y-%m-%d %H:%M:%S"),
+            entry["decision"], "; ".join(entry["reasons"]), entry["declaration"].get("holder") or "",
+            entry["declaration"]["format"], entry["declaration"].get("kind") or "", entry["declaration"]["status"],
+            entry["ble"]["outcome"], entry["ble"].get("family") or "", "" if rssi is None else rssi,
+            override.get("action", ""), override.get("reason", ""), entry["direction"]]
+
+
+def csv_chunks(rows: Iterable[list], header: Iterable[str], chunk: int = 64 * 1024) -> Iterator[str]:
+    """CSV text for Excel: a UTF-8 BOM first (else Excel misreads Vietnamese), CRLF line ends,
+    fields quoted when they hold commas, quotes or line breaks."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    yield "\ufeff"
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(row)
+        if buffer.tell() > chunk:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
