@@ -38,8 +38,11 @@ class BackgroundServer:
                 dispatcher.close()
 
         if self._thread.is_alive():
-            server.trigger.pull_trigger(close_everything)
+            try:
+                server.trigger.pull_trigger(close_everything)
+            except OSError:          # the loop is already closing its trigger: it is on its way out
+                pass
             self._thread.join(timeout)
-        else:
+        if self._thread.is_alive() or not self._thread.ident:
             server.close()
         server.task_dispatcher.shutdown(timeout=timeout)

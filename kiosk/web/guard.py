@@ -67,16 +67,24 @@ def health_view(kiosk, words: dict) -> list[dict]:
     last = kiosk.presence.last_heard
     ble_quiet = last is None or now - last > 60
     sync = h["sync"]
+    trust = kiosk.verifier.trust
+    trust_age = trust.age(now)
+    if trust_age is None:
+        trust_text = words["trust_none"]
+    elif trust_age > kiosk.verifier.rules.trust_max_age:
+        trust_text = words["trust_old"].replace("{n}", str(round(trust_age / 86400)))
+    else:
+        trust_text = words["trust_ok"].replace("{n}", str(len(trust)))
     items = [
         ("camera", h["camera"] == "ok", words["ok"] if h["camera"] == "ok" else h["camera"]),
         ("ble", h["ble"] in ("ok", "starting") and not ble_quiet,
          (h["ble"] if h["ble"] not in ("ok", "starting") else
-          ("no advertisement for a minute" if ble_quiet else words["ok"]))),
+          (words["ble_quiet"] if ble_quiet else words["ok"]))),
         ("sync", not sync["enabled"] or not sync["error"],
          (f"{sync['backlog']} {words['backlog']}" + (f" · {sync['error'][:60]}" if sync["error"] else ""))
-         if sync["enabled"] else "off"),
+         if sync["enabled"] else words["sync_off"]),
         ("log", h["log"] == "ok", h["log"]),
-        ("trust_list", h["trust_list"].startswith("ok"), h["trust_list"]),
+        ("trust_list", h["trust_list"].startswith("ok"), trust_text),
         ("disk", h["disk_free_mb"] >= MIN_FREE_MB, f"{h['disk_free_mb']} MB"),
     ]
     return [{"key": k, "label": words[k], "ok": ok, "text": text} for k, ok, text in items]
