@@ -74,30 +74,23 @@ def run(config_path):
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 def export(since, until, fmt, out, config_path):
     """Export entries from this kiosk's log, as the operator API does (read-only, beside a running kiosk)."""
-    from datetime import date as _date, datetime as _datetime, timedelta as _timedelta
     from zoneinfo import ZoneInfo
 
     from tinydb import TinyDB
 
-    from .export import CSV_COLUMNS, csv_chunks, csv_row, public
-    from .model import iso, parse_iso
+    from .export import CSV_COLUMNS, bound, csv_chunks, csv_row, public
     from .store import DurableStorage
 
     settings = _settings(config_path)
     tz = ZoneInfo(settings["timezone"])
 
-    def bound(value, end=False):
-        if not value:
-            return None
+    def edge(value, end=False):
         try:
-            if len(value) == 10:
-                day = _date.fromisoformat(value) + (_timedelta(days=1) if end else _timedelta())
-                return iso(_datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
-            return iso(parse_iso(value))
+            return bound(value, tz, end)
         except ValueError:
             raise click.BadParameter(f"{value!r} is not YYYY-MM-DD or an ISO-8601 time") from None
 
-    lo, hi = bound(since), bound(until, end=True)
+    lo, hi = edge(since), edge(until, end=True)
     path = Path(settings["data_dir"]) / "log"
     if not path.is_dir():
         raise click.ClickException(f"no entry log at {path}")

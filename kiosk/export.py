@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Iterable, Iterator
 
-from .model import parse_iso
+from .model import iso, parse_iso
 
 CSV_COLUMNS = ("id", "time", "decision", "reasons", "holder", "format", "kind", "status", "app", "family",
                "rssi", "override", "override_reason", "direction")
+
+
+def bound(value: str | None, tz, end: bool = False) -> str | None:
+    """A from/to bound as ISO UTC text: a date means local midnight (a `to` date includes
+    that whole day), anything else is read as an ISO-8601 time. ValueError when neither."""
+    if not value:
+        return None
+    if len(value) == 10:
+        day = date.fromisoformat(value) + (timedelta(days=1) if end else timedelta())
+        return iso(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+    return iso(parse_iso(value))
 
 
 def public(entry: dict) -> dict:

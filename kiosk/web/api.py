@@ -13,12 +13,12 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from ..export import CSV_COLUMNS, csv_chunks, csv_row, public
+from ..export import CSV_COLUMNS, bound, csv_chunks, csv_row, public
 from ..model import iso, parse_iso
 from .openapi import SPEC
 
@@ -88,14 +88,8 @@ def bad_request(e):
 
 
 def _bound(value: str | None, tz, end: bool = False) -> str | None:
-    """A from/to parameter: a date (local midnight; `to` includes that whole day) or an ISO time."""
-    if not value:
-        return None
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value) + (timedelta(days=1) if end else timedelta())
-            return iso(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
-        return iso(parse_iso(value))
+        return bound(value, tz, end)
     except ValueError:
         raise BadRequest(f"{value!r} is not a date (YYYY-MM-DD) or an ISO-8601 time") from None
 
