@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import threading
+import time
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +76,7 @@ class Kiosk:
         self._server = None
         self._form_server = None
         self.camera_status = "starting"
+        self.camera_fps = 0.0
         self.scans = 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -148,12 +150,25 @@ class Kiosk:
                 self.camera.open()
                 self.camera_status = "ok"
                 backoff = 0.5
+                last_frame = time.monotonic()
+                window_start, frames = last_frame, 0
                 while not self._stop.is_set():
                     frame = self.camera.read(timeout=0.5)
-                    if frame is not None:
-                        self.handle_frame(frame)
+                    now = time.monotonic()
+                    if frame is None:
+                        stall = self.camera.stall_after
+                        if stall is not None and now - last_frame > stall:
+                            raise CameraFault(f"no frame for {stall:.0f} s")
+                        continue
+                    last_frame = now
+                    self.handle_frame(frame)
+                    frames += 1
+                    if now - window_start >= 2.0:      # effective frames decoded per second
+                        self.camera_fps = frames / (now - window_start)
+                        window_start, frames = now, 0
             except (CameraFault, BackendUnavailable) as e:
                 self.camera_status = f"offline: {e}"
+                self.camera_fps = 0.0
                 log.warning("camera offline (%s); retrying in %.1f s", e, backoff)
                 self.bus.publish("health", self.health())
             finally:
@@ -286,6 +301,7 @@ class Kiosk:
         disk = shutil.disk_usage(self.data_dir)
         return {
             "camera": self.camera_status,
+            "camera_fps": round(self.camera_fps, 1),
             "ble": self.scanner.status(),
             "ble_heard": self.presence.heard,
             "log": "ok" if self.log.error is None else f"unavailable: {self.log.error}",

@@ -33,7 +33,7 @@ def test_oversized_payloads_are_dropped():
     assert QRDecoder(max_payload=200).decode(frame) == []
 
 
-def test_dim_low_contrast_code_is_read_after_equalisation():
+def test_a_dim_low_contrast_code_is_read():
     frame = visitor_frame("KP1:LOWLIGHT", angle=5).astype(np.float32)
     dim = np.clip(frame * 0.25 + 30, 0, 255).astype(np.uint8)
     assert QRDecoder().decode(dim) == [b"KP1:LOWLIGHT"]
@@ -48,10 +48,13 @@ def test_once_per_presentation():
     assert f.new([b"a"], 6.0) == [b"a"]      # gone for 3.5 s: a new presentation
 
 
-@pytest.fixture(params=["folder", "video"])
-def replay_settings(request, tmp_path):
+@pytest.fixture(params=["replay-folder", "replay-video", "opencv-video", "picamera2"])
+def camera_settings(request, tmp_path):
+    """One suite for every frame source backend, as tinydb tests every storage."""
     frames = [visitor_frame(None), visitor_frame("KP1:ONE"), visitor_frame(None)]
-    if request.param == "folder":
+    if request.param == "picamera2":
+        pytest.importorskip("picamera2", reason="picamera2 comes with Raspberry Pi OS (python3-picamera2)")
+    if request.param == "replay-folder":
         for i, frame in enumerate(frames):
             cv2.imwrite(str(tmp_path / f"{i:02d}.png"), frame)
         path = tmp_path
@@ -62,13 +65,15 @@ def replay_settings(request, tmp_path):
             writer.write(frame)
         writer.release()
     base = {s.name: s.default for s in config.SETTINGS}
+    if request.param == "opencv-video":
+        return config.load(env={}, base=base, overrides={"camera.backend": "opencv", "camera.device": str(path)})
     return config.load(env={}, base=base, overrides={"camera.backend": "replay",
                                                      "camera.replay_path": str(path),
                                                      "camera.replay_fps": 0.0})
 
 
-def test_replay_camera_plays_folders_and_videos(replay_settings):
-    source = open_source(replay_settings, ManualClock())
+def test_frame_sources_deliver_every_frame_then_report_the_end(camera_settings):
+    source = open_source(camera_settings, ManualClock())
     source.open()
     decoder = QRDecoder()
     found = [decoder.decode(source.read(1.0).image) for _ in range(3)]
@@ -84,3 +89,26 @@ def test_a_missing_replay_folder_is_a_camera_fault(tmp_path):
                                                          "camera.replay_path": str(tmp_path / "gone")})
     with pytest.raises(CameraFault, match="does not exist"):
         open_source(settings, ManualClock()).open()
+
+
+def test_a_phone_in_dark_mode_shows_an_inverted_code():
+    frame = cv2.bitwise_not(visitor_frame("KP1:DARKMODE", angle=4))
+    assert QRDecoder().decode(frame) == [b"KP1:DARKMODE"]
+
+
+def test_a_code_tilted_away_is_rectified_and_read():
+    import sys
+    from pathlib import Path
+    import random
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from qr_corpus import make
+
+    rng = random.Random(11)
+    read = plain = 0
+    for _ in range(10):
+        frame, expected = make("tilt", (1280, 720), rng)
+        decoder = QRDecoder()
+        read += decoder.decode(frame) == [expected]
+        plain += decoder.steps["gray"]
+    assert read >= 7 and plain <= 2, (read, plain)

@@ -33,3 +33,33 @@ def test_the_exit_button_opens_the_door_and_the_contact_is_reported(make_kiosk):
     assert kiosk.signals.exits == 1
     contact.drive_high()
     assert kiosk.health()["door"] == "open"
+
+
+def test_a_camera_that_stops_sending_frames_is_offline_within_2_s_and_resumes(make_kiosk):
+    import time
+
+    kiosk = make_kiosk()
+    kiosk.camera.stall_after = 0.5           # a live source: silence means a hung camera
+    kiosk.camera.show(visitor_frame(None))
+    wait_for(lambda: kiosk.health()["camera"] == "ok")
+    quiet = time.monotonic()
+    wait_for(lambda: kiosk.health()["camera"].startswith("offline"), timeout=5)
+    assert time.monotonic() - quiet < 2.0
+    assert "no frame for" in kiosk.health()["camera"]
+    for _ in range(20):                        # frames flow again
+        kiosk.camera.show(visitor_frame(None))
+    wait_for(lambda: kiosk.health()["camera"] == "ok", timeout=10)
+
+
+def test_a_usb_camera_unplugged_and_back_through_opencv(make_kiosk, tmp_path):
+    # A video file that ends stands for a camera whose reads fail: reported, retried, resumed.
+    path = tmp_path / "door.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for i in range(20):
+        writer.write(visitor_frame("https://example.org/poster" if 5 <= i < 10 else None))
+    writer.release()
+    kiosk = make_kiosk(camera__backend="opencv", camera__device=str(path))
+    seen = set()
+    wait_for(lambda: seen.add(kiosk.health()["camera"].split(":")[0]) or {"ok", "offline"} <= seen, timeout=10)
+    entry = wait_for(lambda: kiosk.log.recent(1), timeout=10)[0]
+    assert entry["reasons"][0] == "unknown_code"

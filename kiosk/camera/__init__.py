@@ -25,9 +25,13 @@ class FrameSource(ABC):
     """A camera, as the kiosk sees it.
 
     A backend *must* override :meth:`read`. It *may* override :meth:`open` (acquire the
-    device; raise :class:`~kiosk.exc.CameraFault` when it is not there) and :meth:`close`.
-    :meth:`read` is only called from the camera thread.
+    device; raise :class:`~kiosk.exc.CameraFault` when it is not there) and :meth:`close`,
+    and set :attr:`stall_after`: seconds without a frame after which a live source counts as
+    lost (a USB camera that hangs without an error). :meth:`read` is only called from the
+    camera thread.
     """
+
+    stall_after: float | None = None
 
     def open(self) -> None:
         """Acquire the device."""

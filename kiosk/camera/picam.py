@@ -10,6 +10,8 @@ from . import FrameSource
 
 
 class PiCamera(FrameSource):
+    stall_after = 2.0
+
     def __init__(self, clock, width: int = 640, height: int = 480, fps: int = 15):
         self._clock = clock
         self._size = (width, height)

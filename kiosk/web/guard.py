@@ -76,7 +76,8 @@ def health_view(kiosk, words: dict) -> list[dict]:
     else:
         trust_text = words["trust_ok"].replace("{n}", str(len(trust)))
     items = [
-        ("camera", h["camera"] == "ok", words["ok"] if h["camera"] == "ok" else h["camera"]),
+        ("camera", h["camera"] == "ok",
+         (f"{h['camera_fps']:.0f} fps" if h["camera_fps"] else words["ok"]) if h["camera"] == "ok" else h["camera"]),
         ("ble", h["ble"] in ("ok", "starting") and not ble_quiet,
          (h["ble"] if h["ble"] not in ("ok", "starting") else
           (words["ble_quiet"] if ble_quiet else words["ok"]))),

@@ -63,7 +63,8 @@ SPEC = {
                 "by_hour": {"type": "array", "items": {"type": "object", "required": ["hour", *_SUMMARY],
                                                         "properties": {"hour": {"type": "integer"}, **_SUMMARY}}}}},
             "Health": {"type": "object", "required": ["camera", "ble", "log", "sync", "disk_free_mb"], "properties": {
-                "camera": {"type": "string"}, "ble": {"type": "string"}, "log": {"type": "string"},
+                "camera": {"type": "string"}, "camera_fps": {"type": "number"}, "ble": {"type": "string"},
+                "log": {"type": "string"},
                 "sync": {"type": "object"}, "disk_free_mb": {"type": "integer"}, "trust_list": {"type": "string"},
                 "door": {"type": "string"}, "scans": {"type": "integer"}, "ble_heard": {"type": "integer"}}},
         },
