@@ -19,3 +19,10 @@ def test_verify_benchmark_runs():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "EU DCC, PS256 (RSA-2048)" in result.stdout and "target:" in result.stdout
+
+
+def test_qr_benchmark_runs():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "qr_decode.py"), "--quick"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "kiosk decoder" in result.stdout and "which step of the kiosk's ladder" in result.stdout

@@ -62,6 +62,10 @@ def test_every_setting_is_documented_and_in_the_installed_settings_file():
         if s.choices:
             assert s.default in s.choices, s.name
     assert shipped["camera.backend"] in ("opencv", "picamera2")
+    text = (root / "firmware_config" / "kiosk.toml").read_text(encoding="utf-8")
+    for s in config.SETTINGS:
+        key = s.name.rpartition(".")[2]
+        assert f"{key} =" in text, f"{s.name} missing from firmware_config/kiosk.toml"
 
 
 def test_the_cli_stops_with_one_clear_line(tmp_path):

@@ -62,6 +62,7 @@ def view(entry: dict, tz, words: dict) -> dict:
 
 def health_view(kiosk, words: dict) -> list[dict]:
     """The health strip: each part with one line, red (ok=False) with its cause."""
+    tz = ZoneInfo(kiosk.settings["timezone"])
     h = kiosk.health()
     now = kiosk.clock.now()
     last = kiosk.presence.last_heard
@@ -74,7 +75,7 @@ def health_view(kiosk, words: dict) -> list[dict]:
     elif trust_age > kiosk.verifier.rules.trust_max_age:
         trust_text = words["trust_old"].replace("{n}", str(round(trust_age / 86400)))
     else:
-        trust_text = words["trust_ok"].replace("{n}", str(len(trust)))
+        trust_text = words["trust_ok"].replace("{n}", f"{len(trust)}, {trust_age / 86400:.1f} d")
     items = [
         ("camera", h["camera"] == "ok",
          (f"{h['camera_fps']:.0f} fps" if h["camera_fps"] else words["ok"]) if h["camera"] == "ok" else h["camera"]),
@@ -82,7 +83,9 @@ def health_view(kiosk, words: dict) -> list[dict]:
          (h["ble"] if h["ble"] not in ("ok", "starting") else
           (words["ble_quiet"] if ble_quiet else words["ok"]))),
         ("sync", not sync["enabled"] or not sync["error"],
-         (f"{sync['backlog']} {words['backlog']}" + (f" · {sync['error'][:60]}" if sync["error"] else ""))
+         (f"{sync['backlog']} {words['backlog']}"
+          + (f" · {datetime.fromtimestamp(sync['last_success'], tz).strftime('%H:%M')}" if sync["last_success"] else "")
+          + (f" · {sync['error'][:60]}" if sync["error"] else ""))
          if sync["enabled"] else words["sync_off"]),
         ("log", h["log"] == "ok", h["log"]),
         ("trust_list", h["trust_list"].startswith("ok"), trust_text),
