@@ -6,7 +6,7 @@ from tinydb import TinyDB, where
 
 from kiosk.model import Entry, new_id
 from kiosk.store import DurableStorage, EntryLog
-from kiosk.store.storage import JOURNAL, SNAPSHOT
+from kiosk.store.storage import journal_path, snapshot_path
 
 T0 = 1_795_000_000.0
 
@@ -34,9 +34,9 @@ def test_each_insert_appends_one_line_not_the_whole_file(tmp_path):
     db = TinyDB(tmp_path / "log", storage=DurableStorage, compact_every=10_000)
     for n in range(50):
         db.insert({"n": n, "pad": "x" * 100})
-    size_50 = os.path.getsize(tmp_path / "log" / JOURNAL)
+    size_50 = os.path.getsize(journal_path(tmp_path / "log", 0))
     db.insert({"n": 50, "pad": "x" * 100})
-    grew = os.path.getsize(tmp_path / "log" / JOURNAL) - size_50
+    grew = os.path.getsize(journal_path(tmp_path / "log", 0)) - size_50
     assert grew < 300, "an insert writes its own record, not the table"
 
 
@@ -45,7 +45,7 @@ def test_a_torn_last_record_is_dropped_and_the_rest_kept(tmp_path, caplog):
     for n in range(3):
         db.insert({"n": n})
     db.close()
-    with open(tmp_path / "log" / JOURNAL, "ab") as f:
+    with open(journal_path(tmp_path / "log", 0), "ab") as f:
         f.write(b'{"ops": [{"t": "_default", "put": {"4": {"n"')     # power cut mid-write
     db = TinyDB(tmp_path / "log", storage=DurableStorage)
     assert [d["n"] for d in db.all()] == [0, 1, 2]
@@ -60,9 +60,26 @@ def test_compaction_writes_a_snapshot_and_starts_a_new_journal(tmp_path):
     for n in range(25):
         db.insert({"n": n})
     db.close()
-    assert (tmp_path / "log" / SNAPSHOT).exists()
-    assert len((tmp_path / "log" / JOURNAL).read_bytes().splitlines()) == 5
-    assert len(TinyDB(tmp_path / "log", storage=DurableStorage).all()) == 25
+    folder = tmp_path / "log"
+    assert sorted(os.listdir(folder)) == ["journal.1.jsonl", "journal.2.jsonl", "snapshot.1.json", "snapshot.2.json"]
+    assert len(journal_path(folder, 2).read_bytes().splitlines()) == 5
+    assert len(TinyDB(folder, storage=DurableStorage).all()) == 25
+
+
+def test_a_damaged_snapshot_falls_back_to_the_generation_before(tmp_path, caplog):
+    db = TinyDB(tmp_path / "log", storage=DurableStorage, compact_every=10)
+    for n in range(25):
+        db.insert({"n": n})
+    db.update({"n": 100}, doc_ids=[1])
+    db.close()
+    newest = snapshot_path(tmp_path / "log", 2)
+    newest.write_bytes(newest.read_bytes()[:40])           # a truncated snapshot
+    db = TinyDB(tmp_path / "log", storage=DurableStorage, compact_every=10)
+    assert sorted(d["n"] for d in db.all()) == list(range(1, 25)) + [100]
+    assert "unreadable" in caplog.text
+    db.insert({"n": 25})
+    db.close()
+    assert len(TinyDB(tmp_path / "log", storage=DurableStorage).all()) == 26
 
 
 @pytest.fixture
@@ -114,7 +131,7 @@ def test_purge_keeps_what_has_not_reached_the_central(log, caplog):
 
 
 def test_an_unwritable_disk_holds_entries_in_memory_until_it_can_write(log, tmp_path):
-    journal = tmp_path / "log" / JOURNAL
+    journal = journal_path(tmp_path / "log", 0)
     log.append(entry(1))
     # Make the journal unwritable the way a full or read-only disk does: writes raise OSError.
     storage = log._call(lambda: log._db.storage)

@@ -14,6 +14,7 @@ from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+import orjson
 from tinydb import TinyDB, where
 
 from ..exc import StoreUnavailable
@@ -26,10 +27,16 @@ _STOP = object()
 MAX_UNWRITTEN = 10_000
 
 
+def _copies(docs) -> list[dict]:
+    """Deep copies for other threads: what they do with them cannot touch the store's state."""
+    return orjson.loads(orjson.dumps([dict(d) for d in docs]))
+
+
 class EntryLog:
-    def __init__(self, path, retention_days: int = 28):
+    def __init__(self, path, retention_days: int = 28, compact_every: int = 2000):
         self.path = path
         self.retention_days = retention_days
+        self.compact_every = compact_every
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._db: TinyDB | None = None
@@ -57,7 +64,7 @@ class EntryLog:
 
     def _run(self, ready: Future) -> None:
         try:
-            self._db = TinyDB(storage=DurableStorage, path=self.path)
+            self._db = TinyDB(storage=DurableStorage, path=self.path, compact_every=self.compact_every)
             for doc in self._entries().all():
                 self._index(doc)
         except Exception as e:
@@ -137,7 +144,7 @@ class EntryLog:
         def run():
             docs = self._entries().all() + list(self._unwritten)
             docs.sort(key=lambda d: d["id"], reverse=True)
-            return [dict(d) for d in docs[:n]]
+            return _copies(docs[:n])
         return self._call(run)
 
     def query(self, since: str | None = None, until: str | None = None, limit: int = 1000) -> list[dict]:
@@ -149,7 +156,7 @@ class EntryLog:
             if until:
                 q &= where("time") < until
             docs = sorted(self._entries().search(q), key=lambda d: d["id"])
-            return [dict(d) for d in docs[:limit]]
+            return _copies(docs[:limit])
         return self._call(run)
 
     def search(self, match: Callable[[dict], bool] | None = None, since: str | None = None,
@@ -161,13 +168,13 @@ class EntryLog:
                 return ((since is None or d["time"] >= since) and (until is None or d["time"] < until)
                         and (after_id is None or d["id"] > after_id) and (match is None or match(d)))
             docs = sorted((d for d in self._entries().all() if wanted(d)), key=lambda d: d["id"])
-            return [dict(d) for d in docs[:limit]]
+            return _copies(docs[:limit])
         return self._call(run)
 
     def get(self, entry_id: str) -> dict | None:
         def run():
             found = self._entries().get(where("id") == entry_id)
-            return dict(found) if found else None
+            return _copies([found])[0] if found else None
         return self._call(run)
 
     def set_override(self, entry_id: str, override: dict) -> dict | None:
@@ -176,14 +183,14 @@ class EntryLog:
             if not self._entries().update({"override": override, "synced_at": None}, where("id") == entry_id):
                 return None
             self._outbox[entry_id] = None
-            return dict(self._entries().get(where("id") == entry_id))
+            return _copies([self._entries().get(where("id") == entry_id)])[0]
         return self._call(run)
 
     def unsynced(self, limit: int = 100) -> list[dict]:
         def run():
             ids = set(list(self._outbox)[:limit])
             docs = self._entries().search(where("id").one_of(list(ids))) if ids else []
-            return sorted((dict(d) for d in docs), key=lambda d: d["id"])
+            return sorted(_copies(docs), key=lambda d: d["id"])
         return self._call(run)
 
     def backlog(self) -> int:

@@ -4,14 +4,20 @@ tinydb's JSONStorage rewrites the whole file on every insert (9 ms at 1k entries
 5k, growing linearly) and overwrites in place, so a power cut mid-write loses everything.
 Here tinydb's `write(data)` is turned into the difference from the last state, appended as
 one JSON line and fsync'ed before it returns; the file's size never drives the cost of IO.
-Every `compact_every` records the state is written to a snapshot (temp file, fsync,
-rename, fsync of the folder) and the journal starts again. On open, the snapshot is loaded
-and every complete journal record replayed; a torn last record is dropped with a warning.
+
+Generations: `journal.<g>.jsonl` holds the records after `snapshot.<g>.json` (generation 0
+has no snapshot: the empty state). Every `compact_every` records the state is written as the
+next generation's snapshot (temp file, fsync, rename, fsync of the folder) and a new journal
+begins; the generation before the current one is kept, so a snapshot that cannot be read
+(a damaged card) falls back to the previous snapshot and both journals. Every record sets
+absolute values, so replaying a journal twice changes nothing. On open, a torn last record
+(a power cut mid-append) is dropped with a warning.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import orjson
@@ -21,7 +27,7 @@ from ..exc import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT, JOURNAL = "snapshot.json", "journal.jsonl"
+_FILE = re.compile(r"^(snapshot|journal)\.(\d+)\.(json|jsonl)$")
 
 
 def fsync_dir(path: Path) -> None:
@@ -30,6 +36,14 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def snapshot_path(folder: Path, gen: int) -> Path:
+    return folder / f"snapshot.{gen}.json"
+
+
+def journal_path(folder: Path, gen: int) -> Path:
+    return folder / f"journal.{gen}.jsonl"
 
 
 class DurableStorage(Storage):
@@ -43,19 +57,42 @@ class DurableStorage(Storage):
         self.compact_every = compact_every
         self._state: dict = {}
         self._records = 0
-        self._recover()
-        self._journal = None if read_only else open(self.dir / JOURNAL, "ab")
+        self.gen = self._recover()
+        self._journal = None if read_only else open(journal_path(self.dir, self.gen), "ab")
         self._size = self._journal.tell() if self._journal else 0
 
     # -- recovery ----------------------------------------------------------------------
-    def _recover(self) -> None:
-        snapshot = self.dir / SNAPSHOT
-        if snapshot.exists():
+    def _generations(self) -> tuple[set[int], set[int]]:
+        snapshots, journals = set(), set()
+        if self.dir.is_dir():
+            for name in os.listdir(self.dir):
+                m = _FILE.match(name)
+                if m:
+                    (snapshots if m.group(1) == "snapshot" else journals).add(int(m.group(2)))
+        return snapshots, journals
+
+    def _recover(self) -> int:
+        snapshots, journals = self._generations()
+        newest = max(snapshots | journals, default=0)
+        base = None
+        for gen in sorted(snapshots, reverse=True):
             try:
-                self._state = orjson.loads(snapshot.read_bytes())
-            except orjson.JSONDecodeError as e:
-                raise StoreUnavailable(f"{snapshot}: snapshot unreadable ({e})") from None
-        journal = self.dir / JOURNAL
+                self._state = orjson.loads(snapshot_path(self.dir, gen).read_bytes())
+                base = gen
+                break
+            except (orjson.JSONDecodeError, OSError) as e:
+                log.warning("%s unreadable (%s): falling back to the generation before it",
+                            snapshot_path(self.dir, gen), e)
+        if base is None:
+            self._state = {}
+            base = min(journals, default=0)
+            if snapshots and base > 0:
+                raise StoreUnavailable(f"{self.dir}: no readable snapshot and journal {base - 1} is gone")
+        for gen in range(base, newest + 1):
+            self._replay(journal_path(self.dir, gen), last=gen == newest)
+        return newest
+
+    def _replay(self, journal: Path, last: bool) -> None:
         if not journal.exists():
             return
         data = journal.read_bytes()
@@ -68,7 +105,7 @@ class DurableStorage(Storage):
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                 break
             good += len(line)
-            self._records += 1
+            self._records += last
         if good < len(data) and not self.read_only:
             log.warning("%s: dropped a torn last record (%d bytes) left by an interrupted write",
                         journal, len(data) - good)
@@ -91,8 +128,10 @@ class DurableStorage(Storage):
     def read(self):
         if not self._state:
             return None
-        # tinydb mutates what it reads; it must not be our state, or no change would show.
-        return orjson.loads(orjson.dumps(self._state))
+        # tinydb changes what it reads in place; it must not be our state, or no change
+        # would show. Documents are copied one level deep: the entry log only ever sets
+        # top-level fields.
+        return {name: {k: dict(v) for k, v in docs.items()} for name, docs in self._state.items()}
 
     def write(self, data: dict) -> None:
         if self.read_only:
@@ -130,24 +169,27 @@ class DurableStorage(Storage):
         self._size += len(line)
 
     def compact(self) -> None:
-        tmp = self.dir / (SNAPSHOT + ".tmp")
+        """Start the next generation: its snapshot, then its journal; drop the one before last."""
+        gen = self.gen + 1
+        tmp = snapshot_path(self.dir, gen).with_suffix(".tmp")
         try:
             with open(tmp, "wb") as f:
                 f.write(orjson.dumps(self._state))
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.dir / SNAPSHOT)
+            os.replace(tmp, snapshot_path(self.dir, gen))
+            journal = open(journal_path(self.dir, gen), "ab")
             fsync_dir(self.dir)
-            # A crash here replays the old journal over the new snapshot: harmless, every
-            # record sets absolute values.
-            self._journal.truncate(0)
-            self._journal.seek(0)
-            os.fsync(self._journal.fileno())
         except OSError as e:
             log.warning("compaction of %s failed (%s); the journal keeps growing", self.dir, e)
             return
-        self._size = 0
-        self._records = 0
+        self._journal.close()
+        self._journal, self._size, self._records, self.gen = journal, 0, 0, gen
+        for old in (snapshot_path(self.dir, gen - 2), journal_path(self.dir, gen - 2)):
+            try:
+                old.unlink()
+            except FileNotFoundError:
+                pass
 
     def close(self) -> None:
         if self._journal is not None:
