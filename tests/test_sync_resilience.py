@@ -1,0 +1,114 @@
+"""Sync when the central is away for hours, fails half the time, or is slow: every entry
+arrives exactly once, and the door never waits."""
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from kiosk.central import db as central_db
+from kiosk.central.app import create_app as create_central
+from kiosk.model import Entry, new_id
+from kiosk.serving import BackgroundServer
+
+from .conftest import KIOSK_TOKEN, OPERATOR_TOKEN, SITE, wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def entry(i: int, t0: float) -> Entry:
+    t = t0 + i * 7.0                                     # a visitor every 7 s: hours of a gate
+    return Entry(id=new_id(t), site=SITE, kiosk="gate-1", t=t, direction="in",
+                 declaration={"format": "sitepass", "status": "valid", "holder": f"Khách {i}"},
+                 fingerprint=f"{i:032x}", ble={"outcome": "confirmed"}, decision="allow", reasons=())
+
+
+class Flaky:
+    """WSGI middleware: fails before handling, or handles and then loses the answer, or is slow."""
+
+    def __init__(self, app, fail_before=0.0, fail_after=0.0, delay=0.0, seed=3):
+        self.app, self.fail_before, self.fail_after, self.delay = app, fail_before, fail_after, delay
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.calls = 0
+
+    def __call__(self, environ, start_response):
+        with self.lock:
+            self.calls += 1
+            roll = self.rng.random()
+        time.sleep(self.delay)
+        if roll < self.fail_before:
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [b"down"]
+        if roll < self.fail_before + self.fail_after:
+            body = b"".join(self.app(environ, lambda *a, **k: None))      # stored, but the answer is lost
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [b"lost " + body[:0]]
+        return self.app(environ, start_response)
+
+
+def central_server(tmp_path, port, **flaky):
+    engine = central_db.connect(f"sqlite:///{tmp_path / 'central.db'}")
+    if central_db.find_credential(engine, KIOSK_TOKEN) is None:
+        central_db.add_credential(engine, "gate-1", "kiosk", SITE, KIOSK_TOKEN)
+        central_db.add_credential(engine, "ops", "operator", None, OPERATOR_TOKEN)
+    wrapped = Flaky(create_central(engine=engine), **flaky)
+    server = BackgroundServer(wrapped, "127.0.0.1", port, threads=4, name="central").start()
+    server.engine, server.flaky = engine, wrapped
+    return server
+
+
+def ids_at(server):
+    return [e["id"] for e in central_db.list_entries(server.engine, limit=100_000)]
+
+
+@pytest.mark.parametrize("outage", [
+    pytest.param({}, id="down-for-hours-then-back"),
+    pytest.param({"fail_before": 0.25, "fail_after": 0.25}, id="500-half-the-time"),
+    pytest.param({"delay": 0.15}, id="slow"),
+])
+def test_every_entry_arrives_exactly_once(make_kiosk, tmp_path, outage):
+    port = free_port()
+    kiosk = make_kiosk(sync__url=f"http://127.0.0.1:{port}", sync__interval=0.05, sync__max_backoff=0.3,
+                       sync__batch_size=200)
+    t0 = kiosk.clock.now()
+    n = 2000 if not outage else 600                      # ~4 hours of a gate while the central is down
+    entries = [entry(i, t0) for i in range(n)]
+    for e in entries:
+        assert kiosk.log.append(e)
+    time.sleep(0.3)                                       # the sync thread tries and fails meanwhile
+    assert kiosk.sync.last_error and kiosk.log.backlog() == n
+    # the door kept working while the central was away
+    late = entry(n, t0)
+    start = time.monotonic()
+    assert kiosk.log.append(late) and time.monotonic() - start < 1.0
+    entries.append(late)
+    central = central_server(tmp_path, port, **outage)
+    try:
+        wait_for(lambda: kiosk.log.backlog() == 0, timeout=120, interval=0.1)
+        got = ids_at(central)
+        assert len(got) == len(set(got)) == len(entries)
+        assert set(got) == {e.id for e in entries}
+        if outage.get("fail_after"):
+            assert central.flaky.calls > len(entries) / 200, "answers were lost and batches re-sent"
+    finally:
+        central.stop()
+
+
+def test_batches_that_must_be_refused(central):
+    ok = {"Authorization": f"Bearer {KIOSK_TOKEN}"}
+    e = entry(1, 1_795_000_000.0).to_json()
+    for headers, body, status in (({}, {"kiosk": "gate-1", "entries": [e]}, 401),
+                                  (ok, {"kiosk": "gate-1", "entries": [dict(e, kiosk="gate-2")]}, 403),
+                                  (ok, {"entries": [{"id": "x"}]}, 400)):
+        r = requests.post(central.url + "/api/v1/ingest", json=body, headers=headers, timeout=5)
+        assert r.status_code == status and "error" in r.json()
+    assert central_db.list_entries(central.engine) == []
