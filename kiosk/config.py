@@ -106,6 +106,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync.interval", 5.0, "Seconds between sync attempts when the outbox is empty."),
     Setting("sync.batch_size", 100, "Entries per batch."),
     Setting("sync.max_backoff", 300.0, "Longest wait between attempts while the central is failing."),
+    Setting("sync.ca_bundle", "", "CA certificates (PEM) to verify the central's TLS certificate; empty = the system's."),
 
     Setting("store.retention_days", 28, "Days an entry is kept on the kiosk."),
 )

@@ -151,9 +151,12 @@ def check_central(settings) -> Finding:
     url = settings["sync.url"]
     if not url:
         return Finding("central", WARN, "sync.url is empty: entries stay on this kiosk", "set sync.url and sync.token")
+    from . import syncproto
+
+    body, headers = syncproto.signed_request(settings["sync.token"], {"kiosk": settings["kiosk.id"], "entries": []})
     try:
-        r = requests.post(url.rstrip("/") + "/api/v1/ingest", json={"kiosk": settings["kiosk.id"], "entries": []},
-                          headers={"Authorization": f"Bearer {settings['sync.token']}"}, timeout=5)
+        r = requests.post(url.rstrip("/") + "/api/v1/ingest", data=body, headers=headers, timeout=5,
+                          verify=settings["sync.ca_bundle"] or True)
     except requests.RequestException as e:
         return Finding("central", FAIL, f"{url} unreachable: {type(e).__name__}",
                        "check the network and sync.url (curl it from the Pi)")

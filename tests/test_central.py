@@ -1,6 +1,7 @@
 """The central server through real HTTP on 127.0.0.1, on SQLite."""
 import requests
 
+from kiosk import syncproto
 from kiosk.central import db
 
 from .conftest import KIOSK_TOKEN, OPERATOR_TOKEN, SITE
@@ -12,9 +13,11 @@ def _entry(i, kiosk="gate-1", site=SITE):
             "declaration": {"holder": "Nguyễn Văn An"}, "ble": {"outcome": "confirmed"}}
 
 
-def _post(central, body, token=KIOSK_TOKEN):
-    return requests.post(central.url + "/api/v1/ingest", json=body, timeout=5,
-                         headers={"Authorization": f"Bearer {token}"})
+def _post(central, body, token=KIOSK_TOKEN, now=None, tamper=None):
+    raw, headers = syncproto.signed_request(token, body, now)
+    if tamper:
+        raw = tamper(raw)
+    return requests.post(central.url + "/api/v1/ingest", data=raw, headers=headers, timeout=5)
 
 
 def test_a_batch_is_stored_once(central):
@@ -43,9 +46,30 @@ def test_refusals_store_nothing(central):
         assert r.status_code == status, body
         assert "error" in r.json()
     assert db.list_entries(central.engine) == []
-    r = requests.post(central.url + "/api/v1/ingest", data=b"\xff not json", timeout=5,
-                      headers={"Authorization": f"Bearer {KIOSK_TOKEN}", "Content-Type": "application/json"})
+    _, headers = syncproto.signed_request(KIOSK_TOKEN, {})
+    headers["X-Kiosk-Signature"] = syncproto.signature(syncproto.key_for(KIOSK_TOKEN), headers["X-Kiosk-Timestamp"],
+                                                       b"\xff not json")
+    r = requests.post(central.url + "/api/v1/ingest", data=b"\xff not json", timeout=5, headers=headers)
     assert r.status_code == 400
+
+
+def test_altered_stale_unsigned_or_replayed_batches_are_refused(central):
+    import time
+
+    batch = {"kiosk": "gate-1", "entries": [_entry(7)]}
+    altered = _post(central, batch, tamper=lambda raw: raw.replace(b"allow", b"deny!"))
+    assert altered.status_code == 401 and "signature does not match" in altered.json()["error"]
+    stale = _post(central, batch, now=time.time() - 3600)
+    assert stale.status_code == 401 and "old or ahead" in stale.json()["error"]
+    unsigned = requests.post(central.url + "/api/v1/ingest", json=batch, timeout=5,
+                             headers={"Authorization": f"Bearer {KIOSK_TOKEN}"})
+    assert unsigned.status_code == 401 and "must be signed" in unsigned.json()["error"]
+    assert db.list_entries(central.engine) == []
+    raw, headers = syncproto.signed_request(KIOSK_TOKEN, batch)
+    first = requests.post(central.url + "/api/v1/ingest", data=raw, headers=headers, timeout=5)
+    replay = requests.post(central.url + "/api/v1/ingest", data=raw, headers=headers, timeout=5)
+    assert first.status_code == 200 and replay.status_code == 409
+    assert [e["id"] for e in db.list_entries(central.engine)] == [_entry(7)["id"]]
 
 
 def test_operators_need_a_token(central):

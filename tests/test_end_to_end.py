@@ -12,6 +12,7 @@ import threading
 
 import requests
 
+from kiosk import syncproto
 from kiosk.ble import families
 from kiosk.declarations import sitepass
 from kiosk.demo.scene import visitor_frame
@@ -146,8 +147,8 @@ def test_a_morning_at_the_gate(make_kiosk, central, site_key, clock):
     assert [e["decision"] for e in at_central["entries"]] == ["allow", "review", "deny", "deny", "review"]
 
     # Delivering the same batch again stores nothing twice.
-    again = requests.post(central.url + "/api/v1/ingest", json={"kiosk": "gate-1", "entries": listed["entries"]},
-                          headers={"Authorization": f"Bearer {KIOSK_TOKEN}"}, timeout=5).json()
+    body, headers = syncproto.signed_request(KIOSK_TOKEN, {"kiosk": "gate-1", "entries": listed["entries"]})
+    again = requests.post(central.url + "/api/v1/ingest", data=body, headers=headers, timeout=5).json()
     assert again == {"stored": [], "duplicate": ids}
 
 

@@ -10,6 +10,7 @@ import time
 import pytest
 import requests
 
+from kiosk import syncproto
 from kiosk.central import db as central_db
 from kiosk.central.app import create_app as create_central
 from kiosk.model import Entry, new_id
@@ -104,11 +105,43 @@ def test_every_entry_arrives_exactly_once(make_kiosk, tmp_path, outage):
 
 
 def test_batches_that_must_be_refused(central):
-    ok = {"Authorization": f"Bearer {KIOSK_TOKEN}"}
     e = entry(1, 1_795_000_000.0).to_json()
-    for headers, body, status in (({}, {"kiosk": "gate-1", "entries": [e]}, 401),
-                                  (ok, {"kiosk": "gate-1", "entries": [dict(e, kiosk="gate-2")]}, 403),
-                                  (ok, {"entries": [{"id": "x"}]}, 400)):
-        r = requests.post(central.url + "/api/v1/ingest", json=body, headers=headers, timeout=5)
+    for token, body, status in (("wrong", {"kiosk": "gate-1", "entries": [e]}, 401),
+                                (KIOSK_TOKEN, {"kiosk": "gate-1", "entries": [dict(e, kiosk="gate-2")]}, 403),
+                                (KIOSK_TOKEN, {"entries": [{"id": "x"}]}, 400)):
+        raw, headers = syncproto.signed_request(token, body)
+        r = requests.post(central.url + "/api/v1/ingest", data=raw, headers=headers, timeout=5)
         assert r.status_code == status and "error" in r.json()
     assert central_db.list_entries(central.engine) == []
+
+
+def test_sync_verifies_the_centrals_tls_certificate(make_kiosk, tmp_path):
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from .fixtures.tls import make_tls
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    ca_bundle, context = make_tls(tmp_path)
+    engine = central_db.connect(f"sqlite:///{tmp_path / 'central.db'}")
+    central_db.add_credential(engine, "gate-1", "kiosk", SITE, KIOSK_TOKEN)
+    server = make_server("127.0.0.1", 0, create_central(engine=engine), handler_class=Quiet)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        untrusting = make_kiosk(sync__url=url, sync__interval=0.05, sync__max_backoff=0.2,
+                                data_dir=str(tmp_path / "a"))
+        untrusting.log.append(entry(1, untrusting.clock.now()))
+        wait_for(lambda: untrusting.sync.last_error and "certificate" in untrusting.sync.last_error.lower())
+        assert central_db.list_entries(engine) == []
+        trusting = make_kiosk(sync__url=url, sync__interval=0.05, sync__ca_bundle=str(ca_bundle),
+                              data_dir=str(tmp_path / "b"))
+        e = entry(2, trusting.clock.now())
+        trusting.log.append(e)
+        wait_for(lambda: trusting.log.backlog() == 0)
+        assert [x["id"] for x in central_db.list_entries(engine)] == [e.id]
+    finally:
+        server.shutdown()

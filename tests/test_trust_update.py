@@ -2,37 +2,21 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
-import ssl
 import threading
-from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
 
 from kiosk.cli import main
 from kiosk.declarations.trust import TrustList, cert_kid
 
 from .fixtures import dcc_issuer as issuer
-
-
-def _cert(subject, key, issuer_name, issuer_key, ca=False, ip=None):
-    now = datetime.now(timezone.utc)
-    b = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
-         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if ip:
-        b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
-    return b.sign(issuer_key, hashes.SHA256())
+from .fixtures.tls import make_tls
 
 
 def jws(payload: bytes, key) -> str:
@@ -54,15 +38,7 @@ def publisher():
 
 @pytest.fixture(scope="module")
 def https(tmp_path_factory, dscs, publisher):
-    folder = tmp_path_factory.mktemp("tls")
-    ca_key, srv_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("kiosk test CA", ca_key, "kiosk test CA", ca_key, ca=True)
-    srv = _cert("127.0.0.1", srv_key, "kiosk test CA", ca_key, ip="127.0.0.1")
-    (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (folder / "srv.pem").write_bytes(srv.public_bytes(serialization.Encoding.PEM))
-    (folder / "srv.key").write_bytes(srv_key.private_bytes(serialization.Encoding.PEM,
-                                                           serialization.PrivateFormat.PKCS8,
-                                                           serialization.NoEncryption()))
+    ca_bundle, context = make_tls(tmp_path_factory.mktemp("tls"))
     ders = [der for _, der in dscs]
     plain = json.dumps([base64.b64encode(d).decode() for d in ders]).encode()
     swedish = json.dumps({"dsc_trust_list": {"VN": {"keys": [
@@ -94,12 +70,10 @@ def https(tmp_path_factory, dscs, publisher):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(folder / "srv.pem", folder / "srv.key")
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     server.base = f"https://127.0.0.1:{server.server_address[1]}"
-    server.ca = str(folder / "ca.pem")
+    server.ca = str(ca_bundle)
     yield server
     server.shutdown()
 

@@ -1,7 +1,11 @@
 """The central server's Flask app: kiosks POST batches, operators read entries."""
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, Flask, abort, current_app, g, jsonify, request
+
+from .. import syncproto
 
 from . import db
 
@@ -16,6 +20,7 @@ def create_app(db_url: str = "sqlite:///central.db", engine=None) -> Flask:
     @app.errorhandler(400)
     @app.errorhandler(401)
     @app.errorhandler(403)
+    @app.errorhandler(409)
     def _error(e):
         return jsonify(error=e.description), e.code
 
@@ -39,6 +44,14 @@ def _require(role: str):
 @bp.post("/ingest")
 def ingest():
     cred = _require("kiosk")
+    raw = request.get_data(cache=True)
+    now = time.time()
+    problem = syncproto.check(cred["token_hash"].encode(), request.headers.get("X-Kiosk-Timestamp"),
+                              request.headers.get("X-Kiosk-Signature"), raw, now)
+    if problem:
+        abort(401, description=problem)
+    if not db.first_sight(_engine(), request.headers["X-Kiosk-Signature"], now, syncproto.MAX_SKEW):
+        abort(409, description="this batch was already received (a replay)")
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("entries"), list):
         abort(400, description="body must be {\"kiosk\": ..., \"entries\": [...]}")

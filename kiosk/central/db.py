@@ -10,7 +10,8 @@ import json
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import (Column, MetaData, String, Table, Text, create_engine, event, insert, select, update)
+from sqlalchemy import (Column, Integer, MetaData, String, Table, Text, create_engine, delete, event, insert,
+                        select, update)
 from sqlalchemy.exc import IntegrityError
 
 metadata = MetaData()
@@ -33,6 +34,13 @@ entries = Table(
     Column("decision", String(10), nullable=False),
     Column("received_at", String(30), nullable=False),
     Column("body", Text, nullable=False),
+)
+
+# Signatures of accepted batches, for MAX_SKEW seconds: the same batch sent again is a replay.
+seen_batches = Table(
+    "seen_batches", metadata,
+    Column("signature", String(64), primary_key=True),
+    Column("at", Integer, nullable=False, index=True),
 )
 
 REQUIRED = ("id", "site", "kiosk", "time", "decision")
@@ -116,3 +124,16 @@ def list_entries(engine, site=None, kiosk=None, since=None, until=None, limit=10
         q = q.where(entries.c.time < until)
     with engine.connect() as conn:
         return [json.loads(body) for body in conn.execute(q).scalars()]
+
+
+def first_sight(engine, signature: str, now: float, window: float) -> bool:
+    """Remember a batch's signature; False when it was seen within the window (a replay).
+    The database's primary key decides, so several central processes agree."""
+    with engine.begin() as conn:
+        conn.execute(delete(seen_batches).where(seen_batches.c.at < int(now - 2 * window)))
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(seen_batches).values(signature=signature, at=int(now)))
+        except IntegrityError:
+            return False
+    return True

@@ -1,9 +1,10 @@
 """The kiosk side of sync: deliver the outbox to the central server in batches.
 
-Protocol (docs/sync.md): POST {url}/api/v1/ingest with `Authorization: Bearer <kiosk token>`
-and a JSON body {"kiosk": ID, "entries": [...]}; the central answers
-{"stored": [ids], "duplicate": [ids]}. Both lists count as delivered, so sending the same
-batch twice stores nothing twice.
+Protocol (docs/sync.md): POST {url}/api/v1/ingest with `Authorization: Bearer <kiosk token>`,
+the body signed as kiosk.syncproto says, and a JSON body {"kiosk": ID, "entries": [...]};
+the central answers {"stored": [ids], "duplicate": [ids]}. Both lists count as delivered, so
+sending the same entries twice stores nothing twice. TLS certificates are verified, against
+`sync.ca_bundle` when it is set.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 
 import requests
 
+from .. import syncproto
 from ..exc import SyncRefused
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,7 @@ class SyncWorker:
 
     def __init__(self, entry_log, url: str, token: str, kiosk_id: str, clock,
                  interval: float = 5.0, batch_size: int = 100, max_backoff: float = 300.0,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, ca_bundle: str = ""):
         self.log = entry_log
         self.url = url.rstrip("/") + "/api/v1/ingest"
         self.kiosk_id = kiosk_id
@@ -33,8 +35,11 @@ class SyncWorker:
         self.batch_size = batch_size
         self.max_backoff = max_backoff
         self.timeout = timeout
+        self._token = token
         self._session = requests.Session()
-        self._session.headers["Authorization"] = f"Bearer {token}"
+        # Passed on every request: requests lets REQUESTS_CA_BUNDLE in the environment
+        # override a session-wide `verify`, and the kiosk's setting must win.
+        self._verify = ca_bundle or True
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -48,7 +53,7 @@ class SyncWorker:
             return None
         return cls(entry_log, settings["sync.url"], settings["sync.token"], settings["kiosk.id"],
                    clock, settings["sync.interval"], settings["sync.batch_size"],
-                   settings["sync.max_backoff"])
+                   settings["sync.max_backoff"], ca_bundle=settings["sync.ca_bundle"])
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
@@ -89,8 +94,9 @@ class SyncWorker:
         batch = self.log.unsynced(self.batch_size)
         if not batch:
             return 0
-        response = self._session.post(self.url, json={"kiosk": self.kiosk_id, "entries": batch},
-                                      timeout=self.timeout)
+        body, headers = syncproto.signed_request(self._token, {"kiosk": self.kiosk_id, "entries": batch})
+        response = self._session.post(self.url, data=body, headers=headers, timeout=self.timeout,
+                                      verify=self._verify)
         if response.status_code != 200:
             raise SyncRefused(f"central answered {response.status_code}: {response.text[:200]}")
         body = response.json()
