@@ -90,3 +90,17 @@ def test_kiosk_central_cli_registers_credentials(tmp_path):
     token = result.output.strip()
     cred = db.find_credential(db.connect(url), token)
     assert (cred["name"], cred["role"], cred["site"]) == ("gate-7", "kiosk", "s")
+
+
+def test_the_per_site_daily_report_spans_the_sites_kiosks(central):
+    db.add_credential(central.engine, "gate-2", "kiosk", SITE, "second-kiosk-token")
+    first = [_entry(i) for i in range(1, 4)]
+    second = [dict(_entry(i, kiosk="gate-2"), id=f"01J000000000000000000001{i:02d}", decision="deny") for i in range(1, 3)]
+    assert _post(central, {"kiosk": "gate-1", "entries": first}).status_code == 200
+    assert _post(central, {"kiosk": "gate-2", "entries": second}, token="second-kiosk-token").status_code == 200
+    r = requests.get(central.url + "/api/v1/reports/daily", params={"site": SITE, "date": "2026-11-23"},
+                     headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}, timeout=5).json()
+    assert (r["entries"], r["allow"], r["deny"], r["kiosks"]) == (5, 3, 2, ["gate-1", "gate-2"])
+    assert r["app_confirmed_share"] == 1.0 and r["by_hour"][0]["hour"] == 8      # 01:00Z is 08:00 in Hà Nội
+    assert requests.get(central.url + "/api/v1/reports/daily", params={"site": SITE, "date": "2026-11-23"},
+                        timeout=5).status_code == 401

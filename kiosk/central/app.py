@@ -74,6 +74,30 @@ def entries():
                                            args.get("from"), args.get("to"), limit))
 
 
+@bp.get("/reports/daily")
+def daily():
+    """The per-site daily report across the site's kiosks (local day in `tz`)."""
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from ..export import bound, daily_summary
+
+    _require("operator")
+    args = request.args
+    site = args.get("site")
+    if not site:
+        abort(400, description="site is required")
+    try:
+        tz = ZoneInfo(args.get("tz", "Asia/Ho_Chi_Minh"))
+        day = date.fromisoformat(args.get("date", ""))
+    except (ValueError, KeyError):
+        abort(400, description="date must be YYYY-MM-DD and tz a time zone name")
+    docs = db.list_entries(_engine(), site=site, since=bound(day.isoformat(), tz),
+                           until=bound(day.isoformat(), tz, end=True), limit=10_000_000)
+    kiosks = sorted({d["kiosk"] for d in docs})
+    return jsonify(date=day.isoformat(), site=site, kiosks=kiosks, **daily_summary(docs, tz))
+
+
 @bp.get("/health")
 def health():
     return jsonify(status="ok")

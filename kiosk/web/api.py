@@ -18,14 +18,13 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from ..export import CSV_COLUMNS, bound, csv_chunks, csv_row, public
+from ..export import CSV_COLUMNS, DECISIONS, bound, csv_chunks, csv_row, daily_summary, public
 from ..model import iso, parse_iso
 from .openapi import SPEC
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger("kiosk.export")
 
-DECISIONS = ("allow", "deny", "review")
 APP_OUTCOMES = ("confirmed", "likely", "not_detected")
 STATUSES = ("valid", "invalid", "expired", "unknown", "review")
 
@@ -148,18 +147,9 @@ def entries_csv():
 
 
 def daily_report(docs: list[dict], day: date, tz) -> dict:
-    """The daily report: entries, decisions, share with the app confirmed and with a valid
-    declaration, and the same by hour (local time)."""
-    def summary(items):
-        n = len(items)
-        return {"entries": n, **{k: sum(d["decision"] == k for d in items) for k in DECISIONS},
-                "app_confirmed_share": round(sum(d["ble"]["outcome"] == "confirmed" for d in items) / n, 4) if n else 0.0,
-                "valid_declaration_share": round(sum(d["declaration"]["status"] == "valid" for d in items) / n, 4) if n else 0.0}
-    by_hour = defaultdict(list)
-    for d in docs:
-        by_hour[datetime.fromtimestamp(parse_iso(d["time"]), tz).hour].append(d)
-    return {"date": day.isoformat(), "site": _kiosk().settings["site.id"], "kiosk": _kiosk().settings["kiosk.id"],
-            **summary(docs), "by_hour": [{"hour": h, **summary(by_hour[h])} for h in sorted(by_hour)]}
+    settings = _kiosk().settings
+    return {"date": day.isoformat(), "site": settings["site.id"], "kiosk": settings["kiosk.id"],
+            **daily_summary(docs, tz)}
 
 
 @bp.get("/reports/daily")
