@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 # libzbar0: pyzbar's decoder. libglib2.0-dev, build-essential, pkg-config: bluepy builds its
 # helper against GLib. python3-venv: Debian's python3 has no venv without it. systemd:
 # `systemd-analyze verify` checks the units in the tests. chromium: the browser tests.
-SYSTEM_PACKAGES := libzbar0 libglib2.0-dev build-essential pkg-config python3-venv systemd chromium
+# postgresql: the central's tests run on SQLite and on a private PostgreSQL server.
+SYSTEM_PACKAGES := libzbar0 libglib2.0-dev build-essential pkg-config python3-venv systemd chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test bench system-packages clean

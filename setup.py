@@ -43,7 +43,9 @@ setup(
         "pi": ["bluepy>=1.3", "lgpio>=0.2"],
         # Browser tests drive Debian's chromium through Playwright (no browser download);
         # jsonschema validates API responses against the OpenAPI document.
-        "test": ["pytest>=7.4", "hypothesis>=6.80", "playwright>=1.40", "jsonschema>=4.18"],
+        "test": ["pytest>=7.4", "hypothesis>=6.80", "playwright>=1.40", "jsonschema>=4.18", "psycopg[binary]>=3.1"],
+        # The central on PostgreSQL in production.
+        "postgres": ["psycopg[binary]>=3.1"],
     },
     entry_points={
         "console_scripts": [

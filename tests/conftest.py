@@ -45,16 +45,74 @@ def clock():
     return ManualClock()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL server on 127.0.0.1 for the session (Debian's binaries); yields a
+    function that creates a fresh database and returns its SQLAlchemy URL."""
+    import itertools
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    initdbs = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not initdbs:
+        pytest.skip("PostgreSQL is not installed (make test installs Debian's postgresql)")
+    bindir = initdbs[-1].parent
+    folder = Path(tempfile.mkdtemp(prefix="kiosk-pg-"))
+    as_postgres = []
+    if os.getuid() == 0:                      # PostgreSQL refuses to run as root
+        shutil.chown(folder, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    run = lambda *cmd: subprocess.run(as_postgres + list(cmd), check=True, capture_output=True, timeout=120)  # noqa: E731
+    run(str(bindir / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "kiosk", "--no-sync")
+    run(str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-l", str(folder / "log"), "-w", "start", "-o",
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off")
+    counter = itertools.count()
+
+    def new_database() -> str:
+        import sqlalchemy
+
+        name = f"central_{next(counter)}"
+        admin = sqlalchemy.create_engine(f"postgresql+psycopg://kiosk@127.0.0.1:{port}/postgres",
+                                         isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        return f"postgresql+psycopg://kiosk@127.0.0.1:{port}/{name}"
+    yield new_database
+    run(str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-m", "fast", "stop")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
-def central(tmp_path):
-    """A real central server (waitress, SQLite) on an ephemeral loopback port."""
-    engine = central_db.connect(f"sqlite:///{tmp_path / 'central.db'}")
+def central_url(request, tmp_path):
+    """The central's database: SQLite, or PostgreSQL when a test is parametrised with it."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return request.getfixturevalue("postgres")()
+    return f"sqlite:///{tmp_path / 'central.db'}"
+
+
+@pytest.fixture
+def central(central_url):
+    """A real central server (waitress; SQLite or PostgreSQL) on an ephemeral loopback port."""
+    engine = central_db.connect(central_url)
     central_db.add_credential(engine, "gate-1", "kiosk", SITE, KIOSK_TOKEN)
     central_db.add_credential(engine, "ops", "operator", None, OPERATOR_TOKEN)
     server = BackgroundServer(create_central(engine=engine), "127.0.0.1", 0, threads=4, name="central")
     server.engine = engine
     yield server.start()
     server.stop()
+    engine.dispose()
 
 
 @pytest.fixture

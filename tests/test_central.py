@@ -1,10 +1,13 @@
-"""The central server through real HTTP on 127.0.0.1, on SQLite."""
+"""The central server through real HTTP on 127.0.0.1, on SQLite and on PostgreSQL."""
+import pytest
 import requests
 
 from kiosk import syncproto
 from kiosk.central import db
 
 from .conftest import KIOSK_TOKEN, OPERATOR_TOKEN, SITE
+
+pytestmark = pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)
 
 
 def _entry(i, kiosk="gate-1", site=SITE):
@@ -79,12 +82,12 @@ def test_operators_need_a_token(central):
     assert r.status_code == 401
 
 
-def test_kiosk_central_cli_registers_credentials(tmp_path):
+def test_kiosk_central_cli_registers_credentials(tmp_path, central_url):
     from click.testing import CliRunner
 
     from kiosk.central.cli import main
 
-    url = f"sqlite:///{tmp_path / 'c.db'}"
+    url = central_url
     result = CliRunner().invoke(main, ["--db", url, "add-kiosk", "gate-7", "--site", "s"])
     assert result.exit_code == 0
     token = result.output.strip()

@@ -56,8 +56,8 @@ class Flaky:
         return self.app(environ, start_response)
 
 
-def central_server(tmp_path, port, **flaky):
-    engine = central_db.connect(f"sqlite:///{tmp_path / 'central.db'}")
+def central_server(url, port, **flaky):
+    engine = central_db.connect(url)
     if central_db.find_credential(engine, KIOSK_TOKEN) is None:
         central_db.add_credential(engine, "gate-1", "kiosk", SITE, KIOSK_TOKEN)
         central_db.add_credential(engine, "ops", "operator", None, OPERATOR_TOKEN)
@@ -71,12 +71,13 @@ def ids_at(server):
     return [e["id"] for e in central_db.list_entries(server.engine, limit=100_000)]
 
 
+@pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.parametrize("outage", [
     pytest.param({}, id="down-for-hours-then-back"),
     pytest.param({"fail_before": 0.25, "fail_after": 0.25}, id="500-half-the-time"),
     pytest.param({"delay": 0.15}, id="slow"),
 ])
-def test_every_entry_arrives_exactly_once(make_kiosk, tmp_path, outage):
+def test_every_entry_arrives_exactly_once(make_kiosk, central_url, outage):
     port = free_port()
     kiosk = make_kiosk(sync__url=f"http://127.0.0.1:{port}", sync__interval=0.05, sync__max_backoff=0.3,
                        sync__batch_size=200)
@@ -92,7 +93,7 @@ def test_every_entry_arrives_exactly_once(make_kiosk, tmp_path, outage):
     start = time.monotonic()
     assert kiosk.log.append(late) and time.monotonic() - start < 1.0
     entries.append(late)
-    central = central_server(tmp_path, port, **outage)
+    central = central_server(central_url, port, **outage)
     try:
         wait_for(lambda: kiosk.log.backlog() == 0, timeout=120, interval=0.1)
         got = ids_at(central)
@@ -102,6 +103,7 @@ def test_every_entry_arrives_exactly_once(make_kiosk, tmp_path, outage):
             assert central.flaky.calls > len(entries) / 200, "answers were lost and batches re-sent"
     finally:
         central.stop()
+        central.engine.dispose()
 
 
 def test_batches_that_must_be_refused(central):
