@@ -76,10 +76,8 @@ def export(since, until, fmt, out, config_path):
     """Export entries from this kiosk's log, as the operator API does (read-only, beside a running kiosk)."""
     from zoneinfo import ZoneInfo
 
-    from tinydb import TinyDB
-
     from .export import CSV_COLUMNS, bound, csv_chunks, csv_row, public
-    from .store import DurableStorage
+    from .store import read_entries
 
     settings = _settings(config_path)
     tz = ZoneInfo(settings["timezone"])
@@ -94,10 +92,7 @@ def export(since, until, fmt, out, config_path):
     path = Path(settings["data_dir"]) / "log"
     if not path.is_dir():
         raise click.ClickException(f"no entry log at {path}")
-    db = TinyDB(path, storage=DurableStorage, read_only=True)
-    docs = sorted((d for d in db.table("entries").all()
-                   if (lo is None or d["time"] >= lo) and (hi is None or d["time"] < hi)), key=lambda d: d["id"])
-    db.close()
+    docs = [d for d in read_entries(path) if (lo is None or d["time"] >= lo) and (hi is None or d["time"] < hi)]
     logging.getLogger("kiosk.export").info("export by %s on the command line: %s..%s: %d entries",
                                            os.environ.get("USER", "?"), lo, hi, len(docs))
     with click.progressbar(docs, label=f"{len(docs)} entries", file=sys.stderr,

@@ -146,3 +146,11 @@ def new_id(t: float, rand: bytes | None = None) -> str:
     rand = os.urandom(10) if rand is None else rand
     n = (int(t * 1000) << 80) | int.from_bytes(rand, "big")
     return "".join(_CROCKFORD[(n >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def id_time(entry_id: str) -> float:
+    """The UNIX time written in a ULID's first 10 characters."""
+    ms = 0
+    for ch in entry_id[:10].upper():
+        ms = ms * 32 + _CROCKFORD.index(ch)
+    return ms / 1000

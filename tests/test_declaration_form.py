@@ -65,7 +65,7 @@ def test_a_declaration_without_risk_gives_a_pass_that_opens_the_door(kiosk):
     assert (entry["decision"], entry["reasons"]) == ("allow", [])
     assert entry["declaration"]["holder"] == "Nguyễn Văn An"
     # What was kept: no raw ID number anywhere in the store.
-    store = "".join(p.read_text(encoding="utf-8") for p in (kiosk.data_dir / "log").glob("*.json*"))
+    store = "".join(p.read_text(encoding="utf-8") for p in (kiosk.data_dir / "log").rglob("*.json*"))
     assert "001099012345" not in store and "0912 345 678" in store
 
 

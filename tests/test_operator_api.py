@@ -11,10 +11,9 @@ from datetime import datetime, timezone
 import jsonschema
 import pytest
 import requests
-from tinydb import TinyDB
 
 from kiosk.model import Entry, iso, new_id
-from kiosk.store import DurableStorage
+from kiosk.store import EntryLog
 from kiosk.web.openapi import SPEC
 
 from .conftest import OPERATOR_TOKEN
@@ -37,9 +36,10 @@ def seed(data_dir, n: int) -> list[dict]:
             fingerprint="f" * 32, ble={"outcome": rng.choice(["confirmed", "not_detected"]), "family": None,
                                        "rssi": None, "count_near": 0},
             decision=rng.choice(["allow", "deny", "review"]), reasons=("app_not_detected",)).to_json())
-    db = TinyDB(data_dir / "log", storage=DurableStorage)
-    db.table("entries").insert_multiple(docs)
-    db.close()
+    entry_log = EntryLog(data_dir / "log")
+    entry_log.start()
+    entry_log.import_entries(docs)
+    entry_log.stop()
     return sorted(docs, key=lambda d: d["id"])
 
 

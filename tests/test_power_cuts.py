@@ -9,9 +9,7 @@ import subprocess
 import sys
 import time
 
-from tinydb import TinyDB
-
-from kiosk.store import DurableStorage
+from kiosk.store import read_entries
 
 WRITER = r"""
 import sys, time
@@ -44,9 +42,7 @@ def test_a_hundred_power_cuts_lose_no_acknowledged_entry(tmp_path):
         out, err = proc.communicate(timeout=30)
         acknowledged += [line for line in (first + out).splitlines() if line.strip()]
         assert "Traceback" not in err, err
-        db = TinyDB(folder, storage=DurableStorage, read_only=True)
-        ids = [d["id"] for d in db.table("entries").all()]
-        db.close()
+        ids = [d["id"] for d in read_entries(folder)]
         assert len(ids) == len(set(ids)), f"after cut {cut}: an entry is there twice"
         missing = set(acknowledged) - set(ids)
         assert not missing, f"after cut {cut}: {len(missing)} acknowledged entries lost"

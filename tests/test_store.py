@@ -4,7 +4,7 @@ import os
 import pytest
 from tinydb import TinyDB, where
 
-from kiosk.model import Entry, new_id
+from kiosk.model import Entry, iso, new_id
 from kiosk.store import DurableStorage, EntryLog
 from kiosk.store.storage import journal_path, snapshot_path
 
@@ -131,10 +131,11 @@ def test_purge_keeps_what_has_not_reached_the_central(log, caplog):
 
 
 def test_an_unwritable_disk_holds_entries_in_memory_until_it_can_write(log, tmp_path):
-    journal = journal_path(tmp_path / "log", 0)
+    day = iso(T0)[:10]
+    journal = journal_path(tmp_path / "log" / day, 0)
     log.append(entry(1))
     # Make the journal unwritable the way a full or read-only disk does: writes raise OSError.
-    storage = log._call(lambda: log._db.storage)
+    storage = log._call(lambda: log._shard(day).storage)
     good = storage._journal
     storage._journal = open(os.devnull, "rb")        # write() raises io.UnsupportedOperation (an OSError)
     try:
@@ -168,3 +169,22 @@ def test_a_running_kiosk_purges_old_synced_entries_on_start(kiosk_settings, tmp_
         wait_for(lambda: [d["id"] for d in kiosk.log.recent()] == [fresh.id])
     finally:
         kiosk.stop()
+
+
+def test_a_day_per_database_keeps_appends_cheap_and_purges_whole_days(tmp_path):
+    entry_log = EntryLog(tmp_path / "log", retention_days=28)
+    entry_log.start()
+    try:
+        days = [entry(i, t=T0 + d * 86400) for d in range(3) for i in range(3)]
+        entry_log.import_entries([e.to_json() for e in days])
+        assert sorted(p.name for p in (tmp_path / "log").iterdir() if p.name != "declarations") == \
+            sorted({iso(T0 + d * 86400)[:10] for d in range(3)})
+        assert [d["id"] for d in entry_log.query()] == sorted(e.id for e in days)
+        assert entry_log.get(days[4].id)["id"] == days[4].id
+        assert entry_log.set_override(days[4].id, {"action": "exit"})["override"] == {"action": "exit"}
+        entry_log.mark_synced([e.id for e in days], T0 + 3 * 86400)
+        assert entry_log.purge(T0 + 29 * 86400 + 10) == 6          # the first day whole, the second's old part
+        assert len([p for p in (tmp_path / "log").iterdir() if p.name != "declarations"]) == 2
+        assert len(entry_log.query()) == 3
+    finally:
+        entry_log.stop()
