@@ -66,6 +66,7 @@ class EntryLog:
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._shards: dict[str, TinyDB] = {}
+        self._known_days: set[str] | None = None
         self._declarations: TinyDB | None = None
         self._unwritten: deque[dict] = deque(maxlen=MAX_UNWRITTEN)
         self._last_shown: dict[str, float] = {}   # fingerprint -> time, for the reuse check
@@ -126,8 +127,10 @@ class EntryLog:
         return TinyDB(folder, storage=DurableStorage, compact_every=self.compact_every)
 
     def _days(self) -> list[str]:
-        on_disk = {p.name for p in self.path.iterdir() if p.is_dir() and _DAY.match(p.name)}
-        return sorted(on_disk | set(self._shards))
+        # The folders are listed once at start; after that only this thread adds or drops days.
+        if self._known_days is None:
+            self._known_days = {p.name for p in self.path.iterdir() if p.is_dir() and _DAY.match(p.name)}
+        return sorted(self._known_days | set(self._shards))
 
     def _shard(self, day: str):
         db = self._shards.get(day)
@@ -297,6 +300,7 @@ class EntryLog:
                     removed += len(old)
                     self._shards.pop(day).close()
                     shutil.rmtree(self.path / day)
+                    self._known_days.discard(day)
                     continue
                 table.remove(doc_ids=[d.doc_id for d in old])
                 removed += len(old)
