@@ -243,11 +243,13 @@ class Kiosk:
         declaration = self._with_todays_declaration(self.verifier.verify(scan.payload, scan.t), scan.t)
         presence = self.presence.at(scan.t)
         fingerprint = self.fingerprint(scan.payload)
-        shown_ago = self.log.shown_ago(fingerprint, scan.t)
+        direction = self.settings["kiosk.direction"]
+        # A code shown again on the way out is the same visitor leaving, not a copy passed on.
+        shown_ago = self.log.shown_ago(fingerprint, scan.t) if direction == "in" else None
         decision = decide(declaration, presence, shown_ago, self.rules)
         self.signals.show(decision)
         entry = Entry(id=new_id(scan.t), site=self.settings["site.id"], kiosk=self.settings["kiosk.id"],
-                      t=scan.t, direction="in", declaration=declaration.summary(),
+                      t=scan.t, direction=direction, declaration=declaration.summary(),
                       fingerprint=fingerprint, ble=presence.summary(), decision=decision.outcome,
                       reasons=decision.reasons)
         log.info("%s: %s %s, app %s, reasons: %s", decision.outcome.upper(), declaration.format,

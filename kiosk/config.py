@@ -37,6 +37,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("site.id", "site-1", "Identifier of the site (office, factory) this kiosk guards."),
     Setting("kiosk.id", "kiosk-1", "Identifier of this kiosk, unique within the site."),
+    Setting("kiosk.direction", "in", "Whether this kiosk checks people coming in or going out.", ("in", "out")),
     Setting("data_dir", "/var/lib/kiosk", "Folder for the entry log and the kiosk's secrets."),
     Setting("timezone", "Asia/Ho_Chi_Minh", "Time zone for dates shown to people."),
 

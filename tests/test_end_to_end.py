@@ -191,3 +191,15 @@ def test_the_kiosk_stops_promptly_with_a_guard_screen_attached(make_kiosk):
     kiosk.stop()
     assert time.monotonic() - start < 3.0
     assert not any(t.is_alive() for t in kiosk._threads)
+
+
+def test_at_an_exit_kiosk_the_same_pass_is_the_visitor_leaving(make_kiosk, site_key, clock):
+    kiosk = make_kiosk(kiosk__direction="out")
+    door = Door(kiosk)
+    code = sitepass.issue(sitepass.load_private_key(site_key), SITE, "Lê Văn Cường", clock.now(), 3600)
+    phone = families.bluezone_android(bytes(12))
+    first = door.visitor(code, phone)
+    clock.advance(120)
+    again = door.visitor(code, phone)
+    assert (first["direction"], again["direction"]) == ("out", "out")
+    assert again["decision"] == "allow" and not any(r.startswith("shown_again") for r in again["reasons"])
