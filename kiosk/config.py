@@ -110,6 +110,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync.ca_bundle", "", "CA certificates (PEM) to verify the central's TLS certificate; empty = the system's."),
 
     Setting("store.retention_days", 28, "Days an entry is kept on the kiosk."),
+    Setting("store.unsynced_max_days", 90, "Days after which even an entry that never reached the central is purged (logged)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

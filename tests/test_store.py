@@ -188,3 +188,18 @@ def test_a_day_per_database_keeps_appends_cheap_and_purges_whole_days(tmp_path):
         assert len(entry_log.query()) == 3
     finally:
         entry_log.stop()
+
+
+def test_past_the_hard_limit_even_unsynced_entries_go_and_the_log_says_so(tmp_path, caplog):
+    entry_log = EntryLog(tmp_path / "log", retention_days=28, unsynced_max_days=60)
+    entry_log.start()
+    try:
+        ancient, old = entry(1, t=T0 - 70 * 86400), entry(2, t=T0 - 40 * 86400)
+        entry_log.append(ancient)
+        entry_log.append(old)
+        assert entry_log.purge(T0) == 1
+        assert [d["id"] for d in entry_log.query()] == [old.id]
+        assert entry_log.backlog() == 1
+        assert "never reached the central" in caplog.text
+    finally:
+        entry_log.stop()

@@ -59,9 +59,10 @@ def read_entries(path: str | Path) -> list[dict]:
 
 
 class EntryLog:
-    def __init__(self, path, retention_days: int = 28, compact_every: int = 2000):
+    def __init__(self, path, retention_days: int = 28, compact_every: int = 2000, unsynced_max_days: int = 90):
         self.path = Path(path)
         self.retention_days = retention_days
+        self.unsynced_max_days = max(unsynced_max_days, retention_days)
         self.compact_every = compact_every
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -287,15 +288,24 @@ class EntryLog:
         self._call(run)
 
     def purge(self, now: float) -> int:
-        """Remove synced entries older than the retention period; return how many. A day
-        whose entries all reached the central goes as a whole."""
+        """Remove synced entries older than the retention period, and any entry older than
+        the hard limit (`unsynced_max_days`) even if it never reached the central; return how
+        many. A day with nothing left to keep goes as a whole."""
         cutoff = iso(now - self.retention_days * 86400)
+        hard = iso(now - self.unsynced_max_days * 86400)
 
         def run():
             removed = kept = 0
             for day in [d for d in self._days() if d <= cutoff[:10]]:
                 table = self._entries(day)
-                old = table.search((where("time") < cutoff) & (where("synced_at") != None))  # noqa: E711
+                lost = table.search((where("time") < hard) & (where("synced_at") == None))  # noqa: E711
+                if lost:
+                    log.warning("purge removes %d entries of %s that never reached the central "
+                                "(older than %d days)", len(lost), day, self.unsynced_max_days)
+                    for d in lost:
+                        self._outbox.pop(d["id"], None)
+                old = table.search((where("time") < cutoff) & ((where("synced_at") != None)  # noqa: E711
+                                                               | (where("time") < hard)))
                 if day < cutoff[:10] and len(old) == len(table):
                     removed += len(old)
                     self._shards.pop(day).close()
