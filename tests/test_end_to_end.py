@@ -154,7 +154,6 @@ def test_a_morning_at_the_gate(make_kiosk, central, site_key, clock):
 
 def test_the_same_pass_held_up_is_one_scan_and_shown_again_later_is_another(make_kiosk, site_key, clock):
     kiosk = make_kiosk(decoder__cooldown=2.0)
-    door = Door(kiosk)
     code = sitepass.issue(sitepass.load_private_key(site_key), SITE, "Lê Văn Cường", clock.now(), 3600)
     image = visitor_frame(code)
     for _ in range(5):                  # five seconds in front of the camera, a frame a second

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import requests
 
-from kiosk.model import Entry, iso, new_id
+from kiosk.model import Entry, new_id
 from kiosk.store import EntryLog
 from kiosk.web.openapi import SPEC
 

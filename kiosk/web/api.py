@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..export import CSV_COLUMNS, DECISIONS, bound, csv_chunks, csv_row, daily_summary, public
-from ..model import iso, parse_iso
 from .openapi import SPEC
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
