@@ -287,14 +287,12 @@ class Kiosk:
 
     # -- health ---------------------------------------------------------------------------
     def _trust_list_health(self) -> str:
-        trust = self.verifier.trust
-        age = trust.age(self.clock.now())
-        if age is None:
+        state, days = self.verifier.trust_state(self.clock.now())
+        if state == "none":
             return "none: DCCs cannot be verified (kiosk trust update)"
-        days = age / 86400
-        if age > self.verifier.rules.trust_max_age:
+        if state == "old":
             return f"out of date: {days:.0f} days old"
-        return f"ok: {len(trust)} signers, {days:.1f} days old"
+        return f"ok: {len(self.verifier.trust)} signers, {days:.1f} days old"
 
     def health(self) -> dict:
         try:

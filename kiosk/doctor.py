@@ -175,11 +175,10 @@ def check_trust(settings, clock) -> Finding:
         verifier = Verifier.from_settings(settings)
     except Exception as e:
         return Finding("trust list", FAIL, f"unreadable: {e}", "kiosk trust update --url ...")
-    age = verifier.trust.age(clock.now())
-    if age is None:
+    state, days = verifier.trust_state(clock.now())
+    if state == "none":
         return Finding("trust list", WARN, "none: EU DCCs cannot be verified", "kiosk trust update --url ...")
-    days = age / 86400
-    if age > verifier.rules.trust_max_age:
+    if state == "old":
         return Finding("trust list", FAIL, f"{days:.0f} days old: DCCs go to review", "kiosk trust update --url ...")
     return Finding("trust list", OK, f"{len(verifier.trust)} signers, {days:.1f} days old")
 

@@ -45,7 +45,7 @@ def clock():
     return ManualClock()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
@@ -72,7 +72,7 @@ def postgres():
     if os.getuid() == 0:                      # PostgreSQL refuses to run as root
         shutil.chown(folder, "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     run = lambda *cmd: subprocess.run(as_postgres + list(cmd), check=True, capture_output=True, timeout=120)  # noqa: E731
     run(str(bindir / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "kiosk", "--no-sync")
     run(str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-l", str(folder / "log"), "-w", "start", "-o",

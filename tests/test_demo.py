@@ -2,20 +2,13 @@
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import requests
 
-from .conftest import wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .conftest import free_port, wait_for
 
 
 def test_demo_serves_the_guard_page_and_syncs_then_stops_cleanly(tmp_path):

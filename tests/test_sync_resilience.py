@@ -3,7 +3,6 @@ arrives exactly once, and the door never waits."""
 from __future__ import annotations
 
 import random
-import socket
 import threading
 import time
 
@@ -16,13 +15,7 @@ from kiosk.central.app import create_app as create_central
 from kiosk.model import Entry, new_id
 from kiosk.serving import BackgroundServer
 
-from .conftest import KIOSK_TOKEN, OPERATOR_TOKEN, SITE, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .conftest import KIOSK_TOKEN, OPERATOR_TOKEN, SITE, free_port, wait_for
 
 
 def entry(i: int, t0: float) -> Entry:

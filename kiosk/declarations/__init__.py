@@ -34,6 +34,13 @@ class Verifier:
         return cls(settings["site.id"], sitepass.load_keys(settings["sitepass.public_keys"]), trust,
                    dcc.Rules.from_settings(settings))
 
+    def trust_state(self, at: float) -> tuple[str, float | None]:
+        """("none" | "old" | "ok", age in days) of the DCC trust list at time `at`."""
+        age = self.trust.age(at)
+        if age is None:
+            return "none", None
+        return ("old" if age > self.rules.trust_max_age else "ok"), age / 86400
+
     def verify(self, payload: bytes, at: float) -> Declaration:
         try:
             text = payload.decode("utf-8")

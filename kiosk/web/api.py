@@ -10,9 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import threading
-import time
-from collections import defaultdict, deque
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -20,6 +17,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..export import CSV_COLUMNS, DECISIONS, bound, csv_chunks, csv_row, daily_summary, public
 from .openapi import SPEC
+from .ratelimit import RateLimit
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger("kiosk.export")
@@ -45,28 +43,15 @@ def _operators() -> list[tuple[str, str]]:
 
 
 def init_app(app) -> None:
-    """Per-app state: the rate limiter's recent requests by address."""
-    app.extensions["api_rate"] = (defaultdict(deque), threading.Lock())
-
-
-def _over_limit(address: str, per_minute: int) -> bool:
-    recent, lock = current_app.extensions["api_rate"]
-    now = time.monotonic()
-    with lock:
-        times = recent[address]
-        while times and times[0] < now - 60:
-            times.popleft()
-        if len(times) >= per_minute:
-            return True
-        times.append(now)
-        return False
+    """Per-app state: the rate limit by client address."""
+    app.extensions["api_rate"] = RateLimit(app.extensions["kiosk"].settings["web.rate_limit"])
 
 
 @bp.before_request
 def require_token():
     if request.endpoint == "api.openapi":
         return None
-    if _over_limit(request.remote_addr or "", _kiosk().settings["web.rate_limit"]):
+    if not current_app.extensions["api_rate"].allow(request.remote_addr or ""):
         return jsonify(error="too many requests: wait a minute"), 429
     header = request.headers.get("Authorization", "")
     token = header[7:] if header.startswith("Bearer ") else ""

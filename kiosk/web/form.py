@@ -6,9 +6,6 @@ entry log's store and answered with a signed site pass to show at the door.
 """
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
 from datetime import datetime, timezone
 
 import segno
@@ -16,6 +13,7 @@ from flask import Blueprint, Flask, current_app, render_template, request
 
 from ..declarations import questionnaire, sitepass
 from ..model import iso, new_id
+from .ratelimit import RateLimit
 
 bp = Blueprint("form", __name__)
 
@@ -26,22 +24,9 @@ def create_form_app(kiosk, signing_key) -> Flask:
     app = Flask(__name__)
     app.extensions["kiosk"] = kiosk
     app.extensions["signing_key"] = signing_key
-    app.extensions["form_rate"] = (defaultdict(deque), threading.Lock())
+    app.extensions["form_rate"] = RateLimit(*RATE)
     app.register_blueprint(bp)
     return app
-
-
-def _limited(address: str) -> bool:
-    recent, lock = current_app.extensions["form_rate"]
-    now = time.monotonic()
-    with lock:
-        times = recent[address]
-        while times and times[0] < now - RATE[1]:
-            times.popleft()
-        if len(times) >= RATE[0]:
-            return True
-        times.append(now)
-        return False
 
 
 @bp.get("/")
@@ -58,7 +43,7 @@ def submit():
     if errors:
         return render_template("form.html", questions=questionnaire.QUESTIONS, sexes=questionnaire.SEXES,
                                errors=errors, values=request.form), 400
-    if _limited(request.remote_addr or ""):
+    if not current_app.extensions["form_rate"].allow(request.remote_addr or ""):
         return render_template("form.html", questions=questionnaire.QUESTIONS, sexes=questionnaire.SEXES,
                                errors=["rate"], values=request.form), 429
     declaration_id = new_id(now)

@@ -68,14 +68,13 @@ def health_view(kiosk, words: dict) -> list[dict]:
     last = kiosk.presence.last_heard
     ble_quiet = last is None or now - last > 60
     sync = h["sync"]
-    trust = kiosk.verifier.trust
-    trust_age = trust.age(now)
-    if trust_age is None:
+    trust_state, trust_days = kiosk.verifier.trust_state(now)
+    if trust_state == "none":
         trust_text = words["trust_none"]
-    elif trust_age > kiosk.verifier.rules.trust_max_age:
-        trust_text = words["trust_old"].replace("{n}", str(round(trust_age / 86400)))
+    elif trust_state == "old":
+        trust_text = words["trust_old"].replace("{n}", str(round(trust_days)))
     else:
-        trust_text = words["trust_ok"].replace("{n}", f"{len(trust)}, {trust_age / 86400:.1f} d")
+        trust_text = words["trust_ok"].replace("{n}", f"{len(kiosk.verifier.trust)}, {trust_days:.1f} d")
     items = [
         ("camera", h["camera"] == "ok",
          (f"{h['camera_fps']:.0f} fps" if h["camera_fps"] else words["ok"]) if h["camera"] == "ok" else h["camera"]),
