@@ -46,52 +46,22 @@ def clock():
 
 
 def free_port() -> int:
-    import socket
+    from .fixtures.pgcluster import free_port as port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return port()
 
 
 @pytest.fixture(scope="session")
 def postgres():
     """A private PostgreSQL server on 127.0.0.1 for the session (Debian's binaries); yields a
     function that creates a fresh database and returns its SQLAlchemy URL."""
-    import itertools
-    import os
-    import shutil
-    import subprocess
-    import tempfile
+    from .fixtures.pgcluster import PostgresMissing, private_postgres
 
-    initdbs = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not initdbs:
-        pytest.skip("PostgreSQL is not installed (make test installs Debian's postgresql)")
-    bindir = initdbs[-1].parent
-    folder = Path(tempfile.mkdtemp(prefix="kiosk-pg-"))
-    as_postgres = []
-    if os.getuid() == 0:                      # PostgreSQL refuses to run as root
-        shutil.chown(folder, "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    run = lambda *cmd: subprocess.run(as_postgres + list(cmd), check=True, capture_output=True, timeout=120)  # noqa: E731
-    run(str(bindir / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "kiosk", "--no-sync")
-    run(str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-l", str(folder / "log"), "-w", "start", "-o",
-        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off")
-    counter = itertools.count()
-
-    def new_database() -> str:
-        import sqlalchemy
-
-        name = f"central_{next(counter)}"
-        admin = sqlalchemy.create_engine(f"postgresql+psycopg://kiosk@127.0.0.1:{port}/postgres",
-                                         isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-        admin.dispose()
-        return f"postgresql+psycopg://kiosk@127.0.0.1:{port}/{name}"
-    yield new_database
-    run(str(bindir / "pg_ctl"), "-D", str(folder / "data"), "-m", "fast", "stop")
-    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        with private_postgres() as new_database:
+            yield new_database
+    except PostgresMissing as e:
+        pytest.skip(str(e))
 
 
 @pytest.fixture

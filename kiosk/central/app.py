@@ -50,8 +50,6 @@ def ingest():
                               request.headers.get("X-Kiosk-Signature"), raw, now)
     if problem:
         abort(401, description=problem)
-    if not db.first_sight(_engine(), request.headers["X-Kiosk-Signature"], now, syncproto.MAX_SKEW):
-        abort(409, description="this batch was already received (a replay)")
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("entries"), list):
         abort(400, description="body must be {\"kiosk\": ..., \"entries\": [...]}")
@@ -61,7 +59,11 @@ def ingest():
             abort(400, description=f"each entry needs text fields {', '.join(db.REQUIRED)}")
         if e["kiosk"] != cred["name"] or (cred["site"] and e["site"] != cred["site"]):
             abort(403, description="entries must come from the kiosk and site of the token")
-    stored, duplicate = db.ingest(_engine(), batch)
+    try:
+        stored, duplicate = db.ingest(_engine(), batch, request.headers["X-Kiosk-Signature"], now,
+                                      syncproto.MAX_SKEW)
+    except db.Replay:
+        abort(409, description="this batch was already received (a replay)")
     return jsonify(stored=stored, duplicate=duplicate)
 
 

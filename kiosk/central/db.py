@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from datetime import datetime, timezone
 
 from sqlalchemy import (Column, Integer, MetaData, String, Table, Text, create_engine, delete, event, insert,
-                        select, update)
+                        select, text, update)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 metadata = MetaData()
@@ -44,6 +46,7 @@ seen_batches = Table(
 )
 
 REQUIRED = ("id", "site", "kiosk", "time", "decision")
+INSERT_CHUNK = 1000             # rows per INSERT statement (SQLite allows 32,766 parameters)
 
 
 def token_hash(token: str) -> str:
@@ -80,36 +83,55 @@ def find_credential(engine, token: str):
             credentials.c.token_hash == token_hash(token))).mappings().first()
 
 
-def ingest(engine, batch: list[dict]) -> tuple[list[str], list[str]]:
-    """Store new entries; return (stored ids, ids already there)."""
+class Replay(Exception):
+    """The batch's signature was already seen within the window."""
+
+
+def ingest(engine, batch: list[dict], signature: str | None = None, now: float | None = None,
+           window: float = 300) -> tuple[list[str], list[str]]:
+    """Store new entries; return (stored ids, ids already there). With `signature`, the
+    batch's signature is remembered in the same transaction (one commit, one fsync per
+    batch), and a signature seen within `window` seconds raises Replay with nothing stored."""
     ids = [e["id"] for e in batch]
     received = now_iso()
     rows = [{"id": e["id"], "site": e["site"], "kiosk": e["kiosk"], "time": e["time"],
              "decision": e["decision"], "received_at": received,
              "body": json.dumps(e, ensure_ascii=False)} for e in batch]
     with engine.begin() as conn:
-        have = set(conn.execute(select(entries.c.id).where(entries.c.id.in_(ids))).scalars())
-        new = [r for r in rows if r["id"] not in have]
+        if signature is not None and not _first_sight(conn, signature, time.time() if now is None else now, window):
+            raise Replay(signature)
+        stored: set[str] = set()
+        for start in range(0, len(rows), INSERT_CHUNK):
+            stored |= _insert_new(conn, rows[start:start + INSERT_CHUNK])
         # A guard's override made after the first delivery comes again: keep the newer body.
         for r, e in zip(rows, batch):
-            if r["id"] in have and e.get("override"):
+            if r["id"] not in stored and e.get("override"):
                 conn.execute(update(entries).where(entries.c.id == r["id"]).values(body=r["body"]))
-        try:
-            with conn.begin_nested():
-                if new:
-                    conn.execute(insert(entries), new)
-            return [r["id"] for r in new], [i for i in ids if i in have]
-        except IntegrityError:
-            pass                # another process stored some of them meanwhile: row by row
-        stored = []
-        for r in new:
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(entries), [r])
-                stored.append(r["id"])
-            except IntegrityError:
-                pass
-    return stored, [i for i in ids if i not in stored]
+    return [i for i in ids if i in stored], [i for i in ids if i not in stored]
+
+
+# PostgreSQL: the batch as one JSON parameter, one short statement whatever its size (a
+# placeholder per value, or arrays, cost psycopg more to prepare than the insert itself).
+_PG_INSERT = text(
+    'INSERT INTO entries (id, site, kiosk, "time", decision, received_at, body) '
+    'SELECT r.id, r.site, r.kiosk, r."time", r.decision, r.received_at, r.body '
+    'FROM json_to_recordset(CAST(:rows AS json)) AS r(id text, site text, kiosk text, "time" text, '
+    "decision text, received_at text, body text) "
+    "ON CONFLICT (id) DO NOTHING RETURNING id")
+
+
+def _insert_new(conn, rows: list[dict]) -> set[str]:
+    """Insert the rows whose id is not there yet; return their ids. The database decides
+    (ON CONFLICT DO NOTHING), so two processes storing the same batch at once store it once."""
+    if not rows:
+        return set()
+    if conn.dialect.name == "postgresql":
+        return set(conn.execute(_PG_INSERT, {"rows": json.dumps(rows, ensure_ascii=False)}).scalars())
+    if conn.dialect.name != "sqlite":
+        raise ValueError(f"the central runs on SQLite or PostgreSQL, not {conn.dialect.name}")
+    statement = sqlite_insert(entries).on_conflict_do_nothing(index_elements=["id"]).returning(entries.c.id)
+    # Many rows with RETURNING: SQLAlchemy sends them as multi-row VALUES ("insertmanyvalues").
+    return set(conn.execute(statement, rows).scalars())
 
 
 def list_entries(engine, site=None, kiosk=None, since=None, until=None, limit=1000) -> list[dict]:
@@ -126,14 +148,13 @@ def list_entries(engine, site=None, kiosk=None, since=None, until=None, limit=10
         return [json.loads(body) for body in conn.execute(q).scalars()]
 
 
-def first_sight(engine, signature: str, now: float, window: float) -> bool:
+def _first_sight(conn, signature: str, now: float, window: float) -> bool:
     """Remember a batch's signature; False when it was seen within the window (a replay).
     The database's primary key decides, so several central processes agree."""
-    with engine.begin() as conn:
-        conn.execute(delete(seen_batches).where(seen_batches.c.at < int(now - 2 * window)))
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(seen_batches).values(signature=signature, at=int(now)))
-        except IntegrityError:
-            return False
+    conn.execute(delete(seen_batches).where(seen_batches.c.at < int(now - 2 * window)))
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(seen_batches).values(signature=signature, at=int(now)))
+    except IntegrityError:
+        return False
     return True

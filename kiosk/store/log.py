@@ -1,10 +1,11 @@
 """The entry log: tinydb on DurableStorage, one database per UTC day, owned by one writer
 thread.
 
-Why a database per day (docs/storage.md): tinydb rebuilds a whole table on every insert
-(its `_update_table`), so an append costs in proportion to the table. Measured here on one
-table: 1.5 ms at 1k entries, 33 ms at 10k, 276 ms at 50k. With a table per day, an append
-costs what today's entries cost, whatever the 28 days hold, and the purge drops whole days.
+Why a database per day (docs/storage.md): the purge drops whole days, "today's entries" and
+an operator's date range read only their days, and only the days in use are in memory (at
+most OPEN_DAYS); an append costs the same whatever the day holds (storage.JournalTable).
+On open every day is read once, for the outbox (entries not yet at the central); the
+fingerprints for the reuse check are taken from the last REUSE_DAYS days only.
 
 Camera, web and sync threads never touch tinydb: they submit a function through a queue and
 wait for its result, which comes only after the journal record is on disk. When the disk
@@ -12,6 +13,7 @@ cannot be written the entry stays in memory (bounded) and is written once it can
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import re
@@ -24,11 +26,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import orjson
-from tinydb import TinyDB, where
+from tinydb import where
 
 from ..exc import StoreUnavailable
 from ..model import Entry, id_time, iso, parse_iso
-from .storage import DurableStorage
+from .storage import DurableDB, gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ _STOP = object()
 MAX_UNWRITTEN = 10_000
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DECLARATIONS = "declarations"
+OPEN_DAYS = 3          # day databases kept open (today, yesterday, one an operator reads)
+REUSE_DAYS = 2         # UTC days whose fingerprints are indexed: a reuse window up to 24 h
 
 
 def _copies(docs) -> list[dict]:
@@ -52,7 +56,7 @@ def read_entries(path: str | Path) -> list[dict]:
     path = Path(path)
     docs = []
     for folder in sorted(p for p in path.iterdir() if p.is_dir() and _DAY.match(p.name)):
-        db = TinyDB(folder, storage=DurableStorage, read_only=True)
+        db = DurableDB(folder, read_only=True)
         docs += db.table("entries").all()
         db.close()
     return sorted((dict(d) for d in docs), key=lambda d: d["id"])
@@ -71,7 +75,7 @@ class EntryLog:
         self._declarations: TinyDB | None = None
         self._unwritten: deque[dict] = deque(maxlen=MAX_UNWRITTEN)
         self._last_shown: dict[str, float] = {}   # fingerprint -> time, for the reuse check
-        self._outbox: dict[str, None] = {}        # ids not yet at the central, oldest first
+        self._outbox: dict[str, int | None] = {}  # ids not yet at the central -> doc id
         self.error: str | None = None
 
     # -- the writer thread ---------------------------------------------------------------
@@ -95,9 +99,8 @@ class EntryLog:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._declarations = self._open(self.path / DECLARATIONS)
-            for day in self._days():
-                for doc in self._shard(day).table("entries").all():
-                    self._index(doc)
+            with gc_paused():
+                self._index_days()
         except Exception as e:
             ready.set_exception(e)
             return
@@ -124,8 +127,18 @@ class EntryLog:
         return future.result(timeout)
 
     # -- on the writer thread -----------------------------------------------------------
+    def _index_days(self) -> None:
+        """Read every day once: the outbox from all, fingerprints from the last REUSE_DAYS."""
+        days = self._days()
+        for day in days:
+            table = self._entries(day)
+            docs = table.all() if day in days[-REUSE_DAYS:] else table.search(where("synced_at") == None)  # noqa: E711
+            for doc in sorted(docs, key=lambda d: d["id"]):
+                self._index(doc)
+            self._close_idle()
+
     def _open(self, folder: Path) -> TinyDB:
-        return TinyDB(folder, storage=DurableStorage, compact_every=self.compact_every)
+        return DurableDB(folder, compact_every=self.compact_every)
 
     def _days(self) -> list[str]:
         # The folders are listed once at start; after that only this thread adds or drops days.
@@ -134,10 +147,21 @@ class EntryLog:
         return sorted(self._known_days | set(self._shards))
 
     def _shard(self, day: str):
-        db = self._shards.get(day)
+        db = self._shards.pop(day, None)
         if db is None:
-            db = self._shards[day] = self._open(self.path / day)
+            self._days()
+            db = self._open(self.path / day)
+            self._known_days.add(day)
+        self._shards[day] = db                 # most recently used last
         return db
+
+    def _close_idle(self) -> None:
+        today = max(self._shards, default=None)
+        for day in list(self._shards):
+            if len(self._shards) <= OPEN_DAYS:
+                break
+            if day != today:
+                self._shards.pop(day).close()
 
     def _entries(self, day: str):
         return self._shard(day).table("entries")
@@ -148,18 +172,21 @@ class EntryLog:
     def _days_between(self, since: str | None, until: str | None) -> list[str]:
         return [d for d in self._days() if (since is None or d >= day_of(since)) and (until is None or d <= day_of(until))]
 
-    def _index(self, doc: dict) -> None:
+    def _index(self, doc: dict, doc_id: int | None = None) -> None:
         t = parse_iso(doc["time"])
         if t > self._last_shown.get(doc["fingerprint"], 0.0):
             self._last_shown[doc["fingerprint"]] = t
         if doc.get("synced_at") is None:
-            self._outbox[doc["id"]] = None
+            self._outbox[doc["id"]] = getattr(doc, "doc_id", doc_id)
 
     def _flush_unwritten(self) -> None:
         while self._unwritten:
             doc = self._unwritten[0]
-            self._entries(day_of(doc["time"])).insert(doc)
+            doc_id = self._entries(day_of(doc["time"])).insert(doc)
+            if doc["id"] in self._outbox:
+                self._outbox[doc["id"]] = doc_id
             self._unwritten.popleft()
+        self._close_idle()
         self.error = None
 
     def _append(self, doc: dict) -> bool:
@@ -172,6 +199,16 @@ class EntryLog:
             log.error("%s; %d entries held in memory", e, len(self._unwritten))
             return False
         return True
+
+    def _lookup(self, day: str, ids: list[str]) -> list[dict]:
+        """Entries of one day by id: by their document ids where the outbox knows them."""
+        doc_ids = [self._outbox.get(i) for i in ids]
+        table = self._entries(day)
+        found = table.get(doc_ids=[d for d in doc_ids if d is not None])
+        if None in doc_ids:
+            rest = [i for i, d in zip(ids, doc_ids) if d is None]
+            found += table.search(where("id").one_of(rest))
+        return found
 
     def _by_day(self, ids: Iterable[str]) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}
@@ -191,9 +228,9 @@ class EntryLog:
             for doc in docs:
                 groups.setdefault(day_of(doc["time"]), []).append(doc)
             for day, group in groups.items():
-                self._entries(day).insert_multiple(group)
-            for doc in docs:
-                self._index(doc)
+                for doc, doc_id in zip(group, self._entries(day).insert_multiple(group)):
+                    self._index(doc, doc_id)
+                self._close_idle()
         self._call(run, timeout=600)
 
     def retry(self) -> bool:
@@ -261,18 +298,20 @@ class EntryLog:
         """Record a guard's override on an entry and queue it for the central again."""
         def run():
             day = next(iter(self._by_day([entry_id])))
-            if day not in self._days() or not self._entries(day).update(
-                    {"override": override, "synced_at": None}, where("id") == entry_id):
+            if day not in self._days():
                 return None
-            self._outbox[entry_id] = None
-            return _copies([self._entries(day).get(where("id") == entry_id)])[0]
+            updated = self._entries(day).update({"override": override, "synced_at": None}, where("id") == entry_id)
+            if not updated:
+                return None
+            self._outbox[entry_id] = updated[0]
+            return _copies([self._entries(day).get(doc_id=updated[0])])[0]
         return self._call(run)
 
     def unsynced(self, limit: int = 100) -> list[dict]:
         def run():
             docs = []
-            for day, ids in self._by_day(list(self._outbox)[:limit]).items():
-                docs += self._entries(day).search(where("id").one_of(ids))
+            for day, ids in self._by_day(itertools.islice(self._outbox, limit)).items():
+                docs += self._lookup(day, ids)
             return sorted(_copies(docs), key=lambda d: d["id"])
         return self._call(run)
 
@@ -282,7 +321,11 @@ class EntryLog:
     def mark_synced(self, ids: list[str], at: float) -> None:
         def run():
             for day, group in self._by_day(ids).items():
-                self._entries(day).update({"synced_at": iso(at)}, where("id").one_of(group))
+                known = [self._outbox[i] for i in group if self._outbox.get(i) is not None]
+                if known:
+                    self._entries(day).update({"synced_at": iso(at)}, doc_ids=known)
+                if len(known) < len(group):
+                    self._entries(day).update({"synced_at": iso(at)}, where("id").one_of(group))
             for entry_id in ids:
                 self._outbox.pop(entry_id, None)
         self._call(run)

@@ -5,9 +5,18 @@ tinydb's JSONStorage rewrites the whole file on every insert (9 ms at 1k entries
 Here tinydb's `write(data)` is turned into the difference from the last state, appended as
 one JSON line and fsync'ed before it returns; the file's size never drives the cost of IO.
 
+tinydb's own Table rebuilds the whole table on every insert or update (`_update_table`: a
+copy of every document, twice), so an append would still cost what the table holds. Its
+documented extension point `TinyDB.table_class` fixes that: `JournalTable` sends inserts,
+updates by document id and lookups straight to the storage (`put`, `live`), so they cost
+what the documents involved cost. Searches read the stored table without copying it; other
+changes (a remove by query, a purge) take tinydb's ordinary path.
+
 Generations: `journal.<g>.jsonl` holds the records after `snapshot.<g>.json` (generation 0
-has no snapshot: the empty state). Every `compact_every` records the state is written as the
-next generation's snapshot (temp file, fsync, rename, fsync of the folder) and a new journal
+has no snapshot: the empty state). Once the journal holds at least `compact_every` records
+and has grown as large as the snapshot (so a compaction's cost, proportional to the state,
+is paid once per that many bytes of appends: constant per append), the state is written as
+the next generation's snapshot (temp file, fsync, rename, fsync of the folder) and a new journal
 begins; the generation before the current one is kept, so a snapshot that cannot be read
 (a damaged card) falls back to the previous snapshot and both journals. Every record sets
 absolute values, so replaying a journal twice changes nothing. On open, a torn last record
@@ -15,19 +24,38 @@ absolute values, so replaying a journal twice changes nothing. On open, a torn l
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
+from tinydb import TinyDB
 from tinydb.storages import Storage
+from tinydb.table import Table
 
 from ..exc import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 _FILE = re.compile(r"^(snapshot|journal)\.(\d+)\.(json|jsonl)$")
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """For bulk loads: parsing a day's log makes tens of thousands of dicts that hold no
+    reference cycles, and the cyclic collector running meanwhile took half the time of an
+    open (measured: 4.1 s -> 1.8 s for 300k entries)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def fsync_dir(path: Path) -> None:
@@ -57,7 +85,9 @@ class DurableStorage(Storage):
         self.compact_every = compact_every
         self._state: dict = {}
         self._records = 0
-        self.gen = self._recover()
+        self._snapshot_size = 0
+        with gc_paused():
+            self.gen = self._recover()
         self._journal = None if read_only else open(journal_path(self.dir, self.gen), "ab")
         self._size = self._journal.tell() if self._journal else 0
 
@@ -77,7 +107,9 @@ class DurableStorage(Storage):
         base = None
         for gen in sorted(snapshots, reverse=True):
             try:
-                self._state = orjson.loads(snapshot_path(self.dir, gen).read_bytes())
+                data = snapshot_path(self.dir, gen).read_bytes()
+                self._state = orjson.loads(data)
+                self._snapshot_size = len(data)
                 base = gen
                 break
             except (orjson.JSONDecodeError, OSError) as e:
@@ -148,8 +180,27 @@ class DurableStorage(Storage):
             return
         self._append(orjson.dumps({"ops": ops}) + b"\n")
         self._state = data
+        self._written()
+
+    # -- the direct path, for JournalTable -----------------------------------------------
+    def live(self, name: str) -> dict:
+        """The stored table itself, not a copy: only for readers that change nothing."""
+        return self._state.get(name, {})
+
+    def put(self, name: str, docs: dict[str, dict]) -> None:
+        """Set whole documents of one table (new or replaced) as one journal record, durable
+        when this returns. The state takes the record as written, so it is exactly what a
+        replay after a power cut would give."""
+        if self.read_only:
+            raise StoreUnavailable(f"{self.dir} is open read-only")
+        line = orjson.dumps({"ops": [{"t": name, "put": docs}]}) + b"\n"
+        self._append(line)
+        self._apply(orjson.loads(line))
+        self._written()
+
+    def _written(self) -> None:
         self._records += 1
-        if self._records >= self.compact_every:
+        if self._records >= self.compact_every and self._size >= self._snapshot_size:
             self.compact()
 
     def _append(self, line: bytes) -> None:
@@ -173,8 +224,9 @@ class DurableStorage(Storage):
         gen = self.gen + 1
         tmp = snapshot_path(self.dir, gen).with_suffix(".tmp")
         try:
+            data = orjson.dumps(self._state)
             with open(tmp, "wb") as f:
-                f.write(orjson.dumps(self._state))
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, snapshot_path(self.dir, gen))
@@ -185,6 +237,7 @@ class DurableStorage(Storage):
             return
         self._journal.close()
         self._journal, self._size, self._records, self.gen = journal, 0, 0, gen
+        self._snapshot_size = len(data)
         for old in (snapshot_path(self.dir, gen - 2), journal_path(self.dir, gen - 2)):
             try:
                 old.unlink()
@@ -194,3 +247,64 @@ class DurableStorage(Storage):
     def close(self) -> None:
         if self._journal is not None:
             self._journal.close()
+
+
+class JournalTable(Table):
+    """A tinydb Table whose inserts, updates by id and reads skip tinydb's whole-table copies
+    when its storage is a DurableStorage (any other storage: tinydb's own behaviour)."""
+
+    def _direct(self) -> bool:
+        return isinstance(self._storage, DurableStorage)
+
+    def _read_table(self):
+        # Every reader in tinydb's Table wraps what it returns in a new Document; none
+        # changes the table it reads.
+        return self._storage.live(self.name) if self._direct() else super()._read_table()
+
+    def insert(self, document: Mapping) -> int:
+        return self.insert_multiple([document])[0]
+
+    def insert_multiple(self, documents) -> list[int]:
+        if not self._direct():
+            return super().insert_multiple(documents)
+        table = self._read_table()
+        docs: dict[str, dict] = {}
+        for document in documents:
+            if not isinstance(document, Mapping):
+                raise ValueError("Document is not a Mapping")
+            if isinstance(document, self.document_class):
+                doc_id = document.doc_id
+                self._next_id = None
+            else:
+                doc_id = self._get_next_id()
+            if str(doc_id) in table or str(doc_id) in docs:
+                raise ValueError(f"Document with ID {doc_id} already exists")
+            docs[str(doc_id)] = dict(document)
+        if docs:
+            self._storage.put(self.name, docs)
+        self.clear_cache()
+        return [self.document_id_class(k) for k in docs]
+
+    def get(self, cond=None, doc_id=None, doc_ids=None):
+        if not self._direct() or doc_ids is None or cond is not None or doc_id is not None:
+            return super().get(cond, doc_id, doc_ids)
+        table = self._read_table()
+        return [self.document_class(table[str(i)], self.document_id_class(i))
+                for i in dict.fromkeys(doc_ids) if str(i) in table]
+
+    def update(self, fields, cond=None, doc_ids=None) -> list[int]:
+        if not self._direct() or doc_ids is None or cond is not None or callable(fields):
+            return super().update(fields, cond, doc_ids)
+        table = self._read_table()
+        updated = [i for i in doc_ids if str(i) in table]        # as tinydb: repeats kept
+        if updated:
+            self._storage.put(self.name, {str(i): {**table[str(i)], **fields} for i in updated})
+        self.clear_cache()
+        return updated
+
+
+class DurableDB(TinyDB):
+    """TinyDB on DurableStorage with JournalTable: what the entry log opens."""
+
+    table_class = JournalTable
+    default_storage_class = DurableStorage
