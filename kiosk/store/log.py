@@ -70,9 +70,9 @@ class EntryLog:
         self.compact_every = compact_every
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._shards: dict[str, TinyDB] = {}
+        self._shards: dict[str, DurableDB] = {}
         self._known_days: set[str] | None = None
-        self._declarations: TinyDB | None = None
+        self._declarations: DurableDB | None = None
         self._unwritten: deque[dict] = deque(maxlen=MAX_UNWRITTEN)
         self._last_shown: dict[str, float] = {}   # fingerprint -> time, for the reuse check
         self._outbox: dict[str, int | None] = {}  # ids not yet at the central -> doc id
@@ -137,7 +137,7 @@ class EntryLog:
                 self._index(doc)
             self._close_idle()
 
-    def _open(self, folder: Path) -> TinyDB:
+    def _open(self, folder: Path) -> DurableDB:
         return DurableDB(folder, compact_every=self.compact_every)
 
     def _days(self) -> list[str]:
