@@ -67,7 +67,11 @@ def _place(bg, code, rng, centre, angle, tilt):
     return out
 
 
-def make(category: str, size: tuple[int, int], rng: random.Random) -> tuple[np.ndarray, bytes | None]:
+def make(category: str, size: tuple[int, int], rng: random.Random, degrade: bool = True,
+         moved: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> tuple[np.ndarray, bytes | None]:
+    """One frame of `category`; degrade=False leaves out the blur, glare, noise... (the
+    placement stays), `moved` shifts the code by (dx, dy) pixels and turns it by degrees.
+    Neither changes what the rng draws, so a frame and its moved twin share code and scene."""
     w, h = size
     bg = _background(rng, w, h)
     if category == "none":
@@ -88,8 +92,11 @@ def make(category: str, size: tuple[int, int], rng: random.Random) -> tuple[np.n
     tilt = rng.uniform(0, 10)
     if category == "tilt":
         tilt = rng.uniform(30, 50)
+    centre, angle = (centre[0] + moved[0], centre[1] + moved[1]), angle + moved[2]
     img = _place(bg, code, rng, centre, angle, tilt)
-    if category == "motion_blur":
+    if not degrade:
+        pass
+    elif category == "motion_blur":
         n = rng.randint(5, 9)
         kernel = np.zeros((n, n), np.float32)
         kernel[n // 2, :] = 1.0 / n
@@ -120,3 +127,23 @@ def corpus(per_category: int, sizes=((640, 480), (1280, 720)), seed: int = 2026)
             for _ in range(per_category):
                 img, expected = make(category, size, rng)
                 yield size, category, img, expected
+
+
+def presentations(per_category: int, categories, sizes=((640, 480), (1280, 720)), seed: int = 2026):
+    """Pairs of frames of one presentation: the code as the camera first sees it (placement
+    of `category`, no blur, glare or noise), then the `category` frame of the same code and
+    scene with the phone moved 10-25 px (at 480 lines) in x and y and turned up to 3 degrees.
+    For the decoder's memory of where the last code was. Other rngs than corpus(), so the
+    corpus stays as it was."""
+    rng, motion = random.Random(seed + 1), random.Random(seed + 2)
+    for size in sizes:
+        scale = size[1] / 480
+        for category in categories:
+            for _ in range(per_category):
+                moved = (motion.choice([-1, 1]) * motion.uniform(10, 25) * scale,
+                         motion.choice([-1, 1]) * motion.uniform(10, 25) * scale, motion.uniform(-3, 3))
+                state = rng.getstate()
+                first, expected = make(category, size, rng, degrade=False)
+                rng.setstate(state)
+                second, _ = make(category, size, rng, moved=moved)
+                yield size, category, first, second, expected

@@ -148,7 +148,9 @@ def decode(images, config_path):
     from .camera.decoder import QRDecoder
 
     settings = _settings(config_path)
-    decoder = QRDecoder(settings["decoder.max_payload"])
+    # The door's decoder, without its memory of where the last frame's code was: the images
+    # are unrelated, and each one's result must not depend on the one before.
+    decoder = QRDecoder(settings["decoder.max_payload"], remember=0)
     failed = False
     for path in images:
         image = cv2.imread(path, cv2.IMREAD_COLOR)

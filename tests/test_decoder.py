@@ -112,3 +112,52 @@ def test_a_code_tilted_away_is_rectified_and_read():
         read += decoder.decode(frame) == [expected]
         plain += decoder.steps["gray"]
     assert read >= 7 and plain <= 2, (read, plain)
+
+
+def _corpus(category, size, seed, n):
+    import sys
+    from pathlib import Path
+    import random
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from qr_corpus import make
+
+    rng = random.Random(seed)
+    return [make(category, size, rng) for _ in range(n)]
+
+
+def test_an_empty_doorway_costs_one_zbar_pass(monkeypatch):
+    from kiosk.camera import decoder as module
+
+    calls = []
+    real = module.pyzbar.decode
+    monkeypatch.setattr(module.pyzbar, "decode", lambda *a, **k: calls.append(1) or real(*a, **k))
+    qr = QRDecoder()
+    for frame, _ in _corpus("none", (640, 480), 5, 5):
+        assert qr.decode(frame) == []
+    assert len(calls) == 5 and qr.steps == {"none": 5}
+
+
+def test_defocused_codes_are_sharpened_and_read():
+    read = plain = 0
+    for frame, expected in _corpus("focus_blur", (640, 480), 12, 10):
+        decoder = QRDecoder()
+        read += decoder.decode(frame) == [expected]
+        plain += decoder.steps["gray"]
+    assert read >= 7 and read - plain >= 3, (read, plain)
+
+
+def test_small_and_dark_mode_codes_from_the_corpus():
+    for category in ("small", "inverted"):
+        frames = _corpus(category, (640, 480), 13, 6)
+        assert sum(QRDecoder().decode(f) == [e] for f, e in frames) >= 5, category
+
+
+def test_the_last_location_is_remembered_for_a_few_frames_only():
+    text = "KP1:" + "MOVING" * 30
+    decoder = QRDecoder(remember=2)
+    assert decoder.decode(visitor_frame(text, centre=(300, 240))) == [text.encode()]
+    assert decoder._last is not None and decoder._since == 0
+    for _ in range(3):
+        decoder.decode(visitor_frame(None))
+    assert decoder._since == 3 > decoder.remember       # forgotten: the step no longer runs
