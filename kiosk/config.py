@@ -24,6 +24,7 @@ class Setting:
     default: Any
     help: str
     choices: tuple | None = None
+    bounds: tuple[float, float] | None = None      # numbers: lowest and highest allowed
 
     @property
     def env(self) -> str:
@@ -66,7 +67,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ble.required_families", ["bluezone", "gaen"], "App families that count as the required app."),
 
     Setting("policy.no_app", "review", "Outcome when no required app is heard.", ("review", "warn", "deny")),
-    Setting("policy.reuse_window", 600.0, "Seconds within which the same code shown again is flagged."),
+    Setting("policy.reuse_window", 600.0, "Seconds within which the same code shown again is flagged (at most a day: "
+            "the entry log indexes the last two UTC days).", bounds=(0, 86400)),
     Setting("policy.on_reuse", "review", "Outcome for a code shown again within the window.", ("review", "deny", "warn")),
     Setting("policy.identity_with_declaration", "allow", "Outcome for a PC-Covid QR whose holder declared today with no risk answer.", ("allow", "review")),
 
@@ -157,6 +159,9 @@ def _coerce(setting: Setting, value: Any, source: str) -> Any:
             raise ConfigError(f"{where}: expected a list of text, got {value!r}")
     if setting.choices and value not in setting.choices:
         raise ConfigError(f"{where}: expected one of {', '.join(setting.choices)}, got {value!r}")
+    if setting.bounds and not setting.bounds[0] <= value <= setting.bounds[1]:
+        low, high = setting.bounds
+        raise ConfigError(f"{where}: expected a value from {low:g} to {high:g}, got {value!r}")
     return value
 
 

@@ -107,3 +107,27 @@ def test_the_per_site_daily_report_spans_the_sites_kiosks(central):
     assert r["app_confirmed_share"] == 1.0 and r["by_hour"][0]["hour"] == 8      # 01:00Z is 08:00 in Hà Nội
     assert requests.get(central.url + "/api/v1/reports/daily", params={"site": SITE, "date": "2026-11-23"},
                         timeout=5).status_code == 401
+
+
+def test_kiosks_racing_with_the_same_entries_store_each_once(central):
+    """Eight requests at once, each the same 40 entries in another order (so each is signed
+    differently): the database decides, every entry is stored by exactly one of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    entries = [_entry(i) for i in range(40)]
+    bodies = [{"kiosk": "gate-1", "entries": entries[k * 5:] + entries[:k * 5]} for k in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = [r.json() for r in pool.map(lambda body: _post(central, body), bodies)]
+    stored = [i for a in answers for i in a["stored"]]
+    assert sorted(stored) == sorted(e["id"] for e in entries)          # each once, none twice
+    for a in answers:
+        assert sorted(a["stored"] + a["duplicate"]) == sorted(e["id"] for e in entries)
+    assert len(db.list_entries(central.engine)) == 40
+
+
+def test_an_override_sent_again_replaces_the_stored_body(central):
+    first = _entry(9)
+    assert _post(central, {"kiosk": "gate-1", "entries": [first]}).json()["stored"] == [first["id"]]
+    overridden = dict(first, override={"by": "guard", "decision": "deny", "reason": "wrong person"})
+    assert _post(central, {"kiosk": "gate-1", "entries": [overridden]}).json()["duplicate"] == [first["id"]]
+    assert db.list_entries(central.engine)[0]["override"]["decision"] == "deny"

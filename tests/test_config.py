@@ -36,6 +36,7 @@ def test_file_then_environment_then_overrides(tmp_path):
     ('[camera]\nbakend = "replay"\n', "camera.bakend: unknown setting"),
     ('[door]\nrelay_active_high = "maybe"\n', "door.relay_active_high: cannot read 'maybe' as bool"),
     ('[camera\n', "not valid TOML"),
+    ('[policy]\nreuse_window = 172800\n', "policy.reuse_window: expected a value from 0 to 86400, got 172800"),
 ])
 def test_a_bad_setting_is_one_line_naming_the_key(tmp_path, toml, message):
     path = tmp_path / "kiosk.toml"

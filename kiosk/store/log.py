@@ -43,8 +43,11 @@ REUSE_DAYS = 2         # UTC days whose fingerprints are indexed: a reuse window
 
 
 def _copies(docs) -> list[dict]:
-    """Deep copies for other threads: what they do with them cannot touch the store's state."""
-    return orjson.loads(orjson.dumps([dict(d) for d in docs]))
+    """Deep copies for other threads: what they do with them cannot touch the store's state.
+    (A day's worth is tens of thousands of acyclic dicts: no cyclic collection meanwhile;
+    measured 580 -> 190 ms for 33k entries.)"""
+    with gc_paused():
+        return orjson.loads(orjson.dumps([dict(d) for d in docs]))
 
 
 def day_of(time_iso: str) -> str:
@@ -131,10 +134,11 @@ class EntryLog:
         """Read every day once: the outbox from all, fingerprints from the last REUSE_DAYS."""
         days = self._days()
         for day in days:
-            table = self._entries(day)
-            docs = table.all() if day in days[-REUSE_DAYS:] else table.search(where("synced_at") == None)  # noqa: E711
-            for doc in sorted(docs, key=lambda d: d["id"]):
-                self._index(doc)
+            recent = day in days[-REUSE_DAYS:]
+            items = [(doc_id, doc) for doc_id, doc in self._entries(day).live_items()
+                     if recent or doc.get("synced_at") is None]
+            for doc_id, doc in sorted(items, key=lambda item: item[1]["id"]):
+                self._index(doc, doc_id)
             self._close_idle()
 
     def _open(self, folder: Path) -> DurableDB:
@@ -167,7 +171,8 @@ class EntryLog:
         return self._shard(day).table("entries")
 
     def _docs(self, days: Iterable[str]) -> list[dict]:
-        return [d for day in days for d in self._entries(day).all()]
+        """The stored documents themselves: copy (_copies) before they leave this thread."""
+        return [d for day in days for _, d in self._entries(day).live_items()]
 
     def _days_between(self, since: str | None, until: str | None) -> list[str]:
         return [d for d in self._days() if (since is None or d >= day_of(since)) and (until is None or d <= day_of(until))]
@@ -255,7 +260,7 @@ class EntryLog:
             for day in reversed(self._days()):
                 if len(docs) >= n:
                     break
-                docs += self._entries(day).all()
+                docs += self._docs([day])
             docs.sort(key=lambda d: d["id"], reverse=True)
             return _copies(docs[:n])
         return self._call(run)
@@ -275,7 +280,7 @@ class EntryLog:
                 days = [d for d in days if d >= first]
             found: list[dict] = []
             for day in days:                       # days in order: stop once the page is full
-                docs = [d for d in self._entries(day).all()
+                docs = [d for d in self._docs([day])
                         if (since is None or d["time"] >= since) and (until is None or d["time"] < until)
                         and (after_id is None or d["id"] > after_id) and (match is None or match(d))]
                 found += sorted(docs, key=lambda d: d["id"])
