@@ -261,6 +261,13 @@ class JournalTable(Table):
         # changes the table it reads.
         return self._storage.live(self.name) if self._direct() else super()._read_table()
 
+    def live_items(self):
+        """(doc id, document) pairs of the stored table, not copies: for a reader that
+        changes nothing and copies what it hands on (tinydb's `all()` copies every one)."""
+        if not self._direct():
+            return [(d.doc_id, d) for d in self.all()]
+        return [(self.document_id_class(k), v) for k, v in self._read_table().items()]
+
     def insert(self, document: Mapping) -> int:
         return self.insert_multiple([document])[0]
 
