@@ -82,6 +82,45 @@ def test_a_damaged_snapshot_falls_back_to_the_generation_before(tmp_path, caplog
     assert len(TinyDB(tmp_path / "log", storage=DurableStorage).all()) == 26
 
 
+class PowerCut(BaseException):
+    """Raised where the power goes: nothing after it in the process runs."""
+
+
+@pytest.mark.parametrize("where", ["before the rename", "after the rename", "before the new journal",
+                                   "before the folder's fsync"])
+def test_a_power_cut_at_any_point_of_a_compaction_loses_nothing(tmp_path, monkeypatch, where):
+    from kiosk.store import storage
+    from kiosk.store.storage import DurableDB
+
+    db = DurableDB(tmp_path / "log", compact_every=5)
+    table = db.table("entries")
+    for n in range(4):
+        table.insert({"n": n})
+
+    def cut(step, real, after=False, only=lambda *args: True):
+        def run(*args, **kwargs):
+            if step == where and not after and only(*args):
+                raise PowerCut(step)
+            result = real(*args, **kwargs)
+            if step == where and after and only(*args):
+                raise PowerCut(step)
+            return result
+        return run
+    replace = cut("after the rename", cut("before the rename", os.replace), after=True)
+    monkeypatch.setattr(storage.os, "replace", replace)
+    monkeypatch.setattr(storage, "open", cut("before the new journal", open,
+                                             only=lambda path, *a: "journal" in str(path)), raising=False)
+    monkeypatch.setattr(storage, "fsync_dir", cut("before the folder's fsync", storage.fsync_dir))
+    with pytest.raises(PowerCut):
+        table.insert({"n": 4})                    # its record is written, then compaction starts
+    monkeypatch.undo()
+    reopened = DurableDB(tmp_path / "log", compact_every=5)
+    assert sorted(d["n"] for d in reopened.table("entries").all()) == [0, 1, 2, 3, 4]
+    reopened.table("entries").insert({"n": 5})
+    reopened.close()
+    assert len(DurableDB(tmp_path / "log").table("entries")) == 6
+
+
 @pytest.fixture
 def log(tmp_path):
     entry_log = EntryLog(tmp_path / "log", retention_days=28)
