@@ -242,3 +242,24 @@ def test_past_the_hard_limit_even_unsynced_entries_go_and_the_log_says_so(tmp_pa
         assert "never reached the central" in caplog.text
     finally:
         entry_log.stop()
+
+
+def test_reading_a_month_keeps_few_days_in_memory_and_reopens_them_as_needed(tmp_path):
+    from kiosk.store.log import OPEN_DAYS
+
+    log = EntryLog(tmp_path / "log")
+    log.start()
+    log.import_entries([entry(i, T0 - day * 86400).to_json() for day in range(10) for i in range(5)])
+    assert log._call(lambda: len(log._shards)) <= OPEN_DAYS
+    everything = log.search(limit=10_000)
+    assert len(everything) == 50 and [d["id"] for d in everything] == sorted(d["id"] for d in everything)
+    assert log._call(lambda: len(log._shards)) <= OPEN_DAYS
+    oldest = everything[0]["id"]
+    log.mark_synced([oldest], T0)                        # a closed day, opened again to write
+    assert log.get(oldest)["synced_at"] == iso(T0)
+    assert log.backlog() == 49
+    log.stop()
+    log = EntryLog(tmp_path / "log")
+    log.start()
+    assert log.backlog() == 49 and len(log.search(limit=10_000)) == 50
+    log.stop()

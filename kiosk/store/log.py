@@ -119,6 +119,7 @@ class EntryLog:
                 future.set_result(fn())
             except BaseException as e:
                 future.set_exception(e)
+            self._close_idle()
         for db in list(self._shards.values()) + [self._declarations]:
             db.close()
 
@@ -191,7 +192,6 @@ class EntryLog:
             if doc["id"] in self._outbox:
                 self._outbox[doc["id"]] = doc_id
             self._unwritten.popleft()
-        self._close_idle()
         self.error = None
 
     def _append(self, doc: dict) -> bool:
@@ -284,6 +284,7 @@ class EntryLog:
                         if (since is None or d["time"] >= since) and (until is None or d["time"] < until)
                         and (after_id is None or d["id"] > after_id) and (match is None or match(d))]
                 found += sorted(docs, key=lambda d: d["id"])
+                self._close_idle()                 # a month's export holds one day at a time
                 if len(found) >= limit:
                     break
             return _copies(found[:limit])
