@@ -263,3 +263,24 @@ def test_reading_a_month_keeps_few_days_in_memory_and_reopens_them_as_needed(tmp
     log.start()
     assert log.backlog() == 49 and len(log.search(limit=10_000)) == 50
     log.stop()
+
+
+def test_the_writer_compacts_when_idle_not_in_the_middle_of_an_append(tmp_path):
+    from .conftest import wait_for
+
+    log = EntryLog(tmp_path / "log", compact_every=5)
+    log.start()
+    entries = [entry(i) for i in range(8)]
+
+    def burst():                                   # eight appends in one writer task
+        for e in entries:
+            log._append(e.to_json())
+        return log._entries(entries[0].to_json()["time"][:10]).storage.gen
+    assert log._call(burst) == 0                   # due after five, but not written meanwhile
+    day = tmp_path / "log" / entries[0].to_json()["time"][:10]
+    wait_for(lambda: snapshot_path(day, 1).exists(), timeout=5)    # done once the queue was empty
+    log.stop()
+    log = EntryLog(tmp_path / "log")
+    log.start()
+    assert len(log.query()) == 8
+    log.stop()

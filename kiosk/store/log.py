@@ -120,6 +120,8 @@ class EntryLog:
             except BaseException as e:
                 future.set_exception(e)
             self._close_idle()
+            if self._queue.empty():
+                self._compact_due()
         for db in list(self._shards.values()) + [self._declarations]:
             db.close()
 
@@ -143,7 +145,14 @@ class EntryLog:
             self._close_idle()
 
     def _open(self, folder: Path) -> DurableDB:
-        return DurableDB(folder, compact_every=self.compact_every)
+        return DurableDB(folder, compact_every=self.compact_every, idle_compaction=True)
+
+    def _compact_due(self) -> None:
+        """Snapshots are written while no request waits (scans come seconds apart), so an
+        append at the door never waits for one."""
+        for db in [*self._shards.values(), self._declarations]:
+            if db.storage.compact_if_due() and not self._queue.empty():
+                break
 
     def _days(self) -> list[str]:
         # The folders are listed once at start; after that only this thread adds or drops days.
@@ -166,7 +175,9 @@ class EntryLog:
             if len(self._shards) <= OPEN_DAYS:
                 break
             if day != today:
-                self._shards.pop(day).close()
+                db = self._shards.pop(day)
+                db.storage.compact_if_due()
+                db.close()
 
     def _entries(self, day: str):
         return self._shard(day).table("entries")

@@ -75,14 +75,19 @@ def journal_path(folder: Path, gen: int) -> Path:
 
 
 class DurableStorage(Storage):
-    def __init__(self, path: str | Path, compact_every: int = 2000, read_only: bool = False):
+    def __init__(self, path: str | Path, compact_every: int = 2000, read_only: bool = False,
+                 idle_compaction: bool = False):
         """`read_only`: for readers beside the running kiosk (`kiosk export`): nothing is
-        written, and a last record still being written is ignored rather than cut off."""
+        written, and a last record still being written is ignored rather than cut off.
+        `idle_compaction`: a compaction that falls due waits for `compact_if_due()`, which
+        the entry log's writer calls when no request is waiting, so no append waits for a
+        snapshot; past four times the usual size it is done at once all the same."""
         self.dir = Path(path)
         self.read_only = read_only
         if not read_only:
             self.dir.mkdir(parents=True, exist_ok=True)
         self.compact_every = compact_every
+        self.idle_compaction = idle_compaction
         self._state: dict = {}
         self._records = 0
         self._snapshot_size = 0
@@ -200,8 +205,19 @@ class DurableStorage(Storage):
 
     def _written(self) -> None:
         self._records += 1
-        if self._records >= self.compact_every and self._size >= self._snapshot_size:
+        if self._due() and not (self.idle_compaction and self._size < 4 * max(self._snapshot_size, 1 << 20)):
             self.compact()
+
+    def _due(self) -> bool:
+        return self._records >= self.compact_every and self._size >= self._snapshot_size
+
+    def compact_if_due(self) -> bool:
+        """Compact when due; True if it did."""
+        if self.read_only or not self._due():
+            return False
+        gen = self.gen
+        self.compact()
+        return self.gen != gen
 
     def _append(self, line: bytes) -> None:
         try:
@@ -234,6 +250,7 @@ class DurableStorage(Storage):
             fsync_dir(self.dir)
         except OSError as e:
             log.warning("compaction of %s failed (%s); the journal keeps growing", self.dir, e)
+            self._records = 0                  # next try after as many records again
             return
         self._journal.close()
         self._journal, self._size, self._records, self.gen = journal, 0, 0, gen
