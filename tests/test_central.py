@@ -41,6 +41,8 @@ def test_refusals_store_nothing(central):
         (KIOSK_TOKEN, {"kiosk": "gate-1", "entries": [{"id": 1}]}, 400),
         (KIOSK_TOKEN, {"kiosk": "gate-1", "entries": [_entry(1, kiosk="gate-9")]}, 403),
         (KIOSK_TOKEN, {"kiosk": "gate-1", "entries": [_entry(1, site="other")]}, 403),
+        (KIOSK_TOKEN, {"kiosk": "gate-1", "entries": [_entry(2), dict(_entry(1), id="x" * 27)]}, 400),
+        (KIOSK_TOKEN, {"kiosk": "gate-1", "entries": [dict(_entry(1), decision="allow" * 3)]}, 400),
         ("wrong", {"kiosk": "gate-1", "entries": [_entry(1)]}, 401),
         (OPERATOR_TOKEN, {"kiosk": "gate-1", "entries": [_entry(1)]}, 401),
     ]

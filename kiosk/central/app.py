@@ -57,6 +57,9 @@ def ingest():
     for e in batch:
         if not isinstance(e, dict) or any(not isinstance(e.get(k), str) for k in db.REQUIRED):
             abort(400, description=f"each entry needs text fields {', '.join(db.REQUIRED)}")
+        too_long = [k for k in db.REQUIRED if len(e[k]) > db.entries.c[k].type.length]
+        if too_long:
+            abort(400, description=f"entry {e['id'][:40]!r}: {', '.join(too_long)} longer than the central stores")
         if e["kiosk"] != cred["name"] or (cred["site"] and e["site"] != cred["site"]):
             abort(403, description="entries must come from the kiosk and site of the token")
     try:
