@@ -284,3 +284,40 @@ def test_the_writer_compacts_when_idle_not_in_the_middle_of_an_append(tmp_path):
     log.start()
     assert len(log.query()) == 8
     log.stop()
+
+
+def test_older_days_with_nothing_to_send_are_not_read_again_at_open(tmp_path, monkeypatch):
+    from kiosk.store.log import ALL_SYNCED
+
+    folder = tmp_path / "log"
+    log = EntryLog(folder)
+    log.start()
+    docs = [entry(i, T0 - day * 86400).to_json() for day in range(6) for i in range(3)]
+    log.import_entries(docs)
+    old = [d["id"] for d in docs if d["time"][:10] < iso(T0 - 86400)[:10]]   # before the last two days
+    log.mark_synced(old, T0)
+    log.stop()
+    opened = []
+    monkeypatch.setattr(EntryLog, "_open", lambda self, f, real=EntryLog._open: opened.append(f.name) or real(self, f))
+
+    def reopen():
+        opened.clear()
+        log = EntryLog(folder)
+        log.start()
+        return log
+    log = reopen()                              # reads every day once; marks the synced older days
+    assert len(opened) == 7 and log.backlog() == len(docs) - len(old)
+    log.stop()
+    marked = sorted(p.parent.name for p in folder.glob(f"*/{ALL_SYNCED}"))
+    assert len(marked) == 4
+    log = reopen()                              # now skips them (and the declarations aside)
+    assert sorted(opened) == sorted({d["time"][:10] for d in docs} - set(marked)) + ["declarations"]
+    assert log.backlog() == len(docs) - len(old)
+    assert len(log.search(limit=100)) == len(docs)          # a skipped day is opened when asked for
+    log.set_override(old[0], {"by": "guard", "decision": "deny"})   # an older entry to send again
+    log.stop()
+    day = next(d["time"][:10] for d in docs if d["id"] == old[0])
+    assert not (folder / day / ALL_SYNCED).exists()         # the mark went before the write
+    log = reopen()
+    assert log.backlog() == len(docs) - len(old) + 1 and old[0] in [d["id"] for d in log.unsynced(100)]
+    log.stop()

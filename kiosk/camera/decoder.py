@@ -62,6 +62,10 @@ import numpy as np
 from pyzbar import pyzbar
 
 QR = [pyzbar.ZBarSymbol.QRCODE]
+import os
+POL = os.environ.get('POL', '')
+FIND = os.environ.get('FIND', '')
+RE = os.environ.get('RE', '')
 
 
 def _sharpen(gray, sigma: float, amount: float):
@@ -81,7 +85,11 @@ class QRDecoder:
         self._finder = cv2.QRCodeDetectorAruco()
         params = self._finder.getArucoParameters()
         params.detectInvertedMarker = True        # dark-mode phones: light modules on black
+        for kv in filter(None, os.environ.get('PARAM', '').split(',')):
+            k, v = kv.split('=')
+            setattr(params, k, type(getattr(params, k))(float(v)))
         self._finder.setArucoParameters(params)
+        self._plain = cv2.QRCodeDetectorAruco()
         self._last: tuple[int, int, int, int] | None = None   # x0, y0, x1, y1 of the last code read
         self._since = 0                                        # frames since it was read
         self.steps: Counter = Counter()          # which step read the code (for the benchmark)
@@ -102,16 +110,22 @@ class QRDecoder:
             return found, "gray", self._box(np.concatenate([s.polygon for s in symbols]))
         sharp = _sharpen(gray, 2, 2)
         seen = False
-        for picture in (gray, sharp):
-            quad = self._find(picture)
+        for k, picture in enumerate((gray, sharp)):
+            quad = self._find(picture, self._plain if (FIND == 'plaing' and k == 0) or (FIND == 'plains' and k == 1) else self._finder)
             if quad is None:
                 continue
             seen = True
             where = self._box(quad)
             square = self._rectified(gray, quad, 1)
-            for step, read in (("rectified", lambda: square),
+            steps = [("rectified", lambda: square)]
+            if RE == 'after_rect':
+                steps.append(("re-rectified", lambda: self._again(square)))
+            steps += [
                                ("sharpened", lambda: _sharpen(self._rectified(gray, quad, 2), 4, 2)),
-                               ("sharpened frame", lambda: sharp)):
+                               ("sharpened frame", lambda: sharp)]
+            if RE == 'after_sharp':
+                steps.insert(2, ("re-rectified", lambda: self._again(square)))
+            for step, read in steps:
                 found = self._payloads(self._symbols(read()))
                 if found:
                     return found, step, where
@@ -125,10 +139,10 @@ class QRDecoder:
                 return found, "last location", self._last
         return [], "none", None
 
-    def _find(self, gray):
+    def _find(self, gray, finder=None):
         """Corners of a code found by OpenCV's finder, or None."""
         try:
-            ok, points = self._finder.detect(gray)
+            ok, points = (finder or self._finder).detect(gray)
         except cv2.error:
             return None
         if not ok or points is None:
@@ -137,6 +151,12 @@ class QRDecoder:
         if max(np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)) < 21:
             return None
         return quad
+
+    def _again(self, square):
+        quad = self._find(square, self._plain)
+        if quad is None:
+            return square[:0]
+        return self._rectified(square, quad, 1)
 
     @staticmethod
     def _box(points):
@@ -154,9 +174,14 @@ class QRDecoder:
         m = cv2.getPerspectiveTransform(quad, target)
         square = cv2.warpPerspective(gray, m, (side + 2 * margin, side + 2 * margin),
                                      flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        edge = margin // 2
-        border = np.concatenate([square[:edge].ravel(), square[-edge:].ravel(),
-                                 square[:, :edge].ravel(), square[:, -edge:].ravel()])
+        if POL == 'ring':
+            a, b = margin - max(2, side // 40), margin - 1
+            border = np.concatenate([square[a:b, a:-a].ravel(), square[-b:-a, a:-a].ravel(),
+                                     square[a:-a, a:b].ravel(), square[a:-a, -b:-a].ravel()])
+        else:
+            edge = margin // 2
+            border = np.concatenate([square[:edge].ravel(), square[-edge:].ravel(),
+                                     square[:, :edge].ravel(), square[:, -edge:].ravel()])
         if border.mean() < square[margin:-margin, margin:-margin].mean():
             square = cv2.bitwise_not(square)
         return square

@@ -4,8 +4,9 @@ thread.
 Why a database per day (docs/storage.md): the purge drops whole days, "today's entries" and
 an operator's date range read only their days, and only the days in use are in memory (at
 most OPEN_DAYS); an append costs the same whatever the day holds (storage.JournalTable).
-On open every day is read once, for the outbox (entries not yet at the central); the
-fingerprints for the reuse check are taken from the last REUSE_DAYS days only.
+On open every day is read for the outbox (entries not yet at the central), except an older
+day whose folder holds the ALL_SYNCED mark; the fingerprints for the reuse check are taken
+from the last REUSE_DAYS days only.
 
 Camera, web and sync threads never touch tinydb: they submit a function through a queue and
 wait for its result, which comes only after the journal record is on disk. When the disk
@@ -30,7 +31,7 @@ from tinydb import where
 
 from ..exc import StoreUnavailable
 from ..model import Entry, id_time, iso, parse_iso
-from .storage import DurableDB, gc_paused
+from .storage import DurableDB, fsync_dir, gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DECLARATIONS = "declarations"
 OPEN_DAYS = 3          # day databases kept open (today, yesterday, one an operator reads)
 REUSE_DAYS = 2         # UTC days whose fingerprints are indexed: a reuse window up to 24 h
+ALL_SYNCED = "all-synced"   # in a day's folder: every entry of the day reached the central
 
 
 def _copies(docs) -> list[dict]:
@@ -79,6 +81,7 @@ class EntryLog:
         self._unwritten: deque[dict] = deque(maxlen=MAX_UNWRITTEN)
         self._last_shown: dict[str, float] = {}   # fingerprint -> time, for the reuse check
         self._outbox: dict[str, int | None] = {}  # ids not yet at the central -> doc id
+        self._synced_days: set[str] = set()       # days whose folder holds ALL_SYNCED
         self.error: str | None = None
 
     # -- the writer thread ---------------------------------------------------------------
@@ -134,15 +137,38 @@ class EntryLog:
 
     # -- on the writer thread -----------------------------------------------------------
     def _index_days(self) -> None:
-        """Read every day once: the outbox from all, fingerprints from the last REUSE_DAYS."""
+        """Read the days once: the outbox from all but the older days marked ALL_SYNCED
+        (an older day found with nothing to send gets the mark), fingerprints from the last
+        REUSE_DAYS."""
         days = self._days()
         for day in days:
             recent = day in days[-REUSE_DAYS:]
+            if not recent and (self.path / day / ALL_SYNCED).exists():
+                self._synced_days.add(day)
+                continue
             items = [(doc_id, doc) for doc_id, doc in self._entries(day).live_items()
                      if recent or doc.get("synced_at") is None]
             for doc_id, doc in sorted(items, key=lambda item: item[1]["id"]):
                 self._index(doc, doc_id)
+            if not recent and not items:
+                try:
+                    (self.path / day / ALL_SYNCED).touch()
+                    self._synced_days.add(day)
+                except OSError:
+                    pass                       # a read-only disk: read again at the next open
             self._close_idle()
+
+    def _unsyncing(self, day: str) -> None:
+        """Call before an entry of `day` may become unsynced (written, or overridden): the
+        mark goes first, durably, or an open after a power cut would skip an entry that
+        never reached the central."""
+        if day in self._synced_days:
+            try:
+                (self.path / day / ALL_SYNCED).unlink(missing_ok=True)
+                fsync_dir(self.path / day)
+            except OSError as e:
+                raise StoreUnavailable(f"cannot write the entry log: {e.strerror or e}") from e
+            self._synced_days.discard(day)
 
     def _open(self, folder: Path) -> DurableDB:
         return DurableDB(folder, compact_every=self.compact_every, idle_compaction=True)
@@ -199,6 +225,7 @@ class EntryLog:
     def _flush_unwritten(self) -> None:
         while self._unwritten:
             doc = self._unwritten[0]
+            self._unsyncing(day_of(doc["time"]))
             doc_id = self._entries(day_of(doc["time"])).insert(doc)
             if doc["id"] in self._outbox:
                 self._outbox[doc["id"]] = doc_id
@@ -244,6 +271,7 @@ class EntryLog:
             for doc in docs:
                 groups.setdefault(day_of(doc["time"]), []).append(doc)
             for day, group in groups.items():
+                self._unsyncing(day)
                 for doc, doc_id in zip(group, self._entries(day).insert_multiple(group)):
                     self._index(doc, doc_id)
                 self._close_idle()
@@ -317,6 +345,7 @@ class EntryLog:
             day = next(iter(self._by_day([entry_id])))
             if day not in self._days():
                 return None
+            self._unsyncing(day)
             updated = self._entries(day).update({"override": override, "synced_at": None}, where("id") == entry_id)
             if not updated:
                 return None
@@ -371,6 +400,7 @@ class EntryLog:
                     self._shards.pop(day).close()
                     shutil.rmtree(self.path / day)
                     self._known_days.discard(day)
+                    self._synced_days.discard(day)
                     continue
                 table.remove(doc_ids=[d.doc_id for d in old])
                 removed += len(old)
