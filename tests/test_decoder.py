@@ -161,3 +161,12 @@ def test_the_last_location_is_remembered_for_a_few_frames_only():
     for _ in range(3):
         decoder.decode(visitor_frame(None))
     assert decoder._since == 3 > decoder.remember       # forgotten: the step no longer runs
+
+
+def test_a_roughly_found_code_is_straightened_a_second_time():
+    # A dark-mode code whose fourth corner the finder guessed badly: the first square is
+    # bent, the finder on that square finds the corners that read.
+    frame, expected = _corpus("inverted", (640, 480), 3, 4)[3]
+    decoder = QRDecoder()
+    assert decoder.decode(frame) == [expected]
+    assert decoder.steps == {"re-rectified": 1}

@@ -10,25 +10,51 @@ step read each frame). Each step runs only when the ones before read nothing.
    with no code (the common case at the door).
 2. Evidence: OpenCV's ArUco-based QR finder (cv2.QRCodeDetectorAruco, inverted codes too)
    on the frame, then on the frame sharpened with an unsharp mask (sigma 2, amount 2), which
-   finds defocused codes. About 2 + 3 ms at 640x480 on an x86 core, no false finds on the
-   corpus's empty frames. Steps 3-5 run only when it found a code (or 6 remembers one).
+   finds defocused codes. Adaptive-threshold windows 6, 14, 22 px (OpenCV's default 3, 13,
+   23 lets tilted codes at 1280x720 slip). About 2 + 3 ms at 640x480 on an x86 core, no
+   false finds on the corpus's empty frames. Steps 3-6 run only when it found a code (or 7
+   remembers one).
 3. "rectified": the found code perspective-warped to an upright square with a quiet zone
    (codes tilted 30-50 degrees, small codes), turned light-on-dark when the border is darker
-   than the code (phones in dark mode; this replaced zbar on the inverted frame).
+   than the code (phones in dark mode; this replaced zbar on the inverted frame). The
+   border is a thin ring just outside the code (its quiet zone): the outer margin of a
+   tilted code reaches past the screen or paper into the background.
 4. "sharpened": the square at twice the size, unsharp-masked (sigma 4, amount 2):
    focus and motion blur.
-5. "sharpened frame": zbar on the whole sharpened frame from step 2 (blur where the found
+5. "re-rectified": the finder again on the square of step 3, and the square straightened a
+   second time from those corners (the finder guesses the fourth corner, which has no
+   finder pattern; on the nearly upright square it guesses better).
+6. "sharpened frame": zbar on the whole sharpened frame from step 2 (blur where the found
    corners were too rough to straighten).
-6. "last location": when 2. found nothing but a code was read within the last
+7. "last location": when 2. found nothing but a code was read within the last
    `remember` frames, zbar on the sharpened crop around where it was (a phone moving fast
    blurs the finder patterns away; the phone is still where it was a frame ago). The
    benchmark's corpus has independent images, so bench/qr_decode.py measures this step on
    its own pairs (a read frame, then a degraded frame of the same code moved a little).
 
 Measured on the corpus (bench/qr_decode.py, 30 per category, seeds 2026 and 7, hard
-categories, 640x480 / 1280x720), 2026-11-25:
-- this ladder: 91.8% / 96.1% (seed 2026), 91.2% / 97.3% (seed 7), zxing-cpp 88.8% / 95.5%
-  and 89.1% / 94.5%; 95 frames/s with no code at 640x480, p95 29-33 ms (640x480) and
+categories, 640x480 / 1280x720), after the tilt/inverted round, then 2026-11-25:
+- this ladder: 92.1% / 96.4% (seed 2026), 92.7% / 98.2% (seed 7); per category, seed 2026
+  then 7: tilt 97% / 97%, 100% / 100% (zxing-cpp 100% everywhere); inverted 97% / 100%,
+  100% / 100%; motion blur 27% / 80%, 37% / 83% (zxing-cpp 30% / 93%, 37% / 90%); 113-116
+  frames/s with no code at 640x480, p95 26 ms (640x480) and 47-50 ms (1280x720). Reads by
+  step, 640x480 / 1280x720, seed 2026: gray 254 / 276, rectified 58 / 64, sharpened 21 / 7,
+  re-rectified 1 / 0, sharpened frame 0 / 1 (seed 7: 249 / 278, 63 / 66, 23 / 10, 1 / 0,
+  0 / 0). Each change alone, on seeds 2026 + 7 (tilt, motion, focus, inverted read, 4 x 30
+  each): the quiet-zone ring for polarity +4 tilt and +1 focus (it had inverted tilted codes
+  whose outer margin was background); re-rectified +1 inverted (read otherwise by nothing);
+  threshold windows 6/14/22: tilt +1 and +3, motion -1 -1 (seed 2026) +3 (seed 7), and on
+  seed 99 equal. Dropped in that round: windows 5/15 or 6/16 (+3, 2 passes, cheaper, but
+  fewer tilted reads at 640x480 than 6/14/22), 7/17 (+3); validBitIdThreshold 0.98 (finds
+  the 1280x720 tilted codes, loses 19/30 of them elsewhere); the plain (not inverted-aware)
+  finder on the frame or on the sharpened frame instead of the inverted-aware one: 1280x720
+  tilt +1 / +3 but 640x480 tilt or focus -1 on each of seeds 2026, 7, 99 (a tie); a third
+  finder pass on frames with no code (not allowed: cost on empty frames). Still unread:
+  small tilted codes at 640x480 that no finder finds (2 of 30, seed 2026), and motion blur
+  the finder does not find (3-4 of 26 blurred codes found at 640x480).
+- the ladder before that round: 91.8% / 96.1% (seed 2026), 91.2% / 97.3% (seed 7),
+  zxing-cpp 88.8% / 95.5% and 89.1% / 94.5%; 95 frames/s with no code at 640x480, p95
+  29-33 ms (640x480) and
   69-71 ms (1280x720) with a code. Reads by step, seed 2026, 640x480 / 1280x720: gray
   254 / 276, rectified 57 / 62, sharpened 21 / 7, sharpened frame 1 / 2 (seed 7: 249 / 278,
   62 / 61, 20 / 10, 0 / 2). Last location, on pairs: motion blur 27% -> 33% (640x480, seed
@@ -62,10 +88,6 @@ import numpy as np
 from pyzbar import pyzbar
 
 QR = [pyzbar.ZBarSymbol.QRCODE]
-import os
-POL = os.environ.get('POL', '')
-FIND = os.environ.get('FIND', '')
-RE = os.environ.get('RE', '')
 
 
 def _sharpen(gray, sigma: float, amount: float):
@@ -85,11 +107,9 @@ class QRDecoder:
         self._finder = cv2.QRCodeDetectorAruco()
         params = self._finder.getArucoParameters()
         params.detectInvertedMarker = True        # dark-mode phones: light modules on black
-        for kv in filter(None, os.environ.get('PARAM', '').split(',')):
-            k, v = kv.split('=')
-            setattr(params, k, type(getattr(params, k))(float(v)))
+        params.adaptiveThreshWinSizeMin = 6       # threshold windows 6, 14, 22 (default 3, 13, 23)
+        params.adaptiveThreshWinSizeStep = 8
         self._finder.setArucoParameters(params)
-        self._plain = cv2.QRCodeDetectorAruco()
         self._last: tuple[int, int, int, int] | None = None   # x0, y0, x1, y1 of the last code read
         self._since = 0                                        # frames since it was read
         self.steps: Counter = Counter()          # which step read the code (for the benchmark)
@@ -110,22 +130,17 @@ class QRDecoder:
             return found, "gray", self._box(np.concatenate([s.polygon for s in symbols]))
         sharp = _sharpen(gray, 2, 2)
         seen = False
-        for k, picture in enumerate((gray, sharp)):
-            quad = self._find(picture, self._plain if (FIND == 'plaing' and k == 0) or (FIND == 'plains' and k == 1) else self._finder)
+        for picture in (gray, sharp):
+            quad = self._find(picture)
             if quad is None:
                 continue
             seen = True
             where = self._box(quad)
             square = self._rectified(gray, quad, 1)
-            steps = [("rectified", lambda: square)]
-            if RE == 'after_rect':
-                steps.append(("re-rectified", lambda: self._again(square)))
-            steps += [
+            for step, read in (("rectified", lambda: square),
                                ("sharpened", lambda: _sharpen(self._rectified(gray, quad, 2), 4, 2)),
-                               ("sharpened frame", lambda: sharp)]
-            if RE == 'after_sharp':
-                steps.insert(2, ("re-rectified", lambda: self._again(square)))
-            for step, read in steps:
+                               ("re-rectified", lambda: self._again(square)),
+                               ("sharpened frame", lambda: sharp)):
                 found = self._payloads(self._symbols(read()))
                 if found:
                     return found, step, where
@@ -139,10 +154,10 @@ class QRDecoder:
                 return found, "last location", self._last
         return [], "none", None
 
-    def _find(self, gray, finder=None):
+    def _find(self, gray):
         """Corners of a code found by OpenCV's finder, or None."""
         try:
-            ok, points = (finder or self._finder).detect(gray)
+            ok, points = self._finder.detect(gray)
         except cv2.error:
             return None
         if not ok or points is None:
@@ -153,10 +168,11 @@ class QRDecoder:
         return quad
 
     def _again(self, square):
-        quad = self._find(square, self._plain)
-        if quad is None:
-            return square[:0]
-        return self._rectified(square, quad, 1)
+        """The straightened square straightened a second time from the finder's corners on it
+        (the finder guesses the corner without a finder pattern; on the square it guesses
+        better); empty when the finder finds nothing there."""
+        quad = self._find(square)
+        return square[:0] if quad is None else self._rectified(square, quad, 1)
 
     @staticmethod
     def _box(points):
@@ -174,15 +190,12 @@ class QRDecoder:
         m = cv2.getPerspectiveTransform(quad, target)
         square = cv2.warpPerspective(gray, m, (side + 2 * margin, side + 2 * margin),
                                      flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        if POL == 'ring':
-            a, b = margin - max(2, side // 40), margin - 1
-            border = np.concatenate([square[a:b, a:-a].ravel(), square[-b:-a, a:-a].ravel(),
-                                     square[a:-a, a:b].ravel(), square[a:-a, -b:-a].ravel()])
-        else:
-            edge = margin // 2
-            border = np.concatenate([square[:edge].ravel(), square[-edge:].ravel(),
-                                     square[:, :edge].ravel(), square[:, -edge:].ravel()])
-        if border.mean() < square[margin:-margin, margin:-margin].mean():
+        # The quiet zone: a thin ring just outside the code (the outer margin of a tilted
+        # code reaches past the phone's screen or the paper into the background).
+        a, b = margin - max(2, side // 40), margin - 1
+        ring = np.concatenate([square[a:b, a:-a].ravel(), square[-b:-a, a:-a].ravel(),
+                               square[a:-a, a:b].ravel(), square[a:-a, -b:-a].ravel()])
+        if ring.mean() < square[margin:-margin, margin:-margin].mean():
             square = cv2.bitwise_not(square)
         return square
 
