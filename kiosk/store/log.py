@@ -14,6 +14,7 @@ cannot be written the entry stays in memory (bounded) and is written once it can
 """
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import queue
@@ -107,6 +108,10 @@ class EntryLog:
             self._declarations = self._open(self.path / DECLARATIONS)
             with gc_paused():
                 self._index_days()
+            # What was just loaded is long-lived and holds no cycles: out of the collector's
+            # sight, or its first pass after the pause walks all of it during an append at
+            # the door (measured: 263 ms at 1M entries).
+            gc.freeze()
         except Exception as e:
             ready.set_exception(e)
             return
