@@ -33,7 +33,7 @@ step read each frame). Each step runs only when the ones before read nothing.
    its own pairs (a read frame, then a degraded frame of the same code moved a little).
 
 Measured on the corpus (bench/qr_decode.py, 30 per category, seeds 2026 and 7, hard
-categories, 640x480 / 1280x720), after the tilt/inverted round, then 2026-11-25:
+categories, 640x480 / 1280x720), 2026-11-25, newest first:
 - this ladder: 92.1% / 96.4% (seed 2026), 92.7% / 98.2% (seed 7); per category, seed 2026
   then 7: tilt 97% / 97%, 100% / 100% (zxing-cpp 100% everywhere); inverted 97% / 100%,
   100% / 100%; motion blur 27% / 80%, 37% / 83% (zxing-cpp 30% / 93%, 37% / 90%); 113-116
@@ -54,8 +54,7 @@ categories, 640x480 / 1280x720), after the tilt/inverted round, then 2026-11-25:
   the finder does not find (3-4 of 26 blurred codes found at 640x480).
 - the ladder before that round: 91.8% / 96.1% (seed 2026), 91.2% / 97.3% (seed 7),
   zxing-cpp 88.8% / 95.5% and 89.1% / 94.5%; 95 frames/s with no code at 640x480, p95
-  29-33 ms (640x480) and
-  69-71 ms (1280x720) with a code. Reads by step, seed 2026, 640x480 / 1280x720: gray
+  29-33 ms (640x480) and 69-71 ms (1280x720) with a code. Reads by step, seed 2026, 640x480 / 1280x720: gray
   254 / 276, rectified 57 / 62, sharpened 21 / 7, sharpened frame 1 / 2 (seed 7: 249 / 278,
   62 / 61, 20 / 10, 0 / 2). Last location, on pairs: motion blur 27% -> 33% (640x480, seed
   2026), 40% -> 47% and 93% -> 97% (seed 7), nothing else changed.
@@ -76,8 +75,8 @@ categories, 640x480 / 1280x720), after the tilt/inverted round, then 2026-11-25:
   the unsharp mask, and fewer on tilted codes (23 vs 26): dropped.
 - the frame downscaled by 2 (finder or zbar): loses small and tilted codes: dropped.
 - ArUco finder parameters (polygon accuracy, module-size and timing mismatch, larger
-  threshold windows): no more finds on motion blur (8/30 at 640x480), larger windows cost
-  2x: defaults kept. Earlier: CLAHE on the frame or square read nothing the steps missed.
+  larger threshold windows): no more finds on motion blur (8/30 at 640x480), larger windows
+  cost 2x: kept then (the 6/14/22 windows of step 2 came in the later round). Earlier: CLAHE on the frame or square read nothing the steps missed.
 """
 from __future__ import annotations
 
