@@ -76,7 +76,8 @@ categories, 640x480 / 1280x720), 2026-11-25, newest first:
 - the frame downscaled by 2 (finder or zbar): loses small and tilted codes: dropped.
 - ArUco finder parameters (polygon accuracy, module-size and timing mismatch,
   larger threshold windows): no more finds on motion blur (8/30 at 640x480), larger windows
-  cost 2x: kept then (the 6/14/22 windows of step 2 came in the later round). Earlier: CLAHE on the frame or square read nothing the steps missed.
+  cost 2x: kept then (the 6/14/22 windows of step 2 came in the later round). Earlier:
+  CLAHE on the frame or square read nothing the steps missed.
 """
 from __future__ import annotations
 
