@@ -45,12 +45,6 @@ def clock():
     return ManualClock()
 
 
-def free_port() -> int:
-    from .fixtures.pgcluster import free_port as port
-
-    return port()
-
-
 @pytest.fixture(scope="session")
 def postgres():
     """A private PostgreSQL server on 127.0.0.1 for the session (Debian's binaries); yields a

@@ -15,7 +15,8 @@ from kiosk.central.app import create_app as create_central
 from kiosk.model import Entry, new_id
 from kiosk.serving import BackgroundServer
 
-from .conftest import KIOSK_TOKEN, OPERATOR_TOKEN, SITE, free_port, wait_for
+from .conftest import KIOSK_TOKEN, OPERATOR_TOKEN, SITE, wait_for
+from .fixtures.pgcluster import free_port
 
 
 def entry(i: int, t0: float) -> Entry:

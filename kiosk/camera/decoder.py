@@ -95,6 +95,10 @@ def _sharpen(gray, sigma: float, amount: float):
     return cv2.addWeighted(gray, 1 + amount, cv2.GaussianBlur(gray, (0, 0), sigma), -amount, 0)
 
 
+def _longest_side(quad) -> float:
+    return max(np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4))
+
+
 class QRDecoder:
     """Frame -> QR payloads (bytes, as decoded; binary payloads are not mangled).
 
@@ -134,13 +138,15 @@ class QRDecoder:
             quad = self._find(picture)
             if quad is None:
                 continue
-            seen = True
             where = self._box(quad)
             square = self._rectified(gray, quad, 1)
-            for step, read in (("rectified", lambda: square),
-                               ("sharpened", lambda: _sharpen(self._rectified(gray, quad, 2), 4, 2)),
-                               ("re-rectified", lambda: self._again(square)),
-                               ("sharpened frame", lambda: sharp)):
+            steps = [("rectified", lambda: square),
+                     ("sharpened", lambda: _sharpen(self._rectified(gray, quad, 2), 4, 2)),
+                     ("re-rectified", lambda: self._again(square))]
+            if not seen:                        # the whole sharpened frame: once, not per find
+                steps.append(("sharpened frame", lambda: sharp))
+            seen = True
+            for step, read in steps:
                 found = self._payloads(self._symbols(read()))
                 if found:
                     return found, step, where
@@ -163,9 +169,7 @@ class QRDecoder:
         if not ok or points is None:
             return None
         quad = points.reshape(-1, 4, 2)[0].astype(np.float32)
-        if max(np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)) < 21:
-            return None
-        return quad
+        return None if _longest_side(quad) < 21 else quad
 
     def _again(self, square):
         """The straightened square straightened a second time from the finder's corners on it
@@ -183,7 +187,7 @@ class QRDecoder:
     def _rectified(gray, quad, scale: float):
         """The code warped to an upright square `scale` times its longest side, with a quiet
         zone, dark modules on light (dark-mode codes are inverted back)."""
-        side = int(scale * max(np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)))
+        side = int(scale * _longest_side(quad))
         margin = side // 8
         target = np.float32([[margin, margin], [margin + side, margin], [margin + side, margin + side],
                              [margin, margin + side]])

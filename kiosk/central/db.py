@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import time
 from datetime import datetime, timezone
 
 from sqlalchemy import (Column, Integer, MetaData, String, Table, Text, create_engine, delete, event, insert,
@@ -87,18 +86,17 @@ class Replay(Exception):
     """The batch's signature was already seen within the window."""
 
 
-def ingest(engine, batch: list[dict], signature: str | None = None, now: float | None = None,
-           window: float = 300) -> tuple[list[str], list[str]]:
-    """Store new entries; return (stored ids, ids already there). With `signature`, the
-    batch's signature is remembered in the same transaction (one commit, one fsync per
-    batch), and a signature seen within `window` seconds raises Replay with nothing stored."""
+def ingest(engine, batch: list[dict], signature: str, now: float, window: float) -> tuple[list[str], list[str]]:
+    """Store new entries; return (stored ids, ids already there). The batch's signature is
+    remembered in the same transaction (one commit, one fsync per batch); a signature seen
+    within `window` seconds raises Replay with nothing stored."""
     ids = [e["id"] for e in batch]
     received = now_iso()
     rows = [{"id": e["id"], "site": e["site"], "kiosk": e["kiosk"], "time": e["time"],
              "decision": e["decision"], "received_at": received,
              "body": json.dumps(e, ensure_ascii=False)} for e in batch]
     with engine.begin() as conn:
-        if signature is not None and not _first_sight(conn, signature, time.time() if now is None else now, window):
+        if not _first_sight(conn, signature, now, window):
             raise Replay(signature)
         stored: set[str] = set()
         for start in range(0, len(rows), INSERT_CHUNK):

@@ -77,7 +77,7 @@ class EntryLog:
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._shards: dict[str, DurableDB] = {}
-        self._known_days: set[str] | None = None
+        self._known_days: set[str] = set()       # day folders: listed at start, then kept here
         self._declarations: DurableDB | None = None
         self._unwritten: deque[dict] = deque(maxlen=MAX_UNWRITTEN)
         self._last_shown: dict[str, float] = {}   # fingerprint -> time, for the reuse check
@@ -106,6 +106,7 @@ class EntryLog:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._declarations = self._open(self.path / DECLARATIONS)
+            self._known_days = {p.name for p in self.path.iterdir() if p.is_dir() and _DAY.match(p.name)}
             with gc_paused():
                 self._index_days()
             # What was just loaded is long-lived and holds no cycles: out of the collector's
@@ -186,15 +187,11 @@ class EntryLog:
                 break
 
     def _days(self) -> list[str]:
-        # The folders are listed once at start; after that only this thread adds or drops days.
-        if self._known_days is None:
-            self._known_days = {p.name for p in self.path.iterdir() if p.is_dir() and _DAY.match(p.name)}
-        return sorted(self._known_days | set(self._shards))
+        return sorted(self._known_days)
 
     def _shard(self, day: str):
         db = self._shards.pop(day, None)
         if db is None:
-            self._days()
             db = self._open(self.path / day)
             self._known_days.add(day)
         self._shards[day] = db                 # most recently used last
@@ -248,13 +245,17 @@ class EntryLog:
             return False
         return True
 
+    def _split_known(self, ids: list[str]) -> tuple[list[int], list[str]]:
+        """(document ids the outbox knows for `ids`, the ids it does not know)."""
+        known = [self._outbox.get(i) for i in ids]
+        return [d for d in known if d is not None], [i for i, d in zip(ids, known) if d is None]
+
     def _lookup(self, day: str, ids: list[str]) -> list[dict]:
         """Entries of one day by id: by their document ids where the outbox knows them."""
-        doc_ids = [self._outbox.get(i) for i in ids]
+        doc_ids, rest = self._split_known(ids)
         table = self._entries(day)
-        found = table.get(doc_ids=[d for d in doc_ids if d is not None])
-        if None in doc_ids:
-            rest = [i for i, d in zip(ids, doc_ids) if d is None]
+        found = table.get(doc_ids=doc_ids)
+        if rest:
             found += table.search(where("id").one_of(rest))
         return found
 
@@ -372,11 +373,11 @@ class EntryLog:
     def mark_synced(self, ids: list[str], at: float) -> None:
         def run():
             for day, group in self._by_day(ids).items():
-                known = [self._outbox[i] for i in group if self._outbox.get(i) is not None]
-                if known:
-                    self._entries(day).update({"synced_at": iso(at)}, doc_ids=known)
-                if len(known) < len(group):
-                    self._entries(day).update({"synced_at": iso(at)}, where("id").one_of(group))
+                doc_ids, rest = self._split_known(group)
+                if doc_ids:
+                    self._entries(day).update({"synced_at": iso(at)}, doc_ids=doc_ids)
+                if rest:
+                    self._entries(day).update({"synced_at": iso(at)}, where("id").one_of(rest))
             for entry_id in ids:
                 self._outbox.pop(entry_id, None)
         self._call(run)
