@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from . import ble, camera
 from .ble.presence import PresenceTracker
 from .clock import SystemClock
-from .declarations import Verifier, pccovid, sitepass
+from .declarations import Verifier, names, pccovid, sitepass
 from .events import EventBus
 from .exc import BackendUnavailable, CameraFault, StoreUnavailable
 from .model import DENY, VALID, Decision, Declaration, Entry, Scan, iso, new_id
@@ -220,7 +220,8 @@ class Kiosk:
 
     def _with_todays_declaration(self, declaration: Declaration, at: float) -> Declaration:
         """A PC-Covid QR proves identity only; a declaration made today on this site's form by
-        the same ID number supplies the health answers."""
+        the same ID number and name supplies the health answers. Under the same ID number with
+        another name, it does not, and the guard is told."""
         id_number = declaration.details.get("id_number")
         if declaration.format != pccovid.FORMAT or not id_number:
             return declaration
@@ -229,6 +230,9 @@ class Kiosk:
         record = self.log.find_declaration(self.id_hash(id_number), iso(midnight.timestamp()))
         if record is None:
             return declaration
+        # Anyone can type someone else's ID number into the form: the name must agree too.
+        if not names.same(record.get("name"), declaration.holder):
+            return replace(declaration, reasons=declaration.reasons + ("declaration_other_name",))
         if record["flags"]:
             return replace(declaration, reasons=("declared_today",), flags=tuple(record["flags"]))
         if self.settings["policy.identity_with_declaration"] == "allow":
