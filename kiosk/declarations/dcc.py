@@ -40,7 +40,7 @@ RESULT_NOT_DETECTED = "260415000"
 
 
 @dataclass(frozen=True)
-class Rules:
+class CertificateRules:
     """Entry rules for DCCs; defaults are what a Vietnamese workplace would use."""
     vaccination_min_days: int = 14
     pcr_max_hours: float = 72.0
@@ -49,7 +49,7 @@ class Rules:
     trust_max_age: float = 7 * 86400.0
 
     @classmethod
-    def from_settings(cls, settings) -> "Rules":
+    def from_settings(cls, settings) -> "CertificateRules":
         return cls(settings["dcc.vaccination_min_days"], settings["dcc.pcr_max_hours"],
                    settings["dcc.rat_max_hours"], settings["dcc.recovery_max_days"],
                    settings["dcc.trust_max_age_days"] * 86400.0)
@@ -214,7 +214,7 @@ def _day(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def rule_reasons(hcert: dict, cert_type: str | None, at: float, rules: Rules) -> list[str]:
+def rule_reasons(hcert: dict, cert_type: str | None, at: float, rules: CertificateRules) -> list[str]:
     """The site's entry rules; each failing rule is a named reason."""
     if cert_type is None:
         return ["not_one_certificate"]
@@ -262,7 +262,8 @@ def holder(hcert: dict | None) -> tuple[str | None, str | None]:
     return name, dob if isinstance(dob, str) and len(dob) <= dccschema.MAX_TEXT else None
 
 
-def verify(text: str, trust: TrustList, at: float, rules: Rules = Rules()) -> tuple[Declaration, Inspection]:
+def verify(text: str, trust: TrustList, at: float,
+           rules: CertificateRules = CertificateRules()) -> tuple[Declaration, Inspection]:
     r = inspect(text, trust, at)
     details = {"kind": TYPE_NAMES.get(r.cert_type), "alg": r.alg,
                "kid": base64.b64encode(r.kid).decode() if r.kid else None}
