@@ -135,7 +135,7 @@ def deliberate_schema(schema: dict) -> dict:
             if node.get("type") == "string":
                 node.setdefault("maxLength", dccschema.MAX_TEXT)
             if node.get("pattern") == "[A-Z]{1,10}":
-                node["pattern"] = "^[A-Z]{1,10}$"
+                node["pattern"] = r"^[A-Z]{1,10}\Z"           # whole: no trailing newline either
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -168,6 +168,42 @@ def test_the_official_examples_are_well_formed():
         assert dccschema.errors(hcert) == [], hcert
 
 
+EDGES = [
+    "", "NL", "nl", "N", "ABCDEFGHIJK", "A1", "Viet Nam", "SMITH<JONES", "smith", "O'NEIL",
+    "1.3.3", "1.3", "1a3b3", "1964", "1964-01", "1964-01-01", "1899-01-01", "2100-01-01", "1964-13-45",
+    "2021-06-11", "2021-02-30", "20210611", "2021-06-11T10:00:00Z", "2021-06-11T10:00:00",
+    "2021-06-11T10:00:00.123+02:00", "2021-06-11t10:00:00z", "2021-06-11T24:00:00Z",
+    "2021-06-11T10:00:60Z", "2021-06-11T10:00:00+25:00", "2021-06-11 10:00:00Z", "١٩٦٤",
+    "840539006", "LP6464-4", "260415000", "EU/1/20/1507",
+    "x" * 80, "x" * 81, "Ü" * 80, "Ü" * 81, "A" * 10_000, "NL\n", "1.3.3\n", "SMITH\n",
+    0, 1, -1, 2.0, 2.5, True, None, [], {}, float("nan"), 10**20, b"NL",
+]
+
+
+@needs_schema
+def test_every_edge_value_in_every_field():
+    _, deliberate = _validators()
+    firsts = {}
+    for hcert in _examples():
+        for group in dccschema.GROUPS:
+            if group in hcert and "fn" in hcert["nam"] and "gn" in hcert["nam"]:
+                firsts.setdefault(group, hcert)
+    assert set(firsts) == set(dccschema.GROUPS)
+    checked = 0
+    for hcert in firsts.values():
+        for path in [p for p in _paths(hcert) if p]:
+            for value in EDGES:
+                mutant = copy.deepcopy(hcert)
+                parent = mutant
+                for step in path[:-1]:
+                    parent = parent[step]
+                parent[path[-1]] = value
+                ours = dccschema.errors(mutant)
+                assert (not ours) == deliberate.is_valid(mutant), (path, value, ours)
+                checked += 1
+    assert checked > 1500
+
+
 def _paths(node, prefix=()):
     yield prefix
     if isinstance(node, dict):
@@ -180,16 +216,7 @@ def _paths(node, prefix=()):
 
 def _text(rng: random.Random) -> str:
     """Strings near the schema's edges: codes, ICAO names, dates, lengths around 80."""
-    choices = [
-        "", "NL", "nl", "N", "ABCDEFGHIJK", "A1", "Viet Nam", "SMITH<JONES", "smith", "O'NEIL",
-        "1.3.3", "1.3", "1a3b3", "1964", "1964-01", "1964-01-01", "1899-01-01", "2100-01-01", "1964-13-45",
-        "2021-06-11", "2021-02-30", "20210611", "2021-06-11T10:00:00Z", "2021-06-11T10:00:00",
-        "2021-06-11T10:00:00.123+02:00", "2021-06-11t10:00:00z", "2021-06-11T24:00:00Z",
-        "2021-06-11T10:00:60Z", "2021-06-11T10:00:00+25:00", "2021-06-11 10:00:00Z", "١٩٦٤",
-        "840539006", "LP6464-4", "260415000", "EU/1/20/1507",
-        "x" * 80, "x" * 81, "Ü" * 80, "Ü" * 81, "A" * 10_000, "NL\n", "1.3.3\n",
-    ]
-    return rng.choice(choices)
+    return rng.choice([e for e in EDGES if isinstance(e, str)])
 
 
 def _value(rng: random.Random):
