@@ -14,19 +14,17 @@ import secrets
 import shutil
 import threading
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from . import ble, camera
+from . import ble, camera, policy
 from .ble.presence import PresenceTracker
 from .clock import SystemClock
-from .declarations import Verifier, pccovid, sitepass
+from .declarations import Verifier, sitepass
 from .events import EventBus
 from .exc import BackendUnavailable, CameraFault, StoreUnavailable
-from .model import DENY, VALID, Decision, Declaration, Entry, Scan, iso, new_id
-from .policy import Rules, decide
+from .model import DENY, Decision, Entry, Scan, iso, new_id
 from .signals import DoorSignals
 from .store import EntryLog
 from .sync import SyncWorker
@@ -65,7 +63,7 @@ class Kiosk:
         self.scanner = ble.open_source(settings, self.clock)
         self.presence = PresenceTracker.from_settings(settings)
         self.verifier = Verifier.from_settings(settings)
-        self.rules = Rules.from_settings(settings)
+        self.rules = policy.Rules.from_settings(settings)
         self.signals = DoorSignals.from_settings(settings)
         self.log = EntryLog(self.data_dir / "log", settings["store.retention_days"],
                             unsynced_max_days=settings["store.unsynced_max_days"])
@@ -218,36 +216,31 @@ class Kiosk:
         """A keyed hash of an ID number, to match a PC-Covid QR with today's declaration."""
         return self.fingerprint(b"id:" + id_number.strip().upper().encode())
 
-    def _with_todays_declaration(self, declaration: Declaration, at: float) -> Declaration:
-        """A PC-Covid QR proves identity only; a declaration made today on this site's form by
-        the same ID number supplies the health answers."""
-        id_number = declaration.details.get("id_number")
-        if declaration.format != pccovid.FORMAT or not id_number:
-            return declaration
+    def declaration_today(self, id_number: str, at: float) -> dict | None:
+        """The latest declaration made on this site's form under `id_number` since local
+        midnight before `at` (UNIX seconds), or None."""
         tz = ZoneInfo(self.settings["timezone"])
         midnight = datetime.fromtimestamp(at, tz).replace(hour=0, minute=0, second=0, microsecond=0)
-        record = self.log.find_declaration(self.id_hash(id_number), iso(midnight.timestamp()))
-        if record is None:
-            return declaration
-        if record["flags"]:
-            return replace(declaration, reasons=("declared_today",), flags=tuple(record["flags"]))
-        if self.settings["policy.identity_with_declaration"] == "allow":
-            return replace(declaration, status=VALID, reasons=(), flags=())
-        return replace(declaration, reasons=("declared_today",))
+        return self.log.find_declaration(self.id_hash(id_number), iso(midnight.timestamp()))
 
     def fingerprint(self, payload: bytes) -> str:
         """A keyed hash of the payload: lets the kiosk see reuse without keeping the code."""
         return hmac.new(self._fingerprint_key, payload, hashlib.sha256).hexdigest()[:32]
 
     def handle_scan(self, scan: Scan) -> Entry:
+        """One visitor at the door, in order: verify the code (an identity-only QR is completed
+        by today's declaration, by the policy's rule); ask whether the app is near and when
+        the code was last shown; the policy decides; the door shows it; the entry is logged;
+        the guard's screen hears of it; the sync is nudged."""
         self.scans += 1
-        declaration = self._with_todays_declaration(self.verifier.verify(scan.payload, scan.t), scan.t)
+        declaration = policy.with_todays_declaration(
+            self.verifier.verify(scan.payload, scan.t),
+            lambda id_number: self.declaration_today(id_number, scan.t), self.rules)
         presence = self.presence.at(scan.t)
         fingerprint = self.fingerprint(scan.payload)
-        direction = self.settings["kiosk.direction"]
-        # A code shown again on the way out is the same visitor leaving, not a copy passed on.
-        shown_ago = self.log.shown_ago(fingerprint, scan.t) if direction == "in" else None
-        decision = decide(declaration, presence, shown_ago, self.rules)
+        direction = self.rules.direction
+        shown_ago = self.log.shown_ago(fingerprint, scan.t) if self.rules.watches_reuse else None
+        decision = policy.decide(declaration, presence, shown_ago, self.rules)
         self.signals.show(decision)
         entry = Entry(id=new_id(scan.t), site=self.settings["site.id"], kiosk=self.settings["kiosk.id"],
                       t=scan.t, direction=direction, declaration=declaration.summary(),

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import config
+from .camera.still import MAX_PIXELS
 from .exc import ConfigError, KioskError
 
 
@@ -138,13 +139,19 @@ def demo(data, port, central_port, form_port, seconds):
     run_demo(data.resolve(), port, central_port, seconds, form_port)
 
 
+_MAX_PIXELS_HELP = "Refuse pictures larger than this many pixels, before decoding them."
+
+
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--max-pixels", type=click.IntRange(min=1), default=MAX_PIXELS, show_default=True,
+              help=_MAX_PIXELS_HELP)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
-def decode(images, config_path):
+def decode(images, max_pixels, config_path):
     """Decode QR codes in IMAGES with the door's decoder; one JSON line per image."""
-    import cv2
+    from .camera import still
 
+    still.limit_opencv(max_pixels)           # before cv2 loads: OpenCV reads it once
     from .camera.decoder import QRDecoder
 
     settings = _settings(config_path)
@@ -153,9 +160,10 @@ def decode(images, config_path):
     decoder = QRDecoder(settings["decoder.max_payload"], remember=0)
     failed = False
     for path in images:
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            click.echo(json.dumps({"image": path, "error": "cannot read image"}))
+        try:
+            image = still.read(path, max_pixels)
+        except still.ImageRefused as e:
+            click.echo(json.dumps({"image": path, "error": str(e)}))
             failed = True
             continue
         start = time.perf_counter()
@@ -191,12 +199,14 @@ def _when(text: str | None) -> float:
 @main.command()
 @click.argument("payload", required=False)
 @click.option("--image", type=click.Path(exists=True, dir_okay=False), help="Read the code from a picture.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=MAX_PIXELS, show_default=True,
+              help=_MAX_PIXELS_HELP)
 @click.option("--at", "at", help="Verify at this time (UNIX seconds or ISO-8601; default now).")
 @click.option("--trust", "trust_path", type=click.Path(exists=True, dir_okay=False),
               help="DCC trust list file (default: the kiosk's).")
 @click.option("--cert", "certs", multiple=True, help="A DCC signer certificate, base64 DER (repeatable).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
-def verify(payload, image, at, trust_path, certs, config_path):
+def verify(payload, image, max_pixels, at, trust_path, certs, config_path):
     """Verify a code as the door does; print one JSON object; exit 0 only when valid."""
     from .declarations import Verifier
     from .declarations.trust import TrustList
@@ -214,11 +224,19 @@ def verify(payload, image, at, trust_path, certs, config_path):
         except ValueError as e:
             raise click.BadParameter(f"not a base64 DER certificate: {e}", param_hint="--cert") from None
     if image:
-        import cv2
+        from .camera import still
 
+        still.limit_opencv(max_pixels)       # before cv2 loads: OpenCV reads it once
         from .camera.decoder import QRDecoder
 
-        picture = cv2.imread(image, cv2.IMREAD_COLOR)
+        try:
+            picture = still.read(image, max_pixels)
+        except still.ImageTooLarge as e:
+            click.echo(json.dumps({"format": None, "status": "unknown", "reasons": ["image_too_large"],
+                                   "error": str(e)}))
+            sys.exit(1)
+        except still.ImageRefused:
+            picture = None
         found = QRDecoder(settings["decoder.max_payload"]).decode(picture) if picture is not None else []
         if not found:
             click.echo(json.dumps({"format": None, "status": "unknown", "reasons": ["no_code_in_image"]}))

@@ -1,12 +1,15 @@
 """The decision at the door: pure, no IO, no clock (everything it needs is an argument).
 
 Outcomes rank deny > review > allow; every rule that lowers the outcome adds a named reason
-so the guard sees why.
+so the guard sees why. The rules that complete a declaration before the decision (today's
+health declaration for an identity-only QR) live here too.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 
+from . import names
 from .model import ALLOW, CONFIRMED, DENY, EXPIRED, INVALID, LIKELY, REVIEW, UNKNOWN, VALID
 from .model import Decision, Declaration, Presence
 
@@ -17,19 +20,57 @@ _ACTION = {"warn": ALLOW, "review": REVIEW, "deny": DENY}
 
 @dataclass(frozen=True)
 class Rules:
+    """The door's rules, from the `policy.*` settings and the kiosk's direction."""
     no_app: str = "review"           # review | warn | deny
     reuse_window: float = 600.0      # seconds
     on_reuse: str = "review"         # review | warn | deny
+    identity_with_declaration: str = "allow"     # allow | review
+    direction: str = "in"            # in | out
 
     @classmethod
     def from_settings(cls, settings) -> "Rules":
-        return cls(settings["policy.no_app"], settings["policy.reuse_window"], settings["policy.on_reuse"])
+        return cls(settings["policy.no_app"], settings["policy.reuse_window"], settings["policy.on_reuse"],
+                   settings["policy.identity_with_declaration"], settings["kiosk.direction"])
+
+    @property
+    def watches_reuse(self) -> bool:
+        """Whether a code shown again counts against it: a code shown again on the way out is
+        the same visitor leaving, not a copy passed on."""
+        return self.direction == "in"
+
+
+def with_todays_declaration(declaration: Declaration, find: Callable[[str], dict | None],
+                            rules: Rules) -> Declaration:
+    """An identity-only QR (PC-Covid) completed by the health declaration its holder made
+    today on this site's form, under the same ID number and name.
+
+    :param find: the caller's lookup: the latest declaration record (with "name" and
+        "flags") made today under an ID number, or None.
+    :returns: the declaration with the answers' flags, or valid when there were none and
+        `rules.identity_with_declaration` is "allow"; unchanged when nothing was declared;
+        with the reason "declaration_other_name" when the names disagree.
+    """
+    id_number = declaration.details.get("id_number")
+    if declaration.details.get("kind") != "identity" or not id_number:
+        return declaration
+    record = find(id_number)
+    if record is None:
+        return declaration
+    # Anyone can type someone else's ID number into the form: the name must agree too.
+    if not names.same(record.get("name"), declaration.holder):
+        return replace(declaration, reasons=declaration.reasons + ("declaration_other_name",))
+    if record["flags"]:
+        return replace(declaration, reasons=("declared_today",), flags=tuple(record["flags"]))
+    if rules.identity_with_declaration == "allow":
+        return replace(declaration, status=VALID, reasons=(), flags=())
+    return replace(declaration, reasons=("declared_today",))
 
 
 def decide(declaration: Declaration, presence: Presence, shown_ago: float | None, rules: Rules) -> Decision:
     """Decide for one scan.
 
-    `shown_ago`: seconds since the same code was last shown at this site, or None.
+    `shown_ago`: seconds since the same code was last shown at this site, or None (not
+    counted where the rules do not watch reuse).
     """
     outcome, reasons = ALLOW, []
 
@@ -54,7 +95,7 @@ def decide(declaration: Declaration, presence: Presence, shown_ago: float | None
     elif presence.outcome != CONFIRMED:
         lower(_ACTION[rules.no_app], "app_not_detected")
 
-    if shown_ago is not None and shown_ago <= rules.reuse_window:
+    if rules.watches_reuse and shown_ago is not None and shown_ago <= rules.reuse_window:
         lower(_ACTION[rules.on_reuse], f"shown_again:{int(shown_ago)}s")
 
     return Decision(outcome, tuple(reasons))

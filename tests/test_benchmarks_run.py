@@ -20,6 +20,7 @@ def test_verify_benchmark_runs():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "EU DCC, PS256 (RSA-2048)" in result.stdout and "target:" in result.stdout
+    assert "hostile payloads: 2000" in result.stdout
 
 
 def test_qr_benchmark_runs():

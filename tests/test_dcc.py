@@ -27,7 +27,7 @@ def ps256():
     return issuer.dsc("PS256")
 
 
-def check(payload, der_list, at=NOW, rules=dcc.Rules(), downloaded=None):
+def check(payload, der_list, at=NOW, rules=dcc.CertificateRules(), downloaded=None):
     trust = TrustList.from_der(der_list, downloaded=NOW - 3600 if downloaded is None else downloaded)
     return dcc.verify(payload, trust, at, rules)[0]
 
@@ -63,7 +63,7 @@ def test_entry_rules(es256, hcert, reasons):
 def test_rules_come_from_settings(es256):
     key, der = es256
     payload = issuer.issue(issuer.vaccination(dt="2026-11-15"), key, der, NOW - DAY, NOW + 30 * DAY)
-    assert check(payload, [der], rules=dcc.Rules(vaccination_min_days=7)).status == "valid"
+    assert check(payload, [der], rules=dcc.CertificateRules(vaccination_min_days=7)).status == "valid"
 
 
 def test_expired_and_not_yet_valid(es256):

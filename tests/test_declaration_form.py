@@ -87,6 +87,22 @@ def test_pc_covid_qr_counts_with_todays_declaration_by_the_same_id(kiosk):
     assert (stranger["decision"], stranger["reasons"]) == ("review", ["identity_only"])
 
 
+def test_a_declaration_under_someone_elses_id_number_does_not_count_for_them(kiosk):
+    declare(kiosk, name="Trần Thị Bình", id_number="079185000111")
+    kiosk.clock.advance(60)
+    declare(kiosk, name="Lê Văn Cường", id_number="079185000111", fever="yes")      # not her
+    entry = at_the_door(kiosk, visitor_frame("079185000111|Trần Thị Bình|05051985|1|QX|"),
+                        families.gaen(bytes(16)))
+    assert (entry["decision"], entry["reasons"]) == ("review", ["identity_only", "declaration_other_name"])
+
+
+def test_the_same_name_typed_without_diacritics_counts(kiosk):
+    declare(kiosk, name="tran  THI binh", id_number="079185000111")
+    entry = at_the_door(kiosk, visitor_frame("079185000111|Trần Thị Bình|05051985|1|QX|"),
+                        families.gaen(bytes(16)))
+    assert (entry["decision"], entry["reasons"]) == ("allow", [])
+
+
 def test_bad_forms_are_refused_with_the_fields_marked(kiosk):
     r = declare(kiosk, name="", year_of_birth="1850", fever="maybe", id_number="12-34")
     assert r.status_code == 400

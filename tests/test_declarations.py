@@ -90,3 +90,4 @@ def test_no_payload_crashes_the_verifier(verifier, tail):
         d = verifier.verify(payload, NOW)
         assert d.status in (INVALID, UNKNOWN) and d.reasons
     assert time.perf_counter() - start < 1.0
+

@@ -21,7 +21,7 @@ class Verifier:
     """Verify payloads against this site's keys and the DCC trust list."""
 
     def __init__(self, site: str, sitepass_keys: Mapping[bytes, list], trust: TrustList | None = None,
-                 rules: dcc.Rules = dcc.Rules()):
+                 rules: dcc.CertificateRules = dcc.CertificateRules()):
         self.site = site
         self.sitepass_keys = dict(sitepass_keys)
         self.trust = trust if trust is not None else TrustList()
@@ -32,7 +32,7 @@ class Verifier:
         path = settings["dcc.trust_list"] or str(Path(settings["data_dir"]) / "trust-list.json")
         trust = TrustList.load(path) if Path(path).exists() else TrustList()
         return cls(settings["site.id"], sitepass.load_keys(settings["sitepass.public_keys"]), trust,
-                   dcc.Rules.from_settings(settings))
+                   dcc.CertificateRules.from_settings(settings))
 
     def trust_state(self, at: float) -> tuple[str, float | None]:
         """("none" | "old" | "ok", age in days) of the DCC trust list at time `at`."""
