@@ -15,7 +15,6 @@ on frames with no code at 640x480 on one core; p95 <= 100 ms with a code; 100% o
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import sys
@@ -24,14 +23,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import cv2
+from pyzbar import pyzbar
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.dirname(__file__))
-
-from pyzbar import pyzbar  # noqa: E402
-
-from kiosk.camera.decoder import QRDecoder  # noqa: E402
-from qr_corpus import CATEGORIES, HARD, corpus, presentations  # noqa: E402
+from kiosk.camera.decoder import QRDecoder
+from kiosk.testing.qr_corpus import CATEGORIES, HARD, corpus, presentations
 
 cv2.setNumThreads(1)          # one core, as the targets say
 

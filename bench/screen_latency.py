@@ -8,23 +8,19 @@ Target (issue #7): the decision on screen within 300 ms of the scan.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-from kiosk import config  # noqa: E402
-from kiosk.ble import families  # noqa: E402
-from kiosk.checkpoint import Kiosk  # noqa: E402
-from kiosk.clock import ManualClock  # noqa: E402
-from kiosk.declarations import sitepass  # noqa: E402
-from kiosk.demo.scene import visitor_frame  # noqa: E402
+from kiosk import config
+from kiosk.ble import families
+from kiosk.checkpoint import Kiosk
+from kiosk.clock import ManualClock
+from kiosk.declarations import sitepass
+from kiosk.demo.scene import visitor_frame
 
 
 def main():

@@ -49,7 +49,7 @@ def clock():
 def postgres():
     """A private PostgreSQL server on 127.0.0.1 for the session (Debian's binaries); yields a
     function that creates a fresh database and returns its SQLAlchemy URL."""
-    from .fixtures.pgcluster import PostgresMissing, private_postgres
+    from kiosk.testing.pgcluster import PostgresMissing, private_postgres
 
     try:
         with private_postgres() as new_database:

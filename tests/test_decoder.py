@@ -97,12 +97,9 @@ def test_a_phone_in_dark_mode_shows_an_inverted_code():
 
 
 def test_a_code_tilted_away_is_rectified_and_read():
-    import sys
-    from pathlib import Path
     import random
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from qr_corpus import make
+    from kiosk.testing.qr_corpus import make
 
     rng = random.Random(11)
     read = plain = 0
@@ -115,12 +112,9 @@ def test_a_code_tilted_away_is_rectified_and_read():
 
 
 def _corpus(category, size, seed, n):
-    import sys
-    from pathlib import Path
     import random
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from qr_corpus import make
+    from kiosk.testing.qr_corpus import make
 
     rng = random.Random(seed)
     return [make(category, size, rng) for _ in range(n)]

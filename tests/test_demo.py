@@ -8,8 +8,9 @@ from pathlib import Path
 
 import requests
 
+from kiosk.testing import free_port
+
 from .conftest import wait_for
-from .fixtures.pgcluster import free_port
 
 
 def test_demo_serves_the_guard_page_and_syncs_then_stops_cleanly(tmp_path):

@@ -21,9 +21,9 @@ import cbor2
 from kiosk.declarations import Verifier, cose, sitepass
 from kiosk.declarations.trust import TrustList
 from kiosk.model import parse_iso
+from kiosk.testing import dcc_issuer as issuer
 
 from .conftest import SHARED
-from .fixtures import dcc_issuer as issuer
 
 NOW = parse_iso("2026-11-23T01:00:00Z")
 MUTANTS = 100_000

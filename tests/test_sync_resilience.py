@@ -14,9 +14,9 @@ from kiosk.central import db as central_db
 from kiosk.central.app import create_app as create_central
 from kiosk.model import Entry, new_id
 from kiosk.serving import BackgroundServer
+from kiosk.testing import free_port
 
 from .conftest import KIOSK_TOKEN, OPERATOR_TOKEN, SITE, wait_for
-from .fixtures.pgcluster import free_port
 
 
 def entry(i: int, t0: float) -> Entry:
