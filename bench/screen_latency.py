@@ -32,7 +32,7 @@ def main():
     key_path = folder / "site-key.pem"
     sitepass.save_key(sitepass.new_key(), key_path)
     key = sitepass.load_private_key(key_path)
-    base = {s.name: s.default for s in config.SETTINGS}
+    base = config.defaults()
     settings = config.load(env={}, base=base, overrides={
         "site.id": "bench", "data_dir": str(folder / "kiosk"), "camera.backend": "replay", "ble.backend": "replay",
         "gpio.pin_factory": "mock", "web.port": 0, "door.open_seconds": 0.1,

@@ -92,7 +92,7 @@ def kiosk_settings(tmp_path, site_key):
             "sync.interval": 0.2, "sync.token": KIOSK_TOKEN,
         }
         values.update({k.replace("__", "."): v for k, v in overrides.items()})
-        return config.load(env={}, base={s.name: s.default for s in config.SETTINGS}, overrides=values)
+        return config.load(env={}, base=config.defaults(), overrides=values)
     return make
 
 
