@@ -17,6 +17,7 @@ import zlib
 
 import base45
 import cbor2
+import pytest
 
 from kiosk.declarations import Verifier, cose, sitepass
 from kiosk.declarations.trust import TrustList
@@ -117,6 +118,7 @@ class Mutator:
                                                                  cbor2.dumps(claims), msg.signature]))))  # fails)
 
 
+@pytest.mark.slow
 def test_a_hundred_thousand_hostile_codes():
     texts, verifier = _seeds()
     mutant = Mutator(texts, seed=20261123)

@@ -65,6 +65,7 @@ def ids_at(server):
     return [e["id"] for e in central_db.list_entries(server.engine, limit=100_000)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.parametrize("outage", [
     pytest.param({}, id="down-for-hours-then-back"),
