@@ -1,10 +1,10 @@
 """QR decoding at the door: decode rate and time per frame, by category and overall, at
 640x480 and 1280x720, for (a) plain pyzbar on the full frame, (b) the kiosk's decoder,
 (c) OpenCV's QRCodeDetector, (d) zxing-cpp when it is installed (reference only); all in
-the same run on the corpus of bench/qr_corpus.py, with ratios against plain pyzbar.
+the same run on the corpus of kiosk/testing/qr_corpus.py, with ratios against plain pyzbar.
 
 Then: the decoder's memory of where the last code was, on pairs of frames of one
-presentation (bench/qr_corpus.presentations), which the corpus of independent images cannot
+presentation (kiosk.testing.qr_corpus.presentations), which the corpus of independent images cannot
 show; and any image sets under /work/shared/testdata/qr/ (--testdata), skipped with the
 reason printed when the folder is absent.
 
