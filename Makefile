@@ -9,13 +9,17 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := libzbar0 libglib2.0-dev build-essential pkg-config python3-venv systemd chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench system-packages clean
+.PHONY: demo test test-fast bench system-packages clean
 
 demo: $(VENV)/.installed
 	$(BIN)/kiosk demo
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+# The loop while working: everything but the tests marked slow (pytest.ini says which and why).
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(VENV)/.installed
 	@$(BIN)/pip install -q zxing-cpp || echo "zxing-cpp did not install: the QR benchmark runs without that reference"

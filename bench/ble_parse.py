@@ -8,18 +8,14 @@ Target (issue #5): >= 20,000 advertisements/s parse+classify+track; memory bound
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import random
-import sys
 import resource
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-from kiosk.ble import advertising, families  # noqa: E402
-from kiosk.ble.presence import PresenceTracker  # noqa: E402
-from kiosk.model import Advertisement  # noqa: E402
+from kiosk.ble import advertising, families
+from kiosk.ble.presence import PresenceTracker
+from kiosk.model import Advertisement
 
 T0 = 1_795_420_800.0
 

@@ -1,10 +1,10 @@
 """QR decoding at the door: decode rate and time per frame, by category and overall, at
 640x480 and 1280x720, for (a) plain pyzbar on the full frame, (b) the kiosk's decoder,
 (c) OpenCV's QRCodeDetector, (d) zxing-cpp when it is installed (reference only); all in
-the same run on the corpus of bench/qr_corpus.py, with ratios against plain pyzbar.
+the same run on the corpus of kiosk/testing/qr_corpus.py, with ratios against plain pyzbar.
 
 Then: the decoder's memory of where the last code was, on pairs of frames of one
-presentation (bench/qr_corpus.presentations), which the corpus of independent images cannot
+presentation (kiosk.testing.qr_corpus.presentations), which the corpus of independent images cannot
 show; and any image sets under /work/shared/testdata/qr/ (--testdata), skipped with the
 reason printed when the folder is absent.
 
@@ -15,7 +15,6 @@ on frames with no code at 640x480 on one core; p95 <= 100 ms with a code; 100% o
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import sys
@@ -24,14 +23,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import cv2
+from pyzbar import pyzbar
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.dirname(__file__))
-
-from pyzbar import pyzbar  # noqa: E402
-
-from kiosk.camera.decoder import QRDecoder  # noqa: E402
-from qr_corpus import CATEGORIES, HARD, corpus, presentations  # noqa: E402
+from kiosk.camera.decoder import QRDecoder
+from kiosk.testing.qr_corpus import CATEGORIES, HARD, corpus, presentations
 
 cv2.setNumThreads(1)          # one core, as the targets say
 

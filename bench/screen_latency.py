@@ -8,23 +8,19 @@ Target (issue #7): the decision on screen within 300 ms of the scan.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-
-from kiosk import config  # noqa: E402
-from kiosk.ble import families  # noqa: E402
-from kiosk.checkpoint import Kiosk  # noqa: E402
-from kiosk.clock import ManualClock  # noqa: E402
-from kiosk.declarations import sitepass  # noqa: E402
-from kiosk.demo.scene import visitor_frame  # noqa: E402
+from kiosk import config
+from kiosk.ble import families
+from kiosk.checkpoint import Kiosk
+from kiosk.clock import ManualClock
+from kiosk.declarations import sitepass
+from kiosk.demo.scene import visitor_frame
 
 
 def main():
@@ -36,7 +32,7 @@ def main():
     key_path = folder / "site-key.pem"
     sitepass.save_key(sitepass.new_key(), key_path)
     key = sitepass.load_private_key(key_path)
-    base = {s.name: s.default for s in config.SETTINGS}
+    base = config.defaults()
     settings = config.load(env={}, base=base, overrides={
         "site.id": "bench", "data_dir": str(folder / "kiosk"), "camera.backend": "replay", "ble.backend": "replay",
         "gpio.pin_factory": "mock", "web.port": 0, "door.open_seconds": 0.1,

@@ -27,14 +27,12 @@ import time
 from datetime import timezone
 from pathlib import Path
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import orjson
+from tinydb import TinyDB
+from tinydb.storages import JSONStorage
 
-import orjson  # noqa: E402
-from tinydb import TinyDB  # noqa: E402
-from tinydb.storages import JSONStorage  # noqa: E402
-
-from kiosk.model import Entry, iso, new_id  # noqa: E402
-from kiosk.store import EntryLog  # noqa: E402
+from kiosk.model import Entry, iso, new_id
+from kiosk.store import EntryLog
 
 DAYS = 28
 UNSYNCED = 100

@@ -22,18 +22,16 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.dirname(__file__))
+import requests
+from sqlalchemy import func, select
 
-import requests  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from kiosk.central import db as central_db
+from kiosk.clock import SystemClock
+from kiosk.store import EntryLog
+from kiosk.sync import SyncWorker
+from kiosk.testing.pgcluster import PostgresMissing, free_port, private_postgres
 
-from kiosk.central import db as central_db  # noqa: E402
-from kiosk.clock import SystemClock  # noqa: E402
-from kiosk.store import EntryLog  # noqa: E402
-from kiosk.sync import SyncWorker  # noqa: E402
-from store import entry  # noqa: E402  (bench/store.py: the same entries)
-from tests.fixtures.pgcluster import PostgresMissing, free_port, private_postgres  # noqa: E402
+from store import entry  # bench/store.py (beside this script): the same entries
 
 TOKEN = "bench-kiosk-token"
 

@@ -11,20 +11,16 @@ Targets: a full verification under 5 ms on this machine (issue #4); no hostile p
 """
 from __future__ import annotations
 
-import os
 import platform
 import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+import base45
 
-import base45  # noqa: E402
-
-from fixtures import dcc_issuer as issuer  # noqa: E402
-from kiosk.declarations import Verifier, cose, sitepass  # noqa: E402
-from kiosk.declarations.trust import TrustList  # noqa: E402
+from kiosk.declarations import Verifier, cose, sitepass
+from kiosk.declarations.trust import TrustList
+from kiosk.testing import dcc_issuer as issuer
 
 NOW = 1_795_400_000.0
 ROUNDS = 2000

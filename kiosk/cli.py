@@ -5,7 +5,6 @@ import base64
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -16,6 +15,7 @@ import click
 from . import config
 from .camera.still import MAX_PIXELS
 from .exc import ConfigError, KioskError
+from .shutdown import stop_on_signals
 
 
 def _settings(path):
@@ -41,9 +41,7 @@ def run(config_path):
     from .checkpoint import Kiosk
 
     settings = _settings(config_path)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         kiosk = Kiosk(settings)
     except KioskError as e:
@@ -329,9 +327,7 @@ def _scan(settings, seconds, on_advert) -> None:
     from .clock import SystemClock
 
     source = open_source(settings, SystemClock())
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     thread = threading.Thread(target=source.run, args=(on_advert, stop), name="ble", daemon=True)
     thread.start()
     stop.wait(seconds)

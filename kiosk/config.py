@@ -118,6 +118,14 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
+def defaults() -> dict[str, Any]:
+    """Every setting's default, by name: what `load` starts from.
+
+    :returns: A new dict; list defaults are copies, so a caller may change them freely.
+    """
+    return {s.name: list(s.default) if isinstance(s.default, list) else s.default for s in SETTINGS}
+
+
 class Settings(Mapping[str, Any]):
     """The resolved settings: read with `settings["camera.backend"]`."""
 
@@ -201,7 +209,7 @@ def load(path: Path | str | None = None, env: Mapping[str, str] | None = None,
 
     `path=None` reads /etc/kiosk/kiosk.toml when it exists; pass a path to require one.
     """
-    values = dict(base) if base is not None else {s.name: s.default for s in SETTINGS}
+    values = dict(base) if base is not None else defaults()
     if path is None and base is None and DEFAULT_CONFIG_PATH.exists():
         path = DEFAULT_CONFIG_PATH
     if path is not None:

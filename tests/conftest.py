@@ -49,7 +49,7 @@ def clock():
 def postgres():
     """A private PostgreSQL server on 127.0.0.1 for the session (Debian's binaries); yields a
     function that creates a fresh database and returns its SQLAlchemy URL."""
-    from .fixtures.pgcluster import PostgresMissing, private_postgres
+    from kiosk.testing.pgcluster import PostgresMissing, private_postgres
 
     try:
         with private_postgres() as new_database:
@@ -92,7 +92,7 @@ def kiosk_settings(tmp_path, site_key):
             "sync.interval": 0.2, "sync.token": KIOSK_TOKEN,
         }
         values.update({k.replace("__", "."): v for k, v in overrides.items()})
-        return config.load(env={}, base={s.name: s.default for s in config.SETTINGS}, overrides=values)
+        return config.load(env={}, base=config.defaults(), overrides=values)
     return make
 
 

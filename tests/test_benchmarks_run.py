@@ -4,46 +4,32 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def test_ble_benchmark_runs():
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "ble_parse.py"), "--quick"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "kiosk parse + classify + track (the door's path)" in result.stdout
-    assert "max RSS MiB" in result.stdout
-
-
-def test_verify_benchmark_runs():
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "verify.py"), "--quick"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "EU DCC, PS256 (RSA-2048)" in result.stdout and "target:" in result.stdout
-    assert "hostile payloads: 2000" in result.stdout
-
-
-def test_qr_benchmark_runs():
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "qr_decode.py"), "--quick"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert "kiosk decoder" in result.stdout and "which step of the kiosk's ladder" in result.stdout
-
-
-def test_store_benchmark_runs():
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "store.py"), "--quick"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    for store in ("SQLite WAL, FULL", "ours (EntryLog)", "tinydb JSONStorage"):
-        assert store in result.stdout
-    assert "open (recover)" in result.stdout and "target at 5000" in result.stdout
-
-
-def test_sync_benchmark_runs():
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "sync.py"), "--quick"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "target at the default batch size" in result.stdout
+# Per script: what its --quick run must print, and how long it may take before it counts as hung.
+BENCHMARKS = [
+    pytest.param("ble_parse.py", 300, ["kiosk parse + classify + track (the door's path)", "max RSS MiB"],
+                 id="ble"),
+    pytest.param("verify.py", 300, ["EU DCC, PS256 (RSA-2048)", "target:", "hostile payloads: 2000"], id="verify"),
+    pytest.param("qr_decode.py", 600, ["kiosk decoder", "which step of the kiosk's ladder"], id="qr"),
+    pytest.param("store.py", 300, ["SQLite WAL, FULL", "ours (EntryLog)", "tinydb JSONStorage", "open (recover)",
+                                   "target at 5000"], id="store"),
     # A row per database and batch size; every entry reached the central (the bench asserts it).
-    for database in ("SQLite", "PostgreSQL"):
-        assert re.search(rf"^{database} +100 ", result.stdout, re.M), result.stdout
+    pytest.param("sync.py", 300, ["target at the default batch size", re.compile(r"^SQLite +100 ", re.M),
+                                  re.compile(r"^PostgreSQL +100 ", re.M)], id="sync"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, timeout, expected", BENCHMARKS)
+def test_benchmark_runs(script, timeout, expected):
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick"],
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    for wanted in expected:
+        if isinstance(wanted, re.Pattern):
+            assert wanted.search(result.stdout), (wanted.pattern, result.stdout)
+        else:
+            assert wanted in result.stdout, (wanted, result.stdout)

@@ -13,6 +13,14 @@ def test_defaults_need_no_file(tmp_path):
     assert settings["store.retention_days"] == 28
 
 
+def test_defaults_are_what_load_starts_from_and_each_call_is_its_own(tmp_path):
+    assert dict(config.load(_empty(tmp_path), env={})) == config.defaults()
+    mine = config.defaults()
+    mine["ble.required_families"].append("made-up")          # a test changing its own copy
+    assert config.defaults()["ble.required_families"] == ["bluezone", "gaen"]
+    assert config.load(_empty(tmp_path), env={})["ble.required_families"] == ["bluezone", "gaen"]
+
+
 def _empty(tmp_path):
     path = tmp_path / "empty.toml"
     path.write_text("")
@@ -50,7 +58,7 @@ def test_a_bad_setting_is_one_line_naming_the_key(tmp_path, toml, message):
 
 def test_bad_environment_value_names_the_variable():
     with pytest.raises(ConfigError, match="KIOSK_WEB_PORT: web.port: cannot read 'http' as int"):
-        config.load(env={"KIOSK_WEB_PORT": "http"}, base={s.name: s.default for s in config.SETTINGS})
+        config.load(env={"KIOSK_WEB_PORT": "http"}, base=config.defaults())
 
 
 def test_every_setting_is_documented_and_in_the_installed_settings_file():

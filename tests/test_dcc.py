@@ -10,9 +10,8 @@ import pytest
 from kiosk.declarations import Verifier, dcc
 from kiosk.declarations.trust import TrustList, cert_kid
 from kiosk.model import parse_iso
-
-from .fixtures import dcc_issuer as issuer
-from .fixtures.dcc_issuer import DAY
+from kiosk.testing import dcc_issuer as issuer
+from kiosk.testing.dcc_issuer import DAY
 
 NOW = parse_iso("2026-11-23T01:00:00Z")
 

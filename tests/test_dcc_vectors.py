@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -35,6 +36,10 @@ UPSTREAM_TESTS = {"test_cose_schema": "EXPECTEDSCHEMAVALIDATION", "test_cose_jso
 
 def _files():
     if not VECTORS.is_dir():
+        if os.environ.get("CI") == "true":
+            # CI always has ../shared: a missing folder there is a broken checkout, and a
+            # skip would let the vectors silently stop running.
+            return [pytest.param(None, id="vectors-absent")]
         return [pytest.param(None, marks=pytest.mark.skip(
             reason=f"{VECTORS} is absent: the shared test vectors sit beside the clone in CI only"))]
     return [pytest.param(p, id=f"{p.parent.name}/{p.stem}") for p in sorted(VECTORS.glob("*/*.json"))]
@@ -67,6 +72,8 @@ def _expected(data: dict) -> dict:
 
 @pytest.mark.parametrize("path", _files())
 def test_vector(path: Path):
+    if path is None:
+        pytest.fail(f"{VECTORS} is absent, and CI=true: CI must run the shared EU DCC test vectors")
     data = json.loads(path.read_bytes().lstrip(b"\xef\xbb\xbf"))
     expected = _expected(data)
     ctx = data["TESTCTX"]

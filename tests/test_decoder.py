@@ -64,7 +64,7 @@ def camera_settings(request, tmp_path):
         for frame in frames:
             writer.write(frame)
         writer.release()
-    base = {s.name: s.default for s in config.SETTINGS}
+    base = config.defaults()
     if request.param == "opencv-video":
         return config.load(env={}, base=base, overrides={"camera.backend": "opencv", "camera.device": str(path)})
     return config.load(env={}, base=base, overrides={"camera.backend": "replay",
@@ -84,7 +84,7 @@ def test_frame_sources_deliver_every_frame_then_report_the_end(camera_settings):
 
 
 def test_a_missing_replay_folder_is_a_camera_fault(tmp_path):
-    base = {s.name: s.default for s in config.SETTINGS}
+    base = config.defaults()
     settings = config.load(env={}, base=base, overrides={"camera.backend": "replay",
                                                          "camera.replay_path": str(tmp_path / "gone")})
     with pytest.raises(CameraFault, match="does not exist"):
@@ -97,12 +97,9 @@ def test_a_phone_in_dark_mode_shows_an_inverted_code():
 
 
 def test_a_code_tilted_away_is_rectified_and_read():
-    import sys
-    from pathlib import Path
     import random
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from qr_corpus import make
+    from kiosk.testing.qr_corpus import make
 
     rng = random.Random(11)
     read = plain = 0
@@ -115,12 +112,9 @@ def test_a_code_tilted_away_is_rectified_and_read():
 
 
 def _corpus(category, size, seed, n):
-    import sys
-    from pathlib import Path
     import random
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from qr_corpus import make
+    from kiosk.testing.qr_corpus import make
 
     rng = random.Random(seed)
     return [make(category, size, rng) for _ in range(n)]

@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
+from kiosk.testing import free_port
+
 from .conftest import wait_for
-from .fixtures.pgcluster import free_port
 
 
+@pytest.mark.slow
 def test_demo_serves_the_guard_page_and_syncs_then_stops_cleanly(tmp_path):
     port, central_port, form_port = free_port(), free_port(), free_port()
     kiosk_bin = Path(sys.executable).with_name("kiosk")

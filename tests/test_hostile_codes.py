@@ -18,13 +18,14 @@ import zlib
 
 import base45
 import cbor2
+import pytest
 
 from kiosk.declarations import Verifier, cose, sitepass
 from kiosk.declarations.trust import TrustList
 from kiosk.model import parse_iso
+from kiosk.testing import dcc_issuer as issuer
 
 from .conftest import SHARED
-from .fixtures import dcc_issuer as issuer
 
 NOW = parse_iso("2026-11-23T01:00:00Z")
 MUTANTS = 100_000
@@ -121,6 +122,7 @@ class Mutator:
                                                                  cbor2.dumps(claims), msg.signature]))))  # fails)
 
 
+@pytest.mark.slow
 def test_a_hundred_thousand_hostile_codes():
     texts, verifier = _seeds()
     mutant = Mutator(texts, seed=20261123)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import pytest
 from click.testing import CliRunner
 
 from kiosk import demo
@@ -52,6 +53,7 @@ def _toml(v) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+@pytest.mark.slow
 def test_doctor_on_a_healthy_kiosk(tmp_path, site_key, central):
     config = settings_file(tmp_path, site_key, sync={"url": central.url, "token": KIOSK_TOKEN})
     result = CliRunner().invoke(main, ["doctor", "--config", str(config)])

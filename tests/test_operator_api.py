@@ -52,7 +52,7 @@ def big(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("api")
     docs = seed(root / "kiosk", 10_000)
-    base = {s.name: s.default for s in config.SETTINGS}
+    base = config.defaults()
     settings = config.load(env={}, base=base, overrides={
         "site.id": "test-site", "kiosk.id": "gate-1", "data_dir": str(root / "kiosk"),
         "camera.backend": "replay", "ble.backend": "replay", "gpio.pin_factory": "mock", "web.port": 0,

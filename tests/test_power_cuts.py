@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from kiosk.store import read_entries
 
 WRITER = r"""
@@ -29,6 +31,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_a_hundred_power_cuts_lose_no_acknowledged_entry(tmp_path):
     folder = tmp_path / "log"
     rng = random.Random(42)

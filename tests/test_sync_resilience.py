@@ -14,9 +14,9 @@ from kiosk.central import db as central_db
 from kiosk.central.app import create_app as create_central
 from kiosk.model import Entry, new_id
 from kiosk.serving import BackgroundServer
+from kiosk.testing import free_port
 
 from .conftest import KIOSK_TOKEN, OPERATOR_TOKEN, SITE, wait_for
-from .fixtures.pgcluster import free_port
 
 
 def entry(i: int, t0: float) -> Entry:
@@ -65,6 +65,7 @@ def ids_at(server):
     return [e["id"] for e in central_db.list_entries(server.engine, limit=100_000)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.parametrize("outage", [
     pytest.param({}, id="down-for-hours-then-back"),

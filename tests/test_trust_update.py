@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from kiosk.cli import main
 from kiosk.declarations.trust import TrustList, cert_kid
+from kiosk.testing import dcc_issuer as issuer
 
-from .fixtures import dcc_issuer as issuer
 from .fixtures.tls import make_tls
 
 

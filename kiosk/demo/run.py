@@ -4,8 +4,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import cv2
 from .. import config
 from ..declarations import sitepass
 from ..serving import BackgroundServer
+from ..shutdown import stop_on_signals
 from . import CAPTURE, FPS, HERE, PERIOD, SCENE
 from .scene import visitor_frame
 
@@ -107,9 +106,7 @@ def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds
     settings, tokens = prepare(data, web_port, central_port, form_port)
     central = start_central(data, central_port, settings, tokens["kiosk_token"], tokens["operator_token"])
     kiosk = Kiosk(settings)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     subscription = kiosk.bus.subscribe()
     kiosk.start()
     print(f"""

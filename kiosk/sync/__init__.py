@@ -18,7 +18,7 @@ import requests
 from .. import syncproto
 from ..exc import SyncRefused
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class SyncWorker:
@@ -85,7 +85,7 @@ class SyncWorker:
                 self.last_error = str(e)
                 # Exponential backoff with full jitter, so many kiosks do not return together.
                 wait = random.uniform(0, min(self.max_backoff, self.interval * 2 ** failures))
-                log.warning("sync failed (%s); next try in %.1f s", e, wait)
+                logger.warning("sync failed (%s); next try in %.1f s", e, wait)
             self._wake.wait(wait)
             self._wake.clear()
 
