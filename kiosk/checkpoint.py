@@ -29,7 +29,7 @@ from .signals import DoorSignals
 from .store import EntryLog
 from .sync import SyncWorker
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 5.0
 HOUSEKEEPING_INTERVAL = 60.0     # seconds
@@ -168,7 +168,7 @@ class Kiosk:
             except (CameraFault, BackendUnavailable) as e:
                 self.camera_status = f"offline: {e}"
                 self.camera_fps = 0.0
-                log.warning("camera offline (%s); retrying in %.1f s", e, backoff)
+                logger.warning("camera offline (%s); retrying in %.1f s", e, backoff)
                 self.bus.publish("health", self.health())
             finally:
                 self.camera.close()
@@ -181,7 +181,7 @@ class Kiosk:
             try:
                 self.presence.record(advert)
             except Exception:
-                log.exception("could not handle an advertisement from %s", advert.addr)
+                logger.exception("could not handle an advertisement from %s", advert.addr)
         self.scanner.run(deliver, self._stop)
 
     def _housekeeping_loop(self) -> None:
@@ -196,9 +196,9 @@ class Kiosk:
                     removed = self.log.purge(now)
                     last_purge = now
                     if removed:
-                        log.info("purged %d entries older than %d days", removed, self.log.retention_days)
+                        logger.info("purged %d entries older than %d days", removed, self.log.retention_days)
             except StoreUnavailable as e:
-                log.warning("housekeeping: %s", e)
+                logger.warning("housekeeping: %s", e)
 
     # -- the flow -----------------------------------------------------------------------
     def handle_frame(self, frame) -> list[Entry]:
@@ -209,7 +209,7 @@ class Kiosk:
                 entries.append(self.handle_scan(Scan(payload, frame.t)))
             except Exception:
                 # One bad scan must not stop the camera thread; the payload is not logged.
-                log.exception("failed to handle a %d-byte scan", len(payload))
+                logger.exception("failed to handle a %d-byte scan", len(payload))
         return entries
 
     def id_hash(self, id_number: str) -> str:
@@ -246,12 +246,12 @@ class Kiosk:
                       t=scan.t, direction=direction, declaration=declaration.summary(),
                       fingerprint=fingerprint, ble=presence.summary(), decision=decision.outcome,
                       reasons=decision.reasons)
-        log.info("%s: %s %s, app %s, reasons: %s", decision.outcome.upper(), declaration.format,
+        logger.info("%s: %s %s, app %s, reasons: %s", decision.outcome.upper(), declaration.format,
                  declaration.status, presence.outcome, ", ".join(decision.reasons) or "none")
         try:
             self.log.append(entry)
         except StoreUnavailable as e:
-            log.error("entry %s not logged: %s", entry.id, e)
+            logger.error("entry %s not logged: %s", entry.id, e)
         self.bus.publish("entry", entry.to_json())
         if self.sync is not None:
             self.sync.nudge()
@@ -272,7 +272,7 @@ class Kiosk:
             self.signals.open_door()
         else:
             self.signals.show(Decision(DENY))
-        log.info("override %s on %s by %s: %s", action, entry_id, who, reason)
+        logger.info("override %s on %s by %s: %s", action, entry_id, who, reason)
         self.bus.publish("entry", updated)
         if self.sync is not None:
             self.sync.nudge()
