@@ -60,6 +60,17 @@ def test_a_kiosk_of_site_a_cannot_rewrite_an_entry_of_site_b(central):
     assert _post(central, {"kiosk": "gate-1", "entries": [mine]}).json()["stored"] == [mine["id"]]
 
 
+def test_a_kiosk_without_a_site_sends_its_entries_of_two_sites_again_as_duplicates(central):
+    """Ownership is checked entry by entry: a credential with no site may carry several."""
+    db.add_credential(central.engine, "roamer", "kiosk", None, "roamer-token")
+    batch = [_entry(1, kiosk="roamer", site="site-x"), _entry(2, kiosk="roamer", site="site-y")]
+    assert _post(central, {"kiosk": "roamer", "entries": batch}, token="roamer-token").status_code == 200
+    again = _post(central, {"kiosk": "roamer", "entries": batch[::-1]}, token="roamer-token")
+    assert again.status_code == 200 and sorted(again.json()["duplicate"]) == [batch[0]["id"], batch[1]["id"]]
+    moved = _post(central, {"kiosk": "roamer", "entries": [dict(batch[0], site="site-y")]}, token="roamer-token")
+    assert moved.status_code == 403
+
+
 @both_databases
 @pytest.mark.parametrize("field, value, named", [
     ("declaration", "<script>", "declaration"),

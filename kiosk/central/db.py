@@ -95,7 +95,7 @@ class ForeignEntries(Exception):
 
 
 def ingest(engine, batch: list[dict], signature: str, now: float, window: float) -> tuple[list[str], list[str]]:
-    """Store new entries, all of one kiosk and site; return (stored ids, ids already there).
+    """Store new entries; return (stored ids, ids already there).
 
     The batch's signature is remembered in the same transaction (one commit, one fsync per
     batch); a signature seen within `window` seconds raises Replay with nothing stored. An id
@@ -129,13 +129,14 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
 
 
 def _foreign(conn, rows: list[dict]) -> list[str]:
-    """Ids among `rows` (of one kiosk and site) that are stored for another kiosk or site."""
-    kiosk, site = rows[0]["kiosk"], rows[0]["site"]
+    """Ids among `rows` that are stored for a kiosk or site other than the row's own."""
+    owner = {r["id"]: (r["kiosk"], r["site"]) for r in rows}
+    ids = list(owner)
     foreign: list[str] = []
-    for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = [r["id"] for r in rows[start:start + INSERT_CHUNK]]
-        foreign += conn.execute(select(entries.c.id).where(
-            entries.c.id.in_(chunk), (entries.c.kiosk != kiosk) | (entries.c.site != site))).scalars()
+    for start in range(0, len(ids), INSERT_CHUNK):
+        stored = conn.execute(select(entries.c.id, entries.c.kiosk, entries.c.site)
+                              .where(entries.c.id.in_(ids[start:start + INSERT_CHUNK])))
+        foreign += [i for i, kiosk, site in stored if owner[i] != (kiosk, site)]
     return sorted(foreign)
 
 
