@@ -187,7 +187,8 @@ def test_hostile_ingest_headers_and_bodies_never_give_a_server_error(central):
         {"X-Kiosk-Timestamp": "9" * 5000}, {"X-Kiosk-Timestamp": "9" * 400}, {"X-Kiosk-Timestamp": "-1"},
         {"X-Kiosk-Timestamp": "1e9"}, {"X-Kiosk-Timestamp": "\xb9\xb2"},
         {"X-Kiosk-Signature": "\xff" * 64}, {"X-Kiosk-Signature": "z" * 5000}, {"X-Kiosk-Signature": ""},
-        {"Authorization": "Bearer " + "\xff" * 40}, {"Authorization": "Bearer"}, {"Authorization": "Basic Zm9vOmJhcg=="},
+        {"Authorization": "Bearer " + "\xff" * 40}, {"Authorization": "Bearer"},
+        {"Authorization": "Basic Zm9vOmJhcg=="},
         {"Content-Type": "text/plain"},
     ]
     for change in cases:
@@ -214,8 +215,9 @@ def central_process(tmp_path, *options):
     log = tmp_path / "central.log"
     exe = Path(sys.executable).with_name("kiosk-central")
     command = [str(exe)] if exe.exists() else [sys.executable, "-c", "from kiosk.central.cli import main; main()"]
-    proc = subprocess.Popen(command + ["--db", url, "serve", "--port", str(port), *options],
-                            stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen(command + ["--db", url, "serve", "--port", str(port), *options],
+                                stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -297,7 +299,7 @@ def test_serve_answers_413_to_50_mb_without_reading_it_and_memory_stays_flat(tmp
 
 
 def test_serve_stays_reachable_past_100_idle_connections_and_closes_them(tmp_path):
-    with central_process(tmp_path, "--channel-timeout", "2") as (proc, port):
+    with central_process(tmp_path, "--channel-timeout", "2") as (_, port):
         idle = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(150)]
         try:
             # waitress's default of 100 connections would leave this waiting for the idle ones
