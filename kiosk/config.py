@@ -107,7 +107,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync.url", "", "Base URL of the central server; empty = no sync."),
     Setting("sync.token", "", "This kiosk's credential at the central server."),
     Setting("sync.interval", 5.0, "Seconds between sync attempts when the outbox is empty."),
-    Setting("sync.batch_size", 100, "Entries per batch."),
+    Setting("sync.batch_size", 100, "Entries per batch (at most 1000: the central sizes its body limit on it).",
+            bounds=(1, 1000)),
     Setting("sync.max_backoff", 300.0, "Longest wait between attempts while the central is failing."),
     Setting("sync.ca_bundle", "", "CA certificates (PEM) to verify the central's TLS certificate; empty = the system's."),
 

@@ -5,6 +5,7 @@ Frozen dataclasses with plain-JSON forms. Nothing here touches a device, a file 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -69,11 +70,12 @@ class Declaration:
     details: Mapping[str, Any] = field(default_factory=dict)   # kind, dob, kid, alg: for `kiosk verify`
 
     def summary(self) -> dict:
-        """What the entry log keeps: no date of birth, no key ids."""
-        return {"format": self.format, "status": self.status, "holder": self.holder,
+        """What the entry log keeps: no date of birth, no key ids; text within the entry's
+        bounds (a name comes from an unsigned QR code and may hold anything)."""
+        return {"format": self.format, "status": self.status, "holder": clean_text(self.holder),
                 "kind": self.details.get("kind"),
                 "expires": iso(self.expires) if self.expires is not None else None,
-                "flags": list(self.flags)}
+                "flags": [clean_text(f) for f in self.flags[:MAX_ITEMS]]}
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,149 @@ class Entry:
                    fingerprint=d["fingerprint"], ble=d["ble"], decision=d["decision"],
                    reasons=tuple(d["reasons"]), override=d.get("override"),
                    synced_at=d.get("synced_at"))
+
+
+# The bounds of an entry's JSON form. The kiosk writes its entries within them and the central
+# refuses a batch holding anything else (entry_problem), so the two share one definition.
+MAX_TEXT = 200                  # characters in a name, a reason, a label
+MAX_ITEMS = 64                  # items in a list of reasons or flags
+MAX_ENTRY_BYTES = 4096          # a sync batch's budget per entry, UTF-8 JSON; a real one is about 500
+DIRECTIONS = ("in", "out")
+STATUSES = (VALID, INVALID, EXPIRED, UNKNOWN, REVIEW_STATUS)
+PRESENCE_OUTCOMES = (CONFIRMED, LIKELY, NOT_DETECTED)
+OVERRIDE_ACTIONS = ("allow", "deny", "exit")
+
+# C0/C1 controls and lone surrogates: PostgreSQL's text holds no NUL and UTF-8 no lone
+# surrogate (either fails the central's insert), and a control character in a name has no
+# place on a guard's screen or in an operator's spreadsheet.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_ULID = re.compile("[0-9A-HJKMNP-TV-Z]{26}")
+_ISO_MS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")     # iso(): sorts as text
+_HEX = re.compile("[0-9a-f]{1,64}")
+
+def clean_text(value: str | None) -> str | None:
+    """Text as an entry may hold it: unprintable characters dropped, at most MAX_TEXT long."""
+    return None if value is None else _UNPRINTABLE.sub("", str(value))[:MAX_TEXT]
+
+
+def text_problem(value: Any) -> str | None:
+    """What keeps `value` from being an entry's text (not text, too long, unprintable), or None."""
+    return _any_text(value)
+
+
+def entry_problem(d: Any) -> tuple[str, str] | None:
+    """Check the JSON form of an Entry (as Entry.to_json writes it) without building one.
+
+    :returns: None when `d` is a well-formed entry, else (field, what is wrong), the field
+        dotted for nested ones ("declaration.holder").
+    """
+    if type(d) is not dict:
+        return "entry", f"expected an object, got {_kind(d)}"
+    return _fields_problem(d, _ENTRY_FIELDS)
+
+
+# Checkers: a value in, None or what is wrong with it out (a (subfield, problem) pair for an
+# object). Built once; ingest runs them on every entry of every batch.
+def _text(allowed: tuple | None = None, pattern: re.Pattern | None = None, expected: str = "",
+          null: bool = False):
+    def check(v):
+        if v is None and null:
+            return None
+        if type(v) is not str:
+            return f"expected text, got {_kind(v)}"
+        if len(v) > MAX_TEXT:
+            return f"longer than {MAX_TEXT} characters"
+        if _UNPRINTABLE.search(v):
+            return "holds a control character or a lone surrogate"
+        if allowed is not None and v not in allowed:
+            return f"expected one of {', '.join(allowed)}"
+        if pattern is not None and not pattern.fullmatch(v):
+            return f"expected {expected}"
+        return None
+    return check
+
+
+def _time(v):
+    problem = _iso_text(v)
+    if problem is None:
+        try:
+            parse_iso(v)
+        except ValueError:
+            return "not a real date and time"
+    return problem
+
+
+def _texts(v):
+    if type(v) is not list:
+        return f"expected a list of text, got {_kind(v)}"
+    if len(v) > MAX_ITEMS:
+        return f"more than {MAX_ITEMS} items"
+    for item in v:
+        problem = _any_text(item)
+        if problem:
+            return problem
+    return None
+
+
+def _int_or_null(v):
+    if v is None:
+        return None
+    if type(v) is not int:
+        return f"expected a whole number, got {_kind(v)}"
+    return None if -10_000 <= v <= 10_000 else "out of range (-10000 to 10000)"
+
+
+def _object(fields: dict, null: bool = False):
+    def check(v):
+        if v is None and null:
+            return None
+        if type(v) is not dict:
+            return f"expected an object, got {_kind(v)}"
+        return _fields_problem(v, fields)
+    return check
+
+
+def _fields_problem(d: dict, fields: dict) -> tuple[str, str] | None:
+    if not d.keys() <= fields.keys():
+        return str(next(k for k in d if k not in fields))[:MAX_TEXT], "not a field of an entry"
+    for name, (check, required) in fields.items():
+        if name not in d:
+            if required:
+                return name, "missing"
+            continue
+        problem = check(d[name])
+        if problem is not None:
+            if type(problem) is tuple:
+                return f"{name}.{problem[0]}", problem[1]
+            return name, problem
+    return None
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+_any_text = _text()
+_text_or_null = _text(null=True)
+_iso_text = _text(pattern=_ISO_MS, expected="UTC time as YYYY-MM-DDTHH:MM:SS.mmmZ")
+# field: (checker, required)
+_ENTRY_FIELDS = {
+    "id": (_text(pattern=_ULID, expected="a ULID (26 characters, Crockford base32)"), True),
+    "site": (_any_text, True), "kiosk": (_any_text, True), "time": (_time, True),
+    "direction": (_text(DIRECTIONS), True),
+    "declaration": (_object({"format": (_any_text, True), "status": (_text(STATUSES), True),
+                             "holder": (_text_or_null, False), "kind": (_text_or_null, False),
+                             "expires": (_text_or_null, False), "flags": (_texts, False)}), True),
+    # Optional: the operator API's public form of an entry leaves it out, and may be sent again.
+    "fingerprint": (_text(pattern=_HEX, expected="lower-case hex, at most 64 digits"), False),
+    "ble": (_object({"outcome": (_text(PRESENCE_OUTCOMES), True), "family": (_text_or_null, False),
+                     "rssi": (_int_or_null, False), "count_near": (_int_or_null, False)}), True),
+    "decision": (_text(OUTCOMES), True), "reasons": (_texts, True),
+    "override": (_object({"action": (_text(OVERRIDE_ACTIONS), True), "reason": (_text_or_null, False),
+                          "by": (_text_or_null, False), "at": (_text_or_null, False)}, null=True), False),
+    "synced_at": (_text_or_null, False),
+}
 
 
 def iso(t: float) -> str:

@@ -11,9 +11,14 @@ pytestmark = pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], in
 
 
 def _entry(i, kiosk="gate-1", site=SITE):
+    """An entry as a kiosk writes it (Entry.to_json)."""
     return {"id": f"01J000000000000000000000{i:02d}", "site": site, "kiosk": kiosk,
-            "time": f"2026-11-23T01:00:{i:02d}.000Z", "decision": "allow", "reasons": [],
-            "declaration": {"holder": "Nguyễn Văn An"}, "ble": {"outcome": "confirmed"}}
+            "time": f"2026-11-23T01:00:{i:02d}.000Z", "direction": "in",
+            "declaration": {"format": "sitepass", "status": "valid", "holder": "Nguyễn Văn An",
+                            "kind": None, "expires": "2026-11-24T01:00:00.000Z", "flags": []},
+            "fingerprint": f"{i:032x}", "ble": {"outcome": "confirmed", "family": "bluezone", "rssi": -58,
+                                                "count_near": 1},
+            "decision": "allow", "reasons": [], "override": None, "synced_at": None}
 
 
 def _post(central, body, token=KIOSK_TOKEN, now=None, tamper=None):
@@ -130,6 +135,7 @@ def test_kiosks_racing_with_the_same_entries_store_each_once(central):
 def test_an_override_sent_again_replaces_the_stored_body(central):
     first = _entry(9)
     assert _post(central, {"kiosk": "gate-1", "entries": [first]}).json()["stored"] == [first["id"]]
-    overridden = dict(first, override={"by": "guard", "decision": "deny", "reason": "wrong person"})
+    overridden = dict(first, override={"action": "deny", "reason": "wrong person", "by": "guard",
+                                       "at": "2026-11-23T01:01:00.000Z"})
     assert _post(central, {"kiosk": "gate-1", "entries": [overridden]}).json()["duplicate"] == [first["id"]]
-    assert db.list_entries(central.engine)[0]["override"]["decision"] == "deny"
+    assert db.list_entries(central.engine)[0]["override"]["action"] == "deny"

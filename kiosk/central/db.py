@@ -86,10 +86,21 @@ class Replay(Exception):
     """The batch's signature was already seen within the window."""
 
 
+class ForeignEntries(Exception):
+    """Entries of the batch have ids the central holds for another kiosk or site."""
+
+    def __init__(self, ids: list[str]):
+        super().__init__(f"{len(ids)} entries belong to another kiosk or site")
+        self.ids = ids
+
+
 def ingest(engine, batch: list[dict], signature: str, now: float, window: float) -> tuple[list[str], list[str]]:
-    """Store new entries; return (stored ids, ids already there). The batch's signature is
-    remembered in the same transaction (one commit, one fsync per batch); a signature seen
-    within `window` seconds raises Replay with nothing stored."""
+    """Store new entries; return (stored ids, ids already there).
+
+    The batch's signature is remembered in the same transaction (one commit, one fsync per
+    batch); a signature seen within `window` seconds raises Replay with nothing stored. An id
+    already stored for another kiosk or site raises ForeignEntries with nothing stored.
+    """
     ids = [e["id"] for e in batch]
     received = now_iso()
     rows = [{"id": e["id"], "site": e["site"], "kiosk": e["kiosk"], "time": e["time"],
@@ -101,11 +112,32 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
         stored: set[str] = set()
         for start in range(0, len(rows), INSERT_CHUNK):
             stored |= _insert_new(conn, rows[start:start + INSERT_CHUNK])
+        again = [r for r in rows if r["id"] not in stored]
+        if again:
+            # An id is the kiosk's to choose: one that names another kiosk's entry must not
+            # reach it, not even as "duplicate" (leaving the transaction undoes the inserts).
+            foreign = _foreign(conn, again)
+            if foreign:
+                raise ForeignEntries(foreign)
         # A guard's override made after the first delivery comes again: keep the newer body.
         for r, e in zip(rows, batch):
             if r["id"] not in stored and e.get("override"):
-                conn.execute(update(entries).where(entries.c.id == r["id"]).values(body=r["body"]))
+                conn.execute(update(entries)
+                             .where(entries.c.id == r["id"], entries.c.kiosk == r["kiosk"], entries.c.site == r["site"])
+                             .values(body=r["body"]))
     return [i for i in ids if i in stored], [i for i in ids if i not in stored]
+
+
+def _foreign(conn, rows: list[dict]) -> list[str]:
+    """Ids among `rows` that are stored for a kiosk or site other than the row's own."""
+    owner = {r["id"]: (r["kiosk"], r["site"]) for r in rows}
+    ids = list(owner)
+    foreign: list[str] = []
+    for start in range(0, len(ids), INSERT_CHUNK):
+        stored = conn.execute(select(entries.c.id, entries.c.kiosk, entries.c.site)
+                              .where(entries.c.id.in_(ids[start:start + INSERT_CHUNK])))
+        foreign += [i for i, kiosk, site in stored if owner[i] != (kiosk, site)]
+    return sorted(foreign)
 
 
 # PostgreSQL: the batch as one JSON parameter, one short statement whatever its size (a
