@@ -331,15 +331,23 @@ class DurableStorage(Storage):
             self._records += last
             if damaged:
                 regions.append([pos, len(data), 0, False])
-            with open(journal, "ab") as f:
-                f.write(b"\n")
-                os.fsync(f.fileno())
+            try:
+                with open(journal, "ab") as f:
+                    f.write(b"\n")
+                    os.fsync(f.fileno())
+            except OSError as e:
+                # A card gone read-only must not stop the start; a record appended after
+                # this line is still found (`_salvage` cuts before a record's start).
+                log.error("cannot complete the last line of %s (%s)", journal, e)
             return
         log.warning("%s: dropped a torn last record (%d bytes) left by an interrupted write",
                     journal, len(data) - pos)
-        with open(journal, "r+b") as f:
-            f.truncate(pos)
-            os.fsync(f.fileno())
+        try:
+            with open(journal, "r+b") as f:
+                f.truncate(pos)
+                os.fsync(f.fileno())
+        except OSError as e:
+            log.error("cannot cut the torn last record off %s (%s)", journal, e)
 
     def _found_damage(self, path: Path, offset: int | None, length: int, lost: int, move: bool) -> None:
         self.damage.append(Damage(str(path), offset, length, lost, self._keep_aside(path, move)))
