@@ -293,12 +293,21 @@ class Kiosk:
         except StoreUnavailable:
             backlog = None
         disk = shutil.disk_usage(self.data_dir)
+        damage = [d.to_json() for d in list(self.log.damage)]
+        if self.log.error is not None:
+            log_state = f"unavailable: {self.log.error}"
+        elif damage:
+            log_state = (f"recovered from damage: {sum(d['records_lost'] for d in damage)} records "
+                         f"lost, damaged files kept (log_damage)")
+        else:
+            log_state = "ok"
         return {
             "camera": self.camera_status,
             "camera_fps": round(self.camera_fps, 1),
             "ble": self.scanner.status(),
             "ble_heard": self.presence.heard,
-            "log": "ok" if self.log.error is None else f"unavailable: {self.log.error}",
+            "log": log_state,
+            "log_damage": damage,
             "sync": {"enabled": self.sync is not None, "backlog": backlog,
                      "last_success": self.sync.last_success if self.sync else None,
                      "error": self.sync.last_error if self.sync else None},

@@ -84,6 +84,7 @@ class EntryLog:
         self._outbox: dict[str, int | None] = {}  # ids not yet at the central -> doc id
         self._synced_days: set[str] = set()       # days whose folder holds ALL_SYNCED
         self.error: str | None = None
+        self.damage: list = []    # storage.Damage recovered by any open of a day, for the health strip
 
     # -- the writer thread ---------------------------------------------------------------
     def start(self) -> None:
@@ -177,7 +178,9 @@ class EntryLog:
             self._synced_days.discard(day)
 
     def _open(self, folder: Path) -> DurableDB:
-        return DurableDB(folder, compact_every=self.compact_every, idle_compaction=True)
+        db = DurableDB(folder, compact_every=self.compact_every, idle_compaction=True)
+        self.damage += [d for d in db.storage.damage if d not in self.damage]
+        return db
 
     def _compact_due(self) -> None:
         """Snapshots are written while no request waits (scans come seconds apart), so an

@@ -19,8 +19,14 @@ is paid once per that many bytes of appends: constant per append), the state is 
 the next generation's snapshot (temp file, fsync, rename, fsync of the folder) and a new journal
 begins; the generation before the current one is kept, so a snapshot that cannot be read
 (a damaged card) falls back to the previous snapshot and both journals. Every record sets
-absolute values, so replaying a journal twice changes nothing. On open, a torn last record
-(a power cut mid-append) is dropped with a warning.
+absolute values, so replaying a journal twice changes nothing.
+
+Damage (docs/storage.md, "Recovery"): every record and snapshot carries a CRC-32 of its
+JSON, and a record must have the shape `_apply` expects. Only an unfinished final line is a
+torn tail (a power cut mid-append) and is cut off. A bad line before it is corruption: the
+file is copied aside (never truncated), every record that reads before and after it is
+replayed, the damage is logged at ERROR with its byte offset and kept in `damage`, and the
+recovered state is written at once as the next generation.
 """
 from __future__ import annotations
 
@@ -29,7 +35,11 @@ import gc
 import logging
 import os
 import re
+import shutil
+import time
+import zlib
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
@@ -42,6 +52,136 @@ from ..exc import StoreUnavailable
 log = logging.getLogger(__name__)
 
 _FILE = re.compile(r"^(snapshot|journal)\.(\d+)\.(json|jsonl)$")
+# A record is `{"crc":N,"ops":[...]}`, N the CRC-32 of the same text without `"crc":N,`;
+# journals written before the CRC hold `{"ops":[...]}` and are still read.
+_RECORD_CRC = re.compile(rb'\{"crc":(\d{1,10}),')
+_RECORD_START = re.compile(rb'\{"(?:crc|ops)":')
+_CRC_OF_BRACE = zlib.crc32(b"{")
+# A snapshot is `{"crc":N,"state":S}`, N the CRC-32 of S; older ones are S alone (a table
+# is always an object, so an old state never has a number under "crc").
+_SNAPSHOT_CRC = re.compile(rb'\{"crc":(\d{1,10}),"state":')
+
+
+@dataclass(frozen=True)
+class Damage:
+    """Damage found in a stored file on open, and what recovery did with it.
+
+    :param file: the damaged file
+    :param offset: byte offset of the first damaged line (None for a snapshot, which is
+        checked as a whole)
+    :param length: bytes of damaged lines from `offset` (a snapshot: its size)
+    :param records_lost: journal records that could not be read (0 when a damaged record
+        separator was repaired, or a snapshot was replaced by the generation before)
+    :param copy: where the damaged file was kept, or None (a read-only open, or the copy
+        failed: the file is then left where it is and found again at the next open)
+    """
+    file: str
+    offset: int | None
+    length: int
+    records_lost: int
+    copy: str | None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def encode_record(ops: list) -> bytes:
+    """One journal line: the operations with their CRC-32."""
+    body = orjson.dumps({"ops": ops})
+    return b'{"crc":%d,' % zlib.crc32(body) + body[1:] + b"\n"
+
+
+def decode_record(line: bytes) -> dict | None:
+    """The record in one journal line (without its newline), or None when the line is
+    damaged: not JSON, a CRC that does not match, or not the shape `_apply` expects."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if type(record) is not dict:
+        return None
+    m = _RECORD_CRC.match(line)
+    if m is not None:
+        if record.pop("crc", None) != int(m.group(1)) or \
+                zlib.crc32(memoryview(line)[m.end():], _CRC_OF_BRACE) != int(m.group(1)):
+            return None
+    return record if _valid_record(record) else None
+
+
+def _doc_ids_ok(ids) -> bool:
+    # tinydb turns every key back into an int document id: a key that is not one would
+    # stop the table from loading at all.
+    return all(type(k) is str and k.isdigit() for k in ids)
+
+
+def _docs_ok(docs) -> bool:
+    return type(docs) is dict and all(type(d) is dict and k.isdigit() for k, d in docs.items())
+
+
+def _valid_record(record: dict) -> bool:
+    ops = record.get("ops")
+    if type(ops) is not list or len(record) != 1:
+        return False
+    for op in ops:
+        if type(op) is not dict or type(op.get("t")) is not str:
+            return False
+        if "drop" in op:
+            if op["drop"] is not True or len(op) != 2:
+                return False
+            continue
+        if not op.keys() <= {"t", "put", "del"} or not _docs_ok(op.get("put", {})):
+            return False
+        gone = op.get("del", [])
+        if type(gone) is not list or not _doc_ids_ok(gone):
+            return False
+    return True
+
+
+def _valid_state(state) -> bool:
+    return type(state) is dict and all(_docs_ok(docs) for docs in state.values())
+
+
+def encode_snapshot(state: dict) -> bytes:
+    body = orjson.dumps(state)
+    return b'{"crc":%d,"state":' % zlib.crc32(body) + body + b"}"
+
+
+def decode_snapshot(data: bytes) -> dict | None:
+    """The state in a snapshot file, or None when it is damaged."""
+    m = _SNAPSHOT_CRC.match(data)
+    try:
+        if m is None:
+            state = orjson.loads(data)
+        elif data.endswith(b"}") and zlib.crc32(memoryview(data)[m.end():-1]) == int(m.group(1)):
+            state = orjson.loads(memoryview(data)[m.end():-1])
+        else:
+            return None
+    except orjson.JSONDecodeError:
+        return None
+    return state if _valid_state(state) else None
+
+
+def _salvage(line: bytes) -> tuple[list[dict], int, bool]:
+    """The records in a damaged line; how many unread pieces of it begin a record; whether
+    any piece is unread.
+
+    A damaged newline joins two records into one line: the line is cut before every record
+    start after the first, and each piece is read with and without its last byte (the
+    damaged newline). An unread piece that does not begin a record is the rest of one cut
+    by a byte that became a newline, or a record whose beginning was hit."""
+    cuts = [0] + [m.start() for m in _RECORD_START.finditer(line, 1)] + [len(line)]
+    records, starts, unread = [], 0, False
+    for a, b in zip(cuts, cuts[1:]):
+        piece = line[a:b]
+        record = decode_record(piece)
+        if record is None and len(piece) > 1:
+            record = decode_record(piece[:-1])
+        if record is not None:
+            records.append(record)
+        else:
+            unread = True
+            starts += _RECORD_START.match(piece) is not None
+    return records, starts, unread
 
 
 @contextlib.contextmanager
@@ -91,10 +231,16 @@ class DurableStorage(Storage):
         self._state: dict = {}
         self._records = 0
         self._snapshot_size = 0
+        self.damage: list[Damage] = []         # found on open, in the order found
+        self._compact_now = False
         with gc_paused():
             self.gen = self._recover()
         self._journal = None if read_only else open(journal_path(self.dir, self.gen), "ab")
         self._size = self._journal.tell() if self._journal else 0
+        if self._compact_now:
+            # The recovered state becomes a snapshot with a CRC, so the next open reads it
+            # rather than the damaged file (kept aside, and in the chain until retired).
+            self.compact()
 
     # -- recovery ----------------------------------------------------------------------
     def _generations(self) -> tuple[set[int], set[int]]:
@@ -111,15 +257,19 @@ class DurableStorage(Storage):
         newest = max(snapshots | journals, default=0)
         base = None
         for gen in sorted(snapshots, reverse=True):
+            path = snapshot_path(self.dir, gen)
             try:
-                data = snapshot_path(self.dir, gen).read_bytes()
-                self._state = orjson.loads(data)
-                self._snapshot_size = len(data)
-                base = gen
+                data = path.read_bytes()
+            except OSError as e:
+                log.warning("%s unreadable (%s): falling back to the generation before it", path, e)
+                continue
+            state = decode_snapshot(data)
+            if state is not None:
+                self._state, self._snapshot_size, base = state, len(data), gen
                 break
-            except (orjson.JSONDecodeError, OSError) as e:
-                log.warning("%s unreadable (%s): falling back to the generation before it",
-                            snapshot_path(self.dir, gen), e)
+            log.error("%s unreadable (damaged: its %d bytes fail the CRC or shape check): "
+                      "falling back to the generation before it", path, len(data))
+            self._found_damage(path, None, len(data), 0, move=True)
         if base is None:
             self._state = {}
             base = min(journals, default=0)
@@ -130,25 +280,99 @@ class DurableStorage(Storage):
         return newest
 
     def _replay(self, journal: Path, last: bool) -> None:
+        """Apply the journal's records in order; see the module docstring for damage."""
         if not journal.exists():
             return
         data = journal.read_bytes()
-        good = 0
-        for line in data.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
+        # Damaged lines next to each other make one region: [offset, end, unread pieces that
+        # begin a record, whether any piece is unread]. A region that is unread loses at
+        # least one record (its first one's beginning may be what was hit).
+        regions: list[list] = []
+        pos = 0
+        while True:
+            end = data.find(b"\n", pos)
+            if end < 0:
                 break
-            try:
-                self._apply(orjson.loads(line))
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-                break
-            good += len(line)
+            line = data[pos:end]
+            record = decode_record(line)
+            if record is not None:
+                self._apply(record)
+                self._records += last
+            else:
+                records, starts, unread = _salvage(line)
+                for record in records:
+                    self._apply(record)
+                    self._records += last
+                if regions and regions[-1][1] == pos:
+                    regions[-1][1:] = [end + 1, regions[-1][2] + starts, regions[-1][3] or unread]
+                else:
+                    regions.append([pos, end + 1, starts, unread])
+            pos = end + 1
+        if pos < len(data) and not self.read_only:
+            self._unfinished(journal, data, pos, regions, last)
+        regions = [(offset, end, max(starts, 1) if unread else 0) for offset, end, starts, unread in regions]
+        for offset, end, lost in regions:
+            log.error("%s is damaged at byte %d (%d bytes): %d records lost, the records before "
+                      "and after it are kept", journal, offset, end - offset, lost)
+        if regions:
+            copy = self._keep_aside(journal, move=False)
+            self.damage += [Damage(str(journal), offset, end - offset, lost, copy)
+                            for offset, end, lost in regions]
+
+    def _unfinished(self, journal: Path, data: bytes, pos: int, regions: list, last: bool) -> None:
+        """An unfinished final line: a complete record whose newline is missing or damaged is
+        kept (and its line completed); anything else is a torn tail, cut off."""
+        tail = data[pos:]
+        record, damaged = decode_record(tail), False
+        if record is None and len(tail) > 1:
+            record, damaged = decode_record(tail[:-1]), True
+        if record is not None:
+            self._apply(record)
             self._records += last
-        if good < len(data) and not self.read_only:
-            log.warning("%s: dropped a torn last record (%d bytes) left by an interrupted write",
-                        journal, len(data) - good)
+            if damaged:
+                regions.append([pos, len(data), 0, False])
+            try:
+                with open(journal, "ab") as f:
+                    f.write(b"\n")
+                    os.fsync(f.fileno())
+            except OSError as e:
+                # A card gone read-only must not stop the start; a record appended after
+                # this line is still found (`_salvage` cuts before a record's start).
+                log.error("cannot complete the last line of %s (%s)", journal, e)
+            return
+        log.warning("%s: dropped a torn last record (%d bytes) left by an interrupted write",
+                    journal, len(data) - pos)
+        try:
             with open(journal, "r+b") as f:
-                f.truncate(good)
+                f.truncate(pos)
                 os.fsync(f.fileno())
+        except OSError as e:
+            log.error("cannot cut the torn last record off %s (%s)", journal, e)
+
+    def _found_damage(self, path: Path, offset: int | None, length: int, lost: int, move: bool) -> None:
+        self.damage.append(Damage(str(path), offset, length, lost, self._keep_aside(path, move)))
+
+    def _keep_aside(self, path: Path, move: bool) -> str | None:
+        """Keep a damaged file for whoever looks into it, named `<file>.damaged-<UTC time>`;
+        the recovered state is then written as the next generation (`_compact_now`). A
+        snapshot is moved (its generation is replaced), a journal copied (it stays in the
+        chain of generations until compactions retire it). Returns the copy's path or None."""
+        if self.read_only:
+            return None
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+        try:
+            if move:
+                os.replace(path, aside)
+            else:
+                shutil.copyfile(path, aside)
+                with open(aside, "rb+") as f:
+                    os.fsync(f.fileno())
+            fsync_dir(self.dir)
+        except OSError as e:
+            log.error("cannot keep a copy of the damaged %s (%s): left in place", path, e)
+            return None
+        self._compact_now = True
+        return str(aside)
 
     def _apply(self, record: dict) -> None:
         for op in record["ops"]:
@@ -183,7 +407,7 @@ class DurableStorage(Storage):
         ops += [{"t": name, "drop": True} for name in self._state if name not in data]
         if not ops:
             return
-        self._append(orjson.dumps({"ops": ops}) + b"\n")
+        self._append(encode_record(ops))
         self._state = data
         self._written()
 
@@ -198,7 +422,7 @@ class DurableStorage(Storage):
         replay after a power cut would give."""
         if self.read_only:
             raise StoreUnavailable(f"{self.dir} is open read-only")
-        line = orjson.dumps({"ops": [{"t": name, "put": docs}]}) + b"\n"
+        line = encode_record([{"t": name, "put": docs}])
         self._append(line)
         self._apply(orjson.loads(line))
         self._written()
@@ -240,7 +464,7 @@ class DurableStorage(Storage):
         gen = self.gen + 1
         tmp = snapshot_path(self.dir, gen).with_suffix(".tmp")
         try:
-            data = orjson.dumps(self._state)
+            data = encode_snapshot(self._state)
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()

@@ -86,7 +86,9 @@ def health_view(kiosk, words: dict) -> list[dict]:
           + (f" · {datetime.fromtimestamp(sync['last_success'], tz).strftime('%H:%M')}" if sync["last_success"] else "")
           + (f" · {sync['error'][:60]}" if sync["error"] else ""))
          if sync["enabled"] else words["sync_off"]),
-        ("log", h["log"] == "ok", h["log"]),
+        ("log", h["log"] == "ok",
+         words["log_damaged"].replace("{n}", str(sum(d["records_lost"] for d in h["log_damage"])))
+         if h["log_damage"] and kiosk.log.error is None else h["log"]),
         ("trust_list", h["trust_list"].startswith("ok"), trust_text),
         ("disk", h["disk_free_mb"] >= MIN_FREE_MB, f"{h['disk_free_mb']} MB"),
     ]

@@ -65,6 +65,11 @@ SPEC = {
             "Health": {"type": "object", "required": ["camera", "ble", "log", "sync", "disk_free_mb"], "properties": {
                 "camera": {"type": "string"}, "camera_fps": {"type": "number"}, "ble": {"type": "string"},
                 "log": {"type": "string"},
+                "log_damage": {"type": "array", "description": "Damage recovered when the log was opened",
+                               "items": {"type": "object", "properties": {
+                                   "file": {"type": "string"}, "offset": {"type": ["integer", "null"]},
+                                   "length": {"type": "integer"}, "records_lost": {"type": "integer"},
+                                   "copy": {"type": ["string", "null"]}}}},
                 "sync": {"type": "object"}, "disk_free_mb": {"type": "integer"}, "trust_list": {"type": "string"},
                 "door": {"type": "string"}, "scans": {"type": "integer"}, "ble_heard": {"type": "integer"}}},
         },
