@@ -88,6 +88,7 @@ def day_journal(tmp_path_factory):
     return folder, data, starts, records
 
 
+@pytest.mark.slow
 def test_a_byte_flipped_anywhere_in_a_10k_entry_journal_loses_at_most_its_own_record(day_journal, tmp_path):
     folder, data, starts, records = day_journal
     full = replay(records)["entries"]
