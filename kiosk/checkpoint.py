@@ -68,7 +68,8 @@ class Kiosk:
         self.rules = Rules.from_settings(settings)
         self.signals = DoorSignals.from_settings(settings)
         self.log = EntryLog(self.data_dir / "log", settings["store.retention_days"],
-                            unsynced_max_days=settings["store.unsynced_max_days"])
+                            unsynced_max_days=settings["store.unsynced_max_days"],
+                            reuse_window=settings["policy.reuse_window"])
         self.sync = SyncWorker.from_settings(settings, self.log, self.clock)
         self.bus = EventBus()
         self._fingerprint_key = load_secret(self.data_dir / "fingerprint.key")
