@@ -112,6 +112,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync.ca_bundle", "", "CA certificates (PEM) to verify the central's TLS certificate; empty = the system's."),
 
     Setting("store.retention_days", 28, "Days an entry is kept on the kiosk."),
+    Setting("store.hold_mb", 16.0, "MB of entries held in memory while the disk takes no write (about 2,000 "
+            "entries a MB); past it a scan is not logged and the door stays shut.", bounds=(0, 1024)),
     Setting("store.unsynced_max_days", 90, "Days after which even an entry that never reached the central is purged (logged)."),
 )
 

@@ -38,6 +38,13 @@ def test_store_benchmark_runs():
     assert "open (recover)" in result.stdout and "target at 5000" in result.stdout
 
 
+def test_export_latency_benchmark_runs():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "export_latency.py"), "--quick"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "while a full export streams" in result.stdout and "p99 with the export / without" in result.stdout
+
+
 def test_sync_benchmark_runs():
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "sync.py"), "--quick"],
                             capture_output=True, text=True, timeout=300)

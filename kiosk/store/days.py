@@ -98,7 +98,12 @@ class DayShards:
         """The database of `day`, opened (or created) if need be."""
         db = self.open.pop(day, None)
         if db is None:
-            db = self._opener(self.path / day)
+            try:
+                db = self._opener(self.path / day)
+            except StoreUnavailable:
+                raise
+            except OSError as e:               # a new day's folder on a full or read-only disk
+                raise StoreUnavailable(f"cannot write the entry log: {e.strerror or e}") from e
             self._known.add(day)
         self.open[day] = db                      # most recently used last
         return db
@@ -109,7 +114,7 @@ class DayShards:
 
     def docs(self, day: str) -> list[dict]:
         """The stored documents of `day` themselves: copy them before they leave the thread."""
-        return [d for _, d in self.entries(day).live_items()]
+        return list(self.shard(day).storage.live("entries").values())
 
     def close_idle(self) -> None:
         """Close the least recently used days beyond OPEN_DAYS, never the newest."""

@@ -5,40 +5,45 @@ On open every day is read for the outbox (entries not yet at the central), excep
 day whose folder holds the ALL_SYNCED mark; the fingerprints for the reuse check are taken
 from the days the reuse window can reach.
 
-Camera, web and sync threads never touch tinydb: each public method runs on the writer
-(`on_writer`), and an append returns only after the journal record is on disk. When the
-disk cannot be written the entry stays in memory (bounded) and is written once it can be.
+Camera, web and sync threads never touch tinydb: a change runs on the writer (`on_writer`),
+and an append returns only after the journal record is on disk. Reads of many entries
+(an export, a page, a report) run on the caller's thread (reader.py), so they never hold
+up an append at the door. When the disk cannot be written an entry is held in memory in a
+compact form (hold.py, bounded), is sent to the central from there, and is written once
+the disk takes it; one the hold cannot take is refused loudly (`HoldFull`, `lost`).
 
 Over 300 lines because every public method carries its parameters' documentation; the
-work itself is in days.py, declarations.py, writer.py and storage.py.
+work itself is in days.py, reader.py, hold.py, declarations.py, writer.py and storage.py.
 """
 from __future__ import annotations
 
 import gc
 import logging
 import math
-from collections import deque
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
 from tinydb import where
 
 from ..exc import StoreUnavailable
-from ..export import totals
 from ..model import Entry, iso, parse_iso
 from .days import ALL_SYNCED, OPEN_DAYS, DayShards, Outbox, by_day, copies, day_of, day_of_id, read_entries
 from .declarations import FOLDER as DECLARATIONS
 from .declarations import Declarations
+from .hold import HOLD_BYTES, Hold
+from .reader import ReadPath
 from .storage import DurableDB, gc_paused
 from .writer import Writer, on_writer
 
-__all__ = ["EntryLog", "read_entries", "reuse_days", "ALL_SYNCED", "OPEN_DAYS", "MAX_UNWRITTEN"]
+__all__ = ["EntryLog", "HoldFull", "read_entries", "reuse_days", "ALL_SYNCED", "OPEN_DAYS", "HOLD_BYTES"]
 
 log = logging.getLogger(__name__)
 
-MAX_UNWRITTEN = 10_000
 DAY_SECONDS = 86400
+
+
+class HoldFull(StoreUnavailable):
+    """The disk takes no entry and the memory hold is full: this entry is not logged."""
 
 
 def reuse_days(reuse_window: float) -> int:
@@ -49,7 +54,7 @@ def reuse_days(reuse_window: float) -> int:
     return 1 + math.ceil(reuse_window / DAY_SECONDS)
 
 
-class EntryLog:
+class EntryLog(ReadPath):
     """The kiosk's entries, its outbox for the central and the form's declarations.
 
     :param path: the log folder (a sub-folder per UTC day, and `declarations`).
@@ -59,10 +64,12 @@ class EntryLog:
         least `retention_days`).
     :param float reuse_window: seconds back the reuse check looks (policy.reuse_window):
         the days whose fingerprints are indexed follow from it.
+    :param int hold_bytes: the most entry JSON held in memory while the disk refuses writes.
     """
 
     def __init__(self, path, retention_days: int = 28, compact_every: int = 2000,
-                 unsynced_max_days: int = 90, reuse_window: float = DAY_SECONDS):
+                 unsynced_max_days: int = 90, reuse_window: float = DAY_SECONDS,
+                 hold_bytes: int = HOLD_BYTES):
         self.path = Path(path)
         self.retention_days = retention_days
         self.unsynced_max_days = max(unsynced_max_days, retention_days)
@@ -72,9 +79,10 @@ class EntryLog:
         self.outbox = Outbox()
         self._declarations: Declarations | None = None
         self._writer = Writer("entry-log", after_each=self.days.close_idle, when_idle=self._compact_due)
-        self._unwritten: deque[dict] = deque(maxlen=MAX_UNWRITTEN)
+        self.hold = Hold(hold_bytes)
         self._last_shown: dict[str, float] = {}   # fingerprint -> time, for the reuse check
         self.error: str | None = None
+        self.lost = 0                             # entries refused: disk and hold both full
 
     # -- the writer thread ---------------------------------------------------------------
     def start(self) -> None:
@@ -142,50 +150,109 @@ class EntryLog:
             self.days.close_idle()
 
     def _index(self, doc: dict, doc_id: int | None = None) -> None:
-        t = parse_iso(doc["time"])
-        if t > self._last_shown.get(doc["fingerprint"], 0.0):
-            self._last_shown[doc["fingerprint"]] = t
+        self._remember(doc)
         if doc.get("synced_at") is None:
             self.outbox.add(doc["id"], getattr(doc, "doc_id", doc_id))
 
-    def _flush_unwritten(self) -> None:
-        while self._unwritten:
-            doc = self._unwritten[0]
-            self.days.unsyncing(day_of(doc["time"]))
-            doc_id = self.days.entries(day_of(doc["time"])).insert(doc)
-            if doc["id"] in self.outbox:
-                self.outbox.add(doc["id"], doc_id)
-            self._unwritten.popleft()
+    def _remember(self, doc: dict) -> None:
+        """Note the code's fingerprint and time, for the reuse check."""
+        t = parse_iso(doc["time"])
+        if t > self._last_shown.get(doc["fingerprint"], 0.0):
+            self._last_shown[doc["fingerprint"]] = t
+
+    def _write(self, docs: list[dict]) -> None:
+        """Write entries, one journal record per day; raise StoreUnavailable if the disk
+        refuses (a day's record is then not written at all)."""
+        groups: dict[str, list[dict]] = {}
+        for doc in docs:
+            groups.setdefault(day_of(doc["time"]), []).append(doc)
+        for day, group in groups.items():
+            self.days.unsyncing(day)
+            for doc, doc_id in zip(group, self.days.entries(day).insert_multiple(group)):
+                if doc.get("synced_at") is None:
+                    self.outbox.add(doc["id"], doc_id)
+            self.hold.remove(d["id"] for d in group if d["id"] in self.hold)
+
+    def _flush_held(self) -> None:
+        if len(self.hold):
+            self._write(self.hold.docs())
+            log.warning("entry log writable again: the entries held in memory are written")
         self.error = None
 
     def _append(self, doc: dict) -> bool:
-        self._index(doc)
-        self._unwritten.append(doc)
+        # The new entry is tried first, alone: on a disk that stays full, each append then
+        # costs one failed record, not an attempt at everything held. (Order on disk does
+        # not matter: ids sort by time.)
         try:
-            self._flush_unwritten()
+            self._write([doc])
         except StoreUnavailable as e:
             self.error = str(e)
-            log.error("%s; %d entries held in memory", e, len(self._unwritten))
+            if not self.hold.add(doc):
+                self.lost += 1
+                log.error("%s, and the memory hold is full (%d entries, %d bytes): entry %s NOT "
+                          "LOGGED (%d so far)", e, len(self.hold), self.hold.size, doc["id"], self.lost)
+                raise HoldFull(f"{e}; memory hold full: entry not logged") from e
+            self._remember(doc)
+            self.outbox.add(doc["id"], None)     # sent from the hold; its document id once written
+            log.error("%s; %d entries held in memory", e, len(self.hold))
             return False
+        self._remember(doc)
+        try:
+            self._flush_held()
+        except StoreUnavailable as e:
+            self.error = str(e)
         return True
 
     def _lookup(self, day: str, ids: list[str]) -> list[dict]:
-        """Entries of one day by id: by their document ids where the outbox knows them."""
-        doc_ids, rest = self.outbox.split_known(ids)
+        """Entries of one day by id: by their document ids where the outbox knows them,
+        from the memory hold for those not yet written."""
+        held = [self.hold.get(i) for i in ids if i in self.hold]
+        doc_ids, rest = self.outbox.split_known([i for i in ids if i not in self.hold])
         table = self.days.entries(day)
         found = table.get(doc_ids=doc_ids)
         if rest:
             found += table.search(where("id").one_of(rest))
-        return found
+        return copies(found) + held
+
+    # -- for the read path (reader.ReadPath): documents to read, never to change ---------
+    @on_writer
+    def _plan(self, since: str | None, until: str | None, after_id: str | None) -> list:
+        """(day, the stored documents if the day is open, else None) for the days asked."""
+        days = self.days.between(since, until)
+        if after_id is not None:
+            days = [d for d in days if d >= day_of_id(after_id)]
+        return [(day, list(self.days.open[day].storage.live("entries").values())
+                 if day in self.days.open else None) for day in days]
+
+    @on_writer
+    def _day_docs(self, day: str) -> list[dict]:
+        return self.days.docs(day)
+
+    @on_writer
+    def _newest(self, n: int) -> list[dict]:
+        docs = self.hold.docs()
+        for day in reversed(self.days.days()):
+            if len(docs) >= n:
+                break
+            docs += self.days.docs(day)
+        return docs
+
+    @on_writer
+    def _views(self, since: str, until: str) -> list[dict]:
+        """The stored documents of the days between: read them, change nothing."""
+        return [d for day in self.days.between(since, until) for d in self.days.docs(day)]
 
     # -- the interface for other threads ------------------------------------------------
-    @on_writer
-    def append(self, entry: Entry) -> bool:
+    def append(self, entry: Entry, timeout: float = 30.0) -> bool:
         """Log `entry`.
 
-        :returns: True once it is on disk, False when it is only held in memory.
+        :param float timeout: seconds to wait for the writer; past them the append is
+            called off if it has not begun (StoreUnavailable), else awaited as long again.
+        :returns: True once it is on disk, False when it is held in memory.
+        :raises HoldFull: the disk and the memory hold are both full: not logged.
+        :raises StoreUnavailable: the writer did not answer in time: not logged.
         """
-        return self._append(entry.to_json())
+        return self._writer.call(lambda: self._append(entry.to_json()), timeout)
 
     @on_writer(timeout=600)
     def import_entries(self, docs: list[dict]) -> None:
@@ -209,7 +276,7 @@ class EntryLog:
         :returns: True if none is left in memory.
         """
         try:
-            self._flush_unwritten()
+            self._flush_held()
             return True
         except StoreUnavailable as e:
             self.error = str(e)
@@ -221,57 +288,11 @@ class EntryLog:
         :param str fingerprint: the payload's keyed hash.
         :param float at: the scan's time (UNIX seconds).
         """
-        last = self._last_time(fingerprint)
+        # Read here, not on the writer: the door asks this before every append, and a
+        # writer held up (a slow card) must not hold up the decision. One dict lookup is
+        # atomic in CPython, and the writer only ever sets this dict's values.
+        last = self._last_shown.get(fingerprint)
         return None if last is None else at - last
-
-    @on_writer
-    def _last_time(self, fingerprint: str) -> float | None:
-        return self._last_shown.get(fingerprint)
-
-    @on_writer
-    def recent(self, n: int = 20) -> list[dict]:
-        """The `n` latest entries, newest first (those held in memory included)."""
-        docs = list(self._unwritten)
-        for day in reversed(self.days.days()):
-            if len(docs) >= n:
-                break
-            docs += self.days.docs(day)
-        docs.sort(key=lambda d: d["id"], reverse=True)
-        return copies(docs[:n])
-
-    def query(self, since: str | None = None, until: str | None = None, limit: int = 1000) -> list[dict]:
-        """Entries with since <= time < until, oldest first.
-
-        :param since: ISO UTC time, or None for no lower bound.
-        :param until: ISO UTC time, or None for no upper bound.
-        :param int limit: at most this many.
-        """
-        return self.search(since=since, until=until, limit=limit)
-
-    @on_writer
-    def search(self, *, match: Callable[[dict], bool] | None = None, since: str | None = None,
-               until: str | None = None, after_id: str | None = None, limit: int = 1000) -> list[dict]:
-        """Entries with since <= time < until, id > after_id and `match(entry)`, oldest first.
-
-        :param match: a pure, quick predicate on an entry (it runs on the writer thread).
-        :param since: ISO UTC time, or None for no lower bound.
-        :param until: ISO UTC time, or None for no upper bound.
-        :param after_id: an entry id (a page's cursor), or None.
-        :param int limit: at most this many.
-        """
-        days = self.days.between(since, until)
-        if after_id is not None:
-            days = [d for d in days if d >= day_of_id(after_id)]
-        found: list[dict] = []
-        for day in days:                       # days in order: stop once the page is full
-            docs = [d for d in self.days.docs(day)
-                    if (since is None or d["time"] >= since) and (until is None or d["time"] < until)
-                    and (after_id is None or d["id"] > after_id) and (match is None or match(d))]
-            found += sorted(docs, key=lambda d: d["id"])
-            self.days.close_idle()             # a month's export holds one day at a time
-            if len(found) >= limit:
-                break
-        return copies(found[:limit])
 
     @on_writer
     def get(self, entry_id: str) -> dict | None:
@@ -309,11 +330,12 @@ class EntryLog:
         docs = []
         for day, ids in by_day(self.outbox.head(limit)).items():
             docs += self._lookup(day, ids)
-        return sorted(copies(docs), key=lambda d: d["id"])
+        return sorted(docs, key=lambda d: d["id"])
 
-    @on_writer
     def backlog(self) -> int:
         """How many entries are not yet at the central."""
+        # Read here, not on the writer, so that health answers while the writer is stuck;
+        # a dict's length is one atomic read in CPython.
         return len(self.outbox)
 
     @on_writer
@@ -323,7 +345,9 @@ class EntryLog:
         :param ids: entry ids the central stored or already had.
         :param float at: when (UNIX seconds).
         """
-        for day, group in by_day(ids).items():
+        for entry_id in [i for i in ids if i in self.hold]:
+            self.hold.update(entry_id, {"synced_at": iso(at)})
+        for day, group in by_day([i for i in ids if i not in self.hold]).items():
             doc_ids, rest = self.outbox.split_known(group)
             if doc_ids:
                 self.days.entries(day).update({"synced_at": iso(at)}, doc_ids=doc_ids)
@@ -357,22 +381,3 @@ class EntryLog:
     def find_declaration(self, id_hash: str, since: str) -> dict | None:
         """The latest declaration for this keyed ID hash made at or after `since` (ISO UTC)."""
         return self._declarations.find(id_hash, since)
-
-    def today_counts(self, now: float, tz) -> dict:
-        """Entries and decisions since local midnight (export.totals, as the daily report).
-
-        :param float now: UNIX seconds.
-        :param tz: the site's time zone (a tzinfo).
-        :returns: {"entries", "allow", "deny", "review"}: counts.
-        """
-        local = datetime.fromtimestamp(now, tz)
-        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        since = iso(midnight.astimezone(timezone.utc).timestamp())
-        until = iso((midnight + timedelta(days=1)).astimezone(timezone.utc).timestamp())
-        return self._counts(since, until)
-
-    @on_writer
-    def _counts(self, since: str, until: str) -> dict:
-        counts = totals([d for day in self.days.between(since, until) for d in self.days.docs(day)
-                         if since <= d["time"] < until])
-        return {k: counts[k] for k in ("entries", "allow", "deny", "review")}

@@ -5,6 +5,7 @@ import functools
 import queue
 import threading
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable
 
 from ..exc import StoreUnavailable
@@ -73,10 +74,21 @@ class Writer:
     def call(self, fn: Callable, timeout: float = 30.0):
         """Run `fn` on the thread and return its result.
 
-        :param float timeout: seconds to wait for the result (concurrent.futures'
-            TimeoutError after that; the request may still run).
+        :param float timeout: seconds to wait for the result; past them the request is
+            called off if it has not begun, else awaited as long again.
+        :raises StoreUnavailable: no result in time (the thread is stuck: a card that
+            stops answering); the request did not run, or may still end.
         """
-        return self.submit(fn).result(timeout)
+        future = self.submit(fn)
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            if not future.cancel():
+                try:
+                    return future.result(timeout)
+                except FutureTimeout:
+                    pass
+        raise StoreUnavailable(f"{self.name} did not answer within {timeout:g} s")
 
     def _run(self, ready: Future, setup, teardown) -> None:
         try:
@@ -106,11 +118,12 @@ class Writer:
 
 def on_writer(method=None, *, timeout: float = 30.0):
     """Make a method of an object with a `_writer` (a Writer) run on that writer's thread:
-    the caller waits for the result. `@on_writer` or `@on_writer(timeout=600)`."""
+    the caller waits for the result (Writer.call). `@on_writer` or `@on_writer(timeout=600)`;
+    a caller may pass `writer_timeout=` (seconds) to wait less."""
     def decorate(fn):
         @functools.wraps(fn)
-        def call(self, *args, **kwargs):
-            return self._writer.call(lambda: fn(self, *args, **kwargs), timeout)
+        def call(self, *args, writer_timeout: float = timeout, **kwargs):
+            return self._writer.call(lambda: fn(self, *args, **kwargs), writer_timeout)
         call.runs_on_writer = True
         return call
     return decorate(method) if method is not None else decorate
