@@ -4,13 +4,14 @@ A day the writer has open is read from the writer's own documents: it hands out 
 references (a millisecond for a day of 36,000 entries), and the filtering, sorting and
 copying happen on the reader's thread. This relies on DurableStorage never changing a
 stored document in place: a write replaces the document, so a reference handed out stays
-as it was (tests/test_store.py checks it).
+as it was (tests/test_store_hardening.py checks it).
 
 A day the writer has closed is read from its files (snapshot + journals, read-only, as
-`kiosk export` does) by a child process (`python -m kiosk.store.reader`) that writes the
-day's entries, sorted, one JSON line each. Parsing a day's snapshot in this process would
-hold the interpreter lock for the whole parse (a 17 MB snapshot: 0.3 s, docs/storage.md)
-and the door's appends would wait for it; line by line, the reader lets go between lines.
+`kiosk export` does) by a child process (`main` below, one per read for all its closed
+days) that writes each day's entries, sorted, one JSON line each. Parsing a day's snapshot
+in this process would hold the interpreter lock for the whole parse (a 17 MB snapshot:
+0.3 s, docs/storage.md) and the door's appends would wait for it; line by line, the
+reader lets go between lines.
 If the child cannot read a day (the writer compacted it meanwhile), the writer reads it.
 """
 from __future__ import annotations
