@@ -14,6 +14,7 @@ import secrets
 import shutil
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,7 +25,7 @@ from .clock import SystemClock
 from .declarations import Verifier, sitepass
 from .events import EventBus
 from .exc import BackendUnavailable, CameraFault, StoreUnavailable
-from .model import DENY, Decision, Entry, Scan, iso, new_id
+from .model import DENY, REVIEW, Decision, Entry, Scan, iso, new_id
 from .signals import DoorSignals
 from .store import EntryLog
 from .sync import SyncWorker
@@ -32,6 +33,8 @@ from .sync import SyncWorker
 logger = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 5.0
+APPEND_TIMEOUT = 2.0             # seconds the door waits for the entry log before failing safe
+NOT_LOGGED = "not_logged"        # the reason shown when an entry could not be logged
 HOUSEKEEPING_INTERVAL = 60.0     # seconds
 
 
@@ -66,7 +69,9 @@ class Kiosk:
         self.rules = policy.Rules.from_settings(settings)
         self.signals = DoorSignals.from_settings(settings)
         self.log = EntryLog(self.data_dir / "log", settings["store.retention_days"],
-                            unsynced_max_days=settings["store.unsynced_max_days"])
+                            unsynced_max_days=settings["store.unsynced_max_days"],
+                            reuse_window=settings["policy.reuse_window"],
+                            hold_bytes=int(settings["store.hold_mb"] * 2**20))
         self.sync = SyncWorker.from_settings(settings, self.log, self.clock)
         self.bus = EventBus()
         self._fingerprint_key = load_secret(self.data_dir / "fingerprint.key")
@@ -77,6 +82,7 @@ class Kiosk:
         self.camera_status = "starting"
         self.camera_fps = 0.0
         self.scans = 0
+        self.not_logged = 0       # scans whose entry could not be logged (the door stayed shut)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -221,7 +227,12 @@ class Kiosk:
         midnight before `at` (UNIX seconds), or None."""
         tz = ZoneInfo(self.settings["timezone"])
         midnight = datetime.fromtimestamp(at, tz).replace(hour=0, minute=0, second=0, microsecond=0)
-        return self.log.find_declaration(self.id_hash(id_number), iso(midnight.timestamp()))
+        try:
+            return self.log.find_declaration(self.id_hash(id_number), iso(midnight.timestamp()),
+                                             writer_timeout=APPEND_TIMEOUT)
+        except StoreUnavailable as e:
+            logger.warning("today's declarations not read: %s", e)
+            return None
 
     def fingerprint(self, payload: bytes) -> str:
         """A keyed hash of the payload: lets the kiosk see reuse without keeping the code."""
@@ -241,17 +252,24 @@ class Kiosk:
         direction = self.rules.direction
         shown_ago = self.log.shown_ago(fingerprint, scan.t) if self.rules.watches_reuse else None
         decision = policy.decide(declaration, presence, shown_ago, self.rules)
-        self.signals.show(decision)
         entry = Entry(id=new_id(scan.t), site=self.settings["site.id"], kiosk=self.settings["kiosk.id"],
                       t=scan.t, direction=direction, declaration=declaration.summary(),
                       fingerprint=fingerprint, ble=presence.summary(), decision=decision.outcome,
                       reasons=decision.reasons)
         logger.info("%s: %s %s, app %s, reasons: %s", decision.outcome.upper(), declaration.format,
                  declaration.status, presence.outcome, ", ".join(decision.reasons) or "none")
+        # Logged (on disk, or held in memory) before the door moves: a door that opened for
+        # an entry nobody can find afterwards is what a checkpoint must not do.
         try:
-            self.log.append(entry)
+            self.log.append(entry, timeout=APPEND_TIMEOUT)
         except StoreUnavailable as e:
-            logger.error("entry %s not logged: %s", entry.id, e)
+            self.not_logged += 1
+            logger.error("entry %s NOT LOGGED (%d so far): %s; the door stays shut, the guard decides",
+                         entry.id, self.not_logged, e)
+            decision = Decision(REVIEW, (*decision.reasons, NOT_LOGGED))
+            entry = replace(entry, decision=decision.outcome, reasons=decision.reasons)
+            self.bus.publish("health", self.health())
+        self.signals.show(decision)
         self.bus.publish("entry", entry.to_json())
         if self.sync is not None:
             self.sync.nudge()
@@ -308,6 +326,8 @@ class Kiosk:
             "ble_heard": self.presence.heard,
             "log": log_state,
             "log_damage": damage,
+            "log_held": len(self.log.hold),
+            "not_logged": self.not_logged,
             "sync": {"enabled": self.sync is not None, "backlog": backlog,
                      "last_success": self.sync.last_success if self.sync else None,
                      "error": self.sync.last_error if self.sync else None},

@@ -67,8 +67,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ble.required_families", ["bluezone", "gaen"], "App families that count as the required app."),
 
     Setting("policy.no_app", "review", "Outcome when no required app is heard.", ("review", "warn", "deny")),
-    Setting("policy.reuse_window", 600.0, "Seconds within which the same code shown again is flagged (at most a day: "
-            "the entry log indexes the last two UTC days).", bounds=(0, 86400)),
+    Setting("policy.reuse_window", 600.0, "Seconds within which the same code shown again is flagged (at most a day; "
+            "the entry log indexes the UTC days this reaches).", bounds=(0, 86400)),
     Setting("policy.on_reuse", "review", "Outcome for a code shown again within the window.", ("review", "deny", "warn")),
     Setting("policy.identity_with_declaration", "allow", "Outcome for a PC-Covid QR whose holder declared today with no risk answer.", ("allow", "review")),
 
@@ -113,6 +113,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync.ca_bundle", "", "CA certificates (PEM) to verify the central's TLS certificate; empty = the system's."),
 
     Setting("store.retention_days", 28, "Days an entry is kept on the kiosk."),
+    Setting("store.hold_mb", 16.0, "MB of entries held in memory while the disk takes no write (about 2,000 "
+            "entries a MB); past it a scan is not logged and the door stays shut.", bounds=(0, 1024)),
     Setting("store.unsynced_max_days", 90, "Days after which even an entry that never reached the central is purged (logged)."),
 )
 

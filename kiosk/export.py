@@ -27,20 +27,22 @@ def bound(value: str | None, tz, end: bool = False) -> str | None:
 DECISIONS = ("allow", "deny", "review")
 
 
+def totals(items: list[dict]) -> dict:
+    """Entries, decisions, share with the app confirmed and with a valid declaration."""
+    n = len(items)
+    return {"entries": n, **{k: sum(d["decision"] == k for d in items) for k in DECISIONS},
+            "app_confirmed_share": round(sum((d.get("ble") or {}).get("outcome") == "confirmed"
+                                             for d in items) / n, 4) if n else 0.0,
+            "valid_declaration_share": round(sum((d.get("declaration") or {}).get("status") == "valid"
+                                                 for d in items) / n, 4) if n else 0.0}
+
+
 def daily_summary(docs: list[dict], tz) -> dict:
-    """The daily report's numbers: entries, decisions, share with the app confirmed and with
-    a valid declaration, overall and by local hour."""
-    def summary(items):
-        n = len(items)
-        return {"entries": n, **{k: sum(d["decision"] == k for d in items) for k in DECISIONS},
-                "app_confirmed_share": round(sum((d.get("ble") or {}).get("outcome") == "confirmed"
-                                                 for d in items) / n, 4) if n else 0.0,
-                "valid_declaration_share": round(sum((d.get("declaration") or {}).get("status") == "valid"
-                                                     for d in items) / n, 4) if n else 0.0}
+    """The daily report's numbers: `totals`, overall and by local hour."""
     by_hour: dict[int, list] = {}
     for d in docs:
         by_hour.setdefault(datetime.fromtimestamp(parse_iso(d["time"]), tz).hour, []).append(d)
-    return {**summary(docs), "by_hour": [{"hour": h, **summary(by_hour[h])} for h in sorted(by_hour)]}
+    return {**totals(docs), "by_hour": [{"hour": h, **totals(by_hour[h])} for h in sorted(by_hour)]}
 
 
 def public(entry: dict) -> dict:

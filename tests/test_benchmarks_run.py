@@ -16,6 +16,8 @@ BENCHMARKS = [
     pytest.param("qr_decode.py", 600, ["kiosk decoder", "which step of the kiosk's ladder"], id="qr"),
     pytest.param("store.py", 300, ["SQLite WAL, FULL", "ours (EntryLog)", "tinydb JSONStorage", "open (recover)",
                                    "target at 5000"], id="store"),
+    pytest.param("export_latency.py", 300, ["while a full export streams", "p99 with the export / without"],
+                 id="export_latency"),
     # A row per database and batch size; every entry reached the central (the bench asserts it).
     pytest.param("sync.py", 300, ["target at the default batch size", re.compile(r"^SQLite +100 ", re.M),
                                   re.compile(r"^PostgreSQL +100 ", re.M)], id="sync"),

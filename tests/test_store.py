@@ -174,7 +174,7 @@ def test_an_unwritable_disk_holds_entries_in_memory_until_it_can_write(log, tmp_
     journal = journal_path(tmp_path / "log" / day, 0)
     log.append(entry(1))
     # Make the journal unwritable the way a full or read-only disk does: writes raise OSError.
-    storage = log._call(lambda: log._shard(day).storage)
+    storage = log._call(lambda: log.days.shard(day).storage)
     good = storage._journal
     storage._journal = open(os.devnull, "rb")        # write() raises io.UnsupportedOperation (an OSError)
     try:
@@ -250,10 +250,10 @@ def test_reading_a_month_keeps_few_days_in_memory_and_reopens_them_as_needed(tmp
     log = EntryLog(tmp_path / "log")
     log.start()
     log.import_entries([entry(i, T0 - day * 86400).to_json() for day in range(10) for i in range(5)])
-    assert log._call(lambda: len(log._shards)) <= OPEN_DAYS
+    assert log._call(lambda: len(log.days.open)) <= OPEN_DAYS
     everything = log.search(limit=10_000)
     assert len(everything) == 50 and [d["id"] for d in everything] == sorted(d["id"] for d in everything)
-    assert log._call(lambda: len(log._shards)) <= OPEN_DAYS
+    assert log._call(lambda: len(log.days.open)) <= OPEN_DAYS
     oldest = everything[0]["id"]
     log.mark_synced([oldest], T0)                        # a closed day, opened again to write
     assert log.get(oldest)["synced_at"] == iso(T0)
@@ -275,7 +275,7 @@ def test_the_writer_compacts_when_idle_not_in_the_middle_of_an_append(tmp_path):
     def burst():                                   # eight appends in one writer task
         for e in entries:
             log._append(e.to_json())
-        return log._entries(entries[0].to_json()["time"][:10]).storage.gen
+        return log.days.shard(entries[0].to_json()["time"][:10]).storage.gen
     assert log._call(burst) == 0                   # due after five, but not written meanwhile
     day = tmp_path / "log" / entries[0].to_json()["time"][:10]
     wait_for(lambda: snapshot_path(day, 1).exists(), timeout=5)    # done once the queue was empty
@@ -321,3 +321,51 @@ def test_older_days_with_nothing_to_send_are_not_read_again_at_open(tmp_path, mo
     log = reopen()
     assert log.backlog() == len(docs) - len(old) + 1 and old[0] in [d["id"] for d in log.unsynced(100)]
     log.stop()
+
+
+def test_the_reuse_index_reaches_as_many_days_back_as_the_reuse_window(tmp_path):
+    from kiosk.config import SETTINGS
+    from kiosk.store.log import reuse_days
+
+    bound = next(s for s in SETTINGS if s.name == "policy.reuse_window").bounds[1]
+    assert reuse_days(bound) == 2 and reuse_days(600) == 2 and reuse_days(0) == 1
+    noon = T0 - T0 % 86400 + 43200
+    seed = EntryLog(tmp_path / "log")
+    seed.start()
+    docs = [entry(0, noon - d * 86400, fingerprint=f"day-{d}").to_json() for d in range(3)]
+    seed.import_entries(docs)
+    seed.mark_synced([d["id"] for d in docs], noon)     # else every day is read for the outbox
+    seed.stop()
+    for window, seen in ((600, {"day-0", "day-1"}), (2 * 86400, {"day-0", "day-1", "day-2"})):
+        log = EntryLog(tmp_path / "log", reuse_window=window)
+        log.start()
+        try:
+            assert {f for f in ("day-0", "day-1", "day-2") if log.shown_ago(f, noon) is not None} == seen
+        finally:
+            log.stop()
+
+
+def test_search_takes_its_filters_by_name(log):
+    first = entry(1)
+    log.append(first)
+    with pytest.raises(TypeError):
+        log.search(None, None, None, None, 10)
+    assert [d["id"] for d in log.search(since=iso(T0), limit=10)] == [first.id]
+
+
+def test_today_counts_are_the_daily_reports_totals_since_local_midnight(log):
+    from dataclasses import replace
+    from zoneinfo import ZoneInfo
+
+    from kiosk.export import daily_summary
+
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")                 # UTC+7: local midnight is 17:00 UTC
+    midnight = T0 - (T0 + 7 * 3600) % 86400
+    times = [midnight - 60, midnight + 60, midnight + 3600, midnight + 7200]
+    docs = [replace(entry(0, t), id=new_id(t), decision=d).to_json()
+            for t, d in zip(times, ("allow", "deny", "review", "allow"))]
+    log.import_entries(docs)
+    counts = log.today_counts(midnight + 8000, tz)
+    assert counts == {"entries": 3, "allow": 1, "deny": 1, "review": 1}
+    report = daily_summary(docs[1:], tz)
+    assert counts == {k: report[k] for k in counts}

@@ -86,9 +86,11 @@ def health_view(kiosk, words: dict) -> list[dict]:
           + (f" · {datetime.fromtimestamp(sync['last_success'], tz).strftime('%H:%M')}" if sync["last_success"] else "")
           + (f" · {sync['error'][:60]}" if sync["error"] else ""))
          if sync["enabled"] else words["sync_off"]),
-        ("log", h["log"] == "ok",
-         words["log_damaged"].replace("{n}", str(sum(d["records_lost"] for d in h["log_damage"])))
-         if h["log_damage"] and kiosk.log.error is None else h["log"]),
+        ("log", h["log"] == "ok" and not h["not_logged"],
+         (words["log_damaged"].replace("{n}", str(sum(d["records_lost"] for d in h["log_damage"])))
+          if h["log_damage"] and kiosk.log.error is None else h["log"])
+         + (f" · {h['log_held']} {words['backlog']}" if h["log_held"] else "")
+         + (f" · {h['not_logged']} {words['not_logged']}" if h["not_logged"] else "")),
         ("trust_list", h["trust_list"].startswith("ok"), trust_text),
         ("disk", h["disk_free_mb"] >= MIN_FREE_MB, f"{h['disk_free_mb']} MB"),
     ]

@@ -1,0 +1,33 @@
+"""Health declarations filled in on the kiosk's form, kept durably beside the entries."""
+from __future__ import annotations
+
+from tinydb import where
+
+from .days import copies
+from .storage import DurableDB
+
+FOLDER = "declarations"
+
+
+class Declarations:
+    """The form's declarations in their own database; only the writer thread may use it.
+
+    :param DurableDB db: the database (the log folder's `declarations` sub-folder).
+    """
+
+    def __init__(self, db: DurableDB):
+        self.db = db
+        self.table = db.table("declarations")
+
+    def add(self, record: dict) -> None:
+        """Keep a declaration (id, time, name, id_hash, flags, contact details)."""
+        self.table.insert(record)
+
+    def find(self, id_hash: str, since: str) -> dict | None:
+        """The latest declaration for this keyed ID hash made at or after `since` (ISO UTC)."""
+        found = self.table.search((where("id_hash") == id_hash) & (where("time") >= since))
+        return copies([max(found, key=lambda d: d["time"])])[0] if found else None
+
+    def purge(self, cutoff: str) -> None:
+        """Remove the declarations made before `cutoff` (ISO UTC)."""
+        self.table.remove(where("time") < cutoff)

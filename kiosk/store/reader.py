@@ -1,0 +1,197 @@
+"""Reading the entry log beside its writer, so that an export never holds up the door.
+
+A day the writer has open is read from the writer's own documents: it hands out a list of
+references (a millisecond for a day of 36,000 entries), and the filtering, sorting and
+copying happen on the reader's thread. This relies on DurableStorage never changing a
+stored document in place: a write replaces the document, so a reference handed out stays
+as it was (tests/test_store_hardening.py checks it).
+
+A day the writer has closed is read from its files (snapshot + journals, read-only, as
+`kiosk export` does) by a child process (`main` below, one per read for all its closed
+days) that writes each day's entries, sorted, one JSON line each. Parsing a day's snapshot
+in this process would hold the interpreter lock for the whole parse (a 17 MB snapshot:
+0.3 s, docs/storage.md) and the door's appends would wait for it; line by line, the
+reader lets go between lines.
+If the child cannot read a day (the writer compacted it meanwhile), the writer reads it.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import orjson
+
+from ..export import totals
+from ..model import iso
+
+log = logging.getLogger(__name__)
+
+END_OF_DAY = b"\n"          # an empty line closes each day's entries
+FAILED = b"!"               # a line starting with this: the child could not read the day
+CHUNK = 500                 # documents copied at a time (a few ms with the interpreter lock)
+
+
+def in_range(doc: dict, since: str | None, until: str | None, after_id: str | None) -> bool:
+    """True if since <= time < until and id > after_id (None: no bound)."""
+    return ((since is None or doc["time"] >= since) and (until is None or doc["time"] < until)
+            and (after_id is None or doc["id"] > after_id))
+
+
+def copied(docs: list[dict]) -> Iterator[dict]:
+    """Deep copies of `docs`, CHUNK at a time."""
+    for start in range(0, len(docs), CHUNK):
+        yield from orjson.loads(orjson.dumps(docs[start:start + CHUNK]))
+
+
+def _child(path: Path, days: list[str], bounds: list[str | None]) -> subprocess.Popen:
+    import kiosk
+
+    env = dict(os.environ)
+    root = str(Path(kiosk.__file__).resolve().parents[1])        # the package, installed or not
+    env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    args = [b or "-" for b in bounds]
+    return subprocess.Popen([sys.executable, "-c", "from kiosk.store.reader import main; main()",
+                             str(path), *args, *days],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, bufsize=1 << 16)
+
+
+def stream(path: Path, plan: list[tuple[str, list[dict] | None]], since: str | None, until: str | None,
+           after_id: str | None, match: Callable[[dict], bool] | None,
+           writer_read: Callable[[str], list[dict]]) -> Iterator[dict]:
+    """The entries of the planned days with since <= time < until, id > after_id and
+    `match(entry)`, oldest first, as copies.
+
+    :param Path path: the log folder.
+    :param plan: (day, the writer's documents of that day, or None: read its files).
+    :param match: a predicate on an entry, or None.
+    :param writer_read: reads a day on the writer, when its files could not be read here.
+    """
+    def wanted(d: dict) -> bool:
+        return in_range(d, since, until, after_id) and (match is None or match(d))
+
+    closed = [day for day, docs in plan if docs is None]
+    child = _child(path, closed, [since, until, after_id]) if closed else None
+    try:
+        for day, docs in plan:
+            if docs is not None:
+                yield from copied(sorted(filter(wanted, docs), key=lambda d: d["id"]))
+                continue
+            failed = None
+            for line in child.stdout:
+                if line == END_OF_DAY:
+                    break
+                if line.startswith(FAILED):
+                    failed = line[1:].decode(errors="replace").strip()
+                    continue
+                doc = orjson.loads(line)
+                if match is None or match(doc):
+                    yield doc
+            else:
+                failed = failed or "the reader stopped"
+            if failed:
+                log.warning("%s read by the writer: %s", day, failed)
+                yield from copied(sorted(filter(wanted, writer_read(day)), key=lambda d: d["id"]))
+    finally:
+        if child is not None:
+            child.kill()
+            child.wait()
+            child.stdout.close()
+
+
+class ReadPath:
+    """The reading side of the entry log (log.EntryLog), run on the caller's thread. The
+    writer side provides `path`, `_plan(since, until, after_id)` (days and their documents,
+    see `stream`), `_day_docs(day)`, `_newest(n)` and `_views(since, until)` (documents to
+    read, not change)."""
+
+    def entries(self, *, match: Callable[[dict], bool] | None = None, since: str | None = None,
+                until: str | None = None, after_id: str | None = None) -> Iterator[dict]:
+        """A stream of the entries with since <= time < until, id > after_id and
+        `match(entry)`, oldest first, read on the caller's thread (close it when done).
+
+        :param match: a predicate on an entry (it runs on the caller's thread).
+        :param since: ISO UTC time, or None for no lower bound.
+        :param until: ISO UTC time, or None for no upper bound.
+        :param after_id: an entry id (a page's cursor), or None.
+        """
+        return stream(self.path, self._plan(since, until, after_id), since, until, after_id, match,
+                      self._day_docs)
+
+    def recent(self, n: int = 20) -> list[dict]:
+        """The `n` latest entries, newest first (those held in memory included)."""
+        return list(copied(heapq.nlargest(n, self._newest(n), key=lambda d: d["id"])))
+
+    def query(self, since: str | None = None, until: str | None = None, limit: int = 1000) -> list[dict]:
+        """Entries with since <= time < until, oldest first.
+
+        :param since: ISO UTC time, or None for no lower bound.
+        :param until: ISO UTC time, or None for no upper bound.
+        :param int limit: at most this many.
+        """
+        return self.search(since=since, until=until, limit=limit)
+
+    def search(self, *, match: Callable[[dict], bool] | None = None, since: str | None = None,
+               until: str | None = None, after_id: str | None = None, limit: int = 1000) -> list[dict]:
+        """Entries with since <= time < until, id > after_id and `match(entry)`, oldest first
+        (`entries`, up to a limit).
+
+        :param match: a predicate on an entry (it runs on the caller's thread).
+        :param since: ISO UTC time, or None for no lower bound.
+        :param until: ISO UTC time, or None for no upper bound.
+        :param after_id: an entry id (a page's cursor), or None.
+        :param int limit: at most this many.
+        """
+        docs = self.entries(match=match, since=since, until=until, after_id=after_id)
+        try:
+            return list(itertools.islice(docs, limit))
+        finally:
+            docs.close()
+
+    def today_counts(self, now: float, tz) -> dict:
+        """Entries and decisions since local midnight (export.totals, as the daily report).
+
+        :param float now: UNIX seconds.
+        :param tz: the site's time zone (a tzinfo).
+        :returns: {"entries", "allow", "deny", "review"}: counts.
+        """
+        local = datetime.fromtimestamp(now, tz)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        since = iso(midnight.astimezone(timezone.utc).timestamp())
+        until = iso((midnight + timedelta(days=1)).astimezone(timezone.utc).timestamp())
+        counts = totals([d for d in self._views(since, until) if since <= d["time"] < until])
+        return {k: counts[k] for k in ("entries", "allow", "deny", "review")}
+
+
+
+def _write_days(path: Path, days: Iterable[str], since, until, after_id, out) -> None:
+    from .storage import DurableDB, gc_paused
+
+    for day in days:
+        try:
+            with gc_paused():
+                db = DurableDB(path / day, read_only=True)
+                docs = sorted((d for d in db.storage.live("entries").values() if in_range(d, since, until, after_id)),
+                              key=lambda d: d["id"])
+                db.close()
+            out.write(b"".join(orjson.dumps(d) + b"\n" for d in docs))
+        except Exception as e:                   # the parent reads this day another way
+            out.write(FAILED + f"{type(e).__name__}: {e}".encode().replace(b"\n", b" ") + b"\n")
+        out.write(END_OF_DAY)
+        out.flush()
+
+
+def main() -> None:
+    """The child: `LOG_FOLDER SINCE UNTIL AFTER_ID DAY...` ("-": no bound) -> JSON lines."""
+    folder, *rest = sys.argv[1:]
+    lo, hi, after, *wanted = [None if a == "-" else a for a in rest]
+    try:
+        _write_days(Path(folder), wanted, lo, hi, after, sys.stdout.buffer)
+    except (BrokenPipeError, KeyboardInterrupt):  # the reader stopped early (a full page)
+        os._exit(0)
