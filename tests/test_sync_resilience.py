@@ -142,3 +142,25 @@ def test_sync_verifies_the_centrals_tls_certificate(make_kiosk, tmp_path):
         assert [x["id"] for x in central_db.list_entries(engine)] == [e.id]
     finally:
         server.shutdown()
+
+
+def test_an_entry_the_central_refuses_for_good_does_not_hold_up_the_rest(make_kiosk, tmp_path):
+    """An entry the central refuses by name (its shape: never a passing fault) is set aside
+    with the reason kept on the kiosk; every entry behind it still arrives."""
+    port = free_port()
+    central = central_server(f"sqlite:///{tmp_path / 'central.db'}", port)
+    try:
+        kiosk = make_kiosk(sync__url=f"http://127.0.0.1:{port}", sync__interval=0.05,
+                           sync__max_backoff=0.2, sync__batch_size=10)
+        t0 = kiosk.clock.now()
+        good = [entry(i, t0) for i in range(25)]
+        bad = entry(5, t0).to_json() | {"id": new_id(t0 + 5 * 7.0 + 1), "declaration": "<script>"}
+        kiosk.log.import_entries([e.to_json() for e in good[:5]] + [bad] + [e.to_json() for e in good[5:]])
+        wait_for(lambda: kiosk.log.backlog() == 0, timeout=30, interval=0.05)
+        assert sorted(ids_at(central)) == sorted(e.id for e in good)
+        assert kiosk.sync.refused == 1 and kiosk.health()["sync"]["refused"] == 1
+        kept = kiosk.log.get(bad["id"])
+        assert kept is not None and "declaration" in kept["sync_refused"]
+    finally:
+        central.stop()
+        central.engine.dispose()

@@ -342,20 +342,24 @@ class EntryLog(ReadPath):
         return len(self.outbox)
 
     @on_writer
-    def mark_synced(self, ids: list[str], at: float) -> None:
-        """Record that the central holds these entries.
+    def mark_synced(self, ids: list[str], at: float, refused: str | None = None) -> None:
+        """Record that the central holds these entries, or that it refused them for good.
 
-        :param ids: entry ids the central stored or already had.
+        :param ids: entry ids the central stored or already had (or refused).
         :param float at: when (UNIX seconds).
+        :param refused: the central's reason when it refused the entries: they leave the
+            outbox (so the entries behind them are not held up) and keep the reason as
+            `sync_refused`.
         """
+        fields = {"synced_at": iso(at)} if refused is None else {"synced_at": iso(at), "sync_refused": refused}
         for entry_id in [i for i in ids if i in self.hold]:
-            self.hold.update(entry_id, {"synced_at": iso(at)})
+            self.hold.update(entry_id, fields)
         for day, group in by_day([i for i in ids if i not in self.hold]).items():
             doc_ids, rest = self.outbox.split_known(group)
             if doc_ids:
-                self.days.entries(day).update({"synced_at": iso(at)}, doc_ids=doc_ids)
+                self.days.entries(day).update(fields, doc_ids=doc_ids)
             if rest:
-                self.days.entries(day).update({"synced_at": iso(at)}, where("id").one_of(rest))
+                self.days.entries(day).update(fields, where("id").one_of(rest))
         for entry_id in ids:
             self.outbox.discard(entry_id)
 

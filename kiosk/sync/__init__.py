@@ -16,7 +16,7 @@ import time
 import requests
 
 from .. import syncproto
-from ..exc import SyncRefused
+from ..exc import StoreUnavailable, SyncRefused
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class SyncWorker:
         self.last_success: float | None = None
         self.last_error: str | None = None
         self.delivered = 0
+        self.refused = 0          # entries the central refused for good (set aside, logged)
 
     @classmethod
     def from_settings(cls, settings, entry_log, clock) -> "SyncWorker | None":
@@ -80,14 +81,37 @@ class SyncWorker:
                 if sent == self.batch_size:
                     continue                     # a backlog: drain at full speed
                 wait = self.interval
-            except (requests.RequestException, SyncRefused) as e:
+            except (requests.RequestException, SyncRefused, StoreUnavailable) as e:
                 failures += 1
                 self.last_error = str(e)
                 # Exponential backoff with full jitter, so many kiosks do not return together.
                 wait = random.uniform(0, min(self.max_backoff, self.interval * 2 ** failures))
                 logger.warning("sync failed (%s); next try in %.1f s", e, wait)
+            except Exception as e:               # a bug must not end the thread that empties the outbox
+                failures += 1
+                self.last_error = f"{type(e).__name__}: {e}"
+                wait = min(self.max_backoff, self.interval * 2 ** failures)
+                logger.exception("sync failed unexpectedly; next try in %.1f s", wait)
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _set_aside(self, response, batch: list[dict]) -> bool:
+        """When the central refuses one entry of the batch by name (a 400 naming the entry and
+        the field: its shape, never a transient fault), take that entry out of the outbox with
+        the reason kept on it, so the entries behind it are not held up forever. True when an
+        entry was set aside."""
+        try:
+            answer = response.json()
+        except ValueError:
+            return False
+        entry_id = answer.get("entry") if isinstance(answer, dict) else None
+        if entry_id not in {e["id"] for e in batch}:
+            return False
+        reason = str(answer.get("error", "refused"))[:200]
+        self.log.mark_synced([entry_id], self.clock.now(), refused=reason)
+        self.refused += 1
+        logger.error("the central refused entry %s for good (%s): set aside, kept on the kiosk", entry_id, reason)
+        return True
 
     def push_once(self) -> int:
         """Send one batch; return how many entries the central confirmed."""
@@ -97,6 +121,8 @@ class SyncWorker:
         body, headers = syncproto.signed_request(self._token, {"kiosk": self.kiosk_id, "entries": batch})
         response = self._session.post(self.url, data=body, headers=headers, timeout=self.timeout,
                                       verify=self._verify)
+        if response.status_code == 400 and self._set_aside(response, batch):
+            return self.push_once()          # the rest of the batch, without the refused entry
         if response.status_code != 200:
             raise SyncRefused(f"central answered {response.status_code}: {response.text[:200]}")
         body = response.json()
