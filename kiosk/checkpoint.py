@@ -24,7 +24,7 @@ from .ble.presence import PresenceTracker
 from .clock import SystemClock
 from .declarations import Verifier, pccovid, sitepass
 from .events import EventBus
-from .exc import BackendUnavailable, CameraFault, StoreUnavailable
+from .exc import BackendUnavailable, CameraFault, ConfigError, StoreUnavailable
 from .model import DENY, VALID, Decision, Declaration, Entry, Scan, iso, new_id
 from .policy import Rules, decide
 from .signals import DoorSignals
@@ -93,20 +93,28 @@ class Kiosk:
         self._start_web()
 
     def _start_web(self) -> None:
+        from . import web
         from .serving import BackgroundServer
-        from .web import create_app
 
-        # Each open screen (SSE stream) holds one of the threads.
-        self.web_app = create_app(self)
-        self._server = BackgroundServer(self.web_app, self.settings["web.host"],
-                                        self.settings["web.port"], threads=8).start()
-        if self.settings["sitepass.signing_key"]:
-            from .web.form import create_form_app
+        settings = self.settings
+        # Each open screen (SSE stream) holds one of the threads: fewer streams than threads
+        # keeps threads for the pages and the API.
+        if settings["web.max_streams"] >= settings["web.threads"]:
+            raise ConfigError(f"web.max_streams ({settings['web.max_streams']}) must be below "
+                              f"web.threads ({settings['web.threads']})")
+        self.web_app = web.create_app(self)
+        self._server = BackgroundServer(self.web_app, settings["web.host"], settings["web.port"],
+                                        threads=settings["web.threads"], max_body=web.MAX_BODY,
+                                        channel_timeout=settings["web.idle_timeout"]).start()
+        if settings["sitepass.signing_key"]:
+            from .web import form
 
-            key = sitepass.load_private_key(self.settings["sitepass.signing_key"])
+            key = sitepass.load_private_key(settings["sitepass.signing_key"])
             # Its own listener: phones on the LAN reach the form and nothing else.
-            self._form_server = BackgroundServer(create_form_app(self, key), self.settings["form.host"],
-                                                 self.settings["form.port"], threads=4, name="form").start()
+            self._form_server = BackgroundServer(form.create_form_app(self, key), settings["form.host"],
+                                                 settings["form.port"], threads=4, name="form",
+                                                 max_body=form.MAX_BODY,
+                                                 channel_timeout=settings["form.idle_timeout"]).start()
 
     @property
     def form_url(self) -> str | None:
