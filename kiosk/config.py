@@ -77,7 +77,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sitepass.valid_hours", 24.0, "How long a pass from the declaration form is valid."),
     Setting("form.host", "0.0.0.0", "Address of the visitors' declaration form (on the LAN, for phones)."),
     Setting("form.port", 8081, "Port of the visitors' declaration form."),
-    Setting("form.idle_timeout", 10, "Seconds an idle connection to the form stays open (phones on the LAN).",
+    Setting("form.idle_timeout", 5, "Seconds an idle connection to the form stays open (phones on the LAN).",
             bounds=(1, 3600)),
 
     Setting("dcc.trust_list", "", "EU DCC signer certificates (`kiosk trust update` writes it); empty = data_dir/trust-list.json."),

@@ -46,3 +46,11 @@ def test_sync_benchmark_runs():
     # A row per database and batch size; every entry reached the central (the bench asserts it).
     for database in ("SQLite", "PostgreSQL"):
         assert re.search(rf"^{database} +100 ", result.stdout, re.M), result.stdout
+
+
+def test_web_limits_benchmark_runs():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "web_limits.py"), "--quick"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "50 MB POST to each listener" in result.stdout and "guard screens (SSE) open" in result.stdout
+    assert "413" in result.stdout

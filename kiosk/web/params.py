@@ -6,7 +6,7 @@ import re
 
 from ..model import id_time, iso
 
-__all__ = ["is_entry_id", "host_allowed"]
+__all__ = ["host_allowed", "is_entry_id"]
 
 # A ULID: 26 Crockford base32 characters, the first at most 7 (48 bits of milliseconds).
 _ENTRY_ID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")

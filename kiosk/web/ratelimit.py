@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["RateLimit", "StreamSlots", "Slot", "PinLockout"]
+__all__ = ["PinLockout", "RateLimit", "Slot", "StreamSlots"]
 
 
 class RateLimit:
