@@ -24,7 +24,7 @@ from .ble.presence import PresenceTracker
 from .clock import SystemClock
 from .declarations import Verifier, pccovid, sitepass
 from .events import EventBus
-from .exc import BackendUnavailable, CameraFault, ConfigError, StoreUnavailable
+from .exc import BackendUnavailable, CameraFault, StoreUnavailable
 from .model import DENY, VALID, Decision, Declaration, Entry, Scan, iso, new_id
 from .policy import Rules, decide
 from .signals import DoorSignals
@@ -97,11 +97,8 @@ class Kiosk:
         from .serving import BackgroundServer
 
         settings = self.settings
-        # Each open screen (SSE stream) holds one of the threads: fewer streams than threads
-        # keeps threads for the pages and the API.
-        if settings["web.max_streams"] >= settings["web.threads"]:
-            raise ConfigError(f"web.max_streams ({settings['web.max_streams']}) must be below "
-                              f"web.threads ({settings['web.threads']})")
+        # Each open screen (SSE stream) holds one of the threads; web.max_streams (below
+        # web.threads, config.load checks) keeps threads for the pages and the API.
         self.web_app = web.create_app(self)
         self._server = BackgroundServer(self.web_app, settings["web.host"], settings["web.port"],
                                         threads=settings["web.threads"], max_body=web.MAX_BODY,

@@ -236,4 +236,8 @@ def load(path: Path | str | None = None, env: Mapping[str, str] | None = None,
         if name not in _BY_NAME:
             raise ConfigError(f"override: {name}: unknown setting")
         values[name] = _coerce(_BY_NAME[name], value, "override")
+    # Each guard screen's event stream holds a web thread for as long as it is open.
+    if values["web.max_streams"] >= values["web.threads"]:
+        raise ConfigError(f"web.max_streams ({values['web.max_streams']}) must be below web.threads "
+                          f"({values['web.threads']}): each open guard screen holds a thread")
     return Settings(values)

@@ -174,6 +174,16 @@ def test_a_screen_still_receives_entries(kiosk):
     r.close()
 
 
+def test_more_streams_than_threads_stops_start_up_with_one_line():
+    from kiosk import config
+    from kiosk.exc import ConfigError
+
+    base = {s.name: s.default for s in config.SETTINGS}
+    with pytest.raises(ConfigError, match=r"web.max_streams \(8\) must be below web.threads \(8\)"):
+        config.load(env={}, base=base, overrides={"web.max_streams": 8})
+    assert config.load(env={}, base=base, overrides={"web.max_streams": 7})["web.max_streams"] == 7
+
+
 def test_stream_slots_end_the_oldest_first():
     ended = []
     slots = StreamSlots(total=3, per_client=2)
