@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 
 MAX_BODY = 1 << 20            # bytes: waitress's own default is 1 GiB
+MAX_HEADER = 32 * 1024        # bytes of request line and headers (waitress's default is 256 kB)
 CONNECTION_LIMIT = 100        # open connections (waitress's default); beyond it, new ones wait
 CHANNEL_TIMEOUT = 30          # seconds an idle connection stays open (waitress's default is 120)
 
@@ -29,13 +30,14 @@ class BackgroundServer:
     :param threads: worker threads (one request, or one server-sent event stream, each).
     :param name: name of the loop thread.
     :param max_body: largest request body accepted, in bytes; larger gets 413 unread.
+    :param max_header: largest request line and headers, in bytes; larger gets 431.
     :param connection_limit: open connections at most; beyond it waitress stops accepting.
     :param channel_timeout: whole seconds after which a connection with no request is closed.
     """
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 8, name: str = "web",
-                 max_body: int = MAX_BODY, connection_limit: int = CONNECTION_LIMIT,
-                 channel_timeout: int = CHANNEL_TIMEOUT):
+                 max_body: int = MAX_BODY, max_header: int = MAX_HEADER,
+                 connection_limit: int = CONNECTION_LIMIT, channel_timeout: int = CHANNEL_TIMEOUT):
         import waitress
 
         # waitress 3 flushes each write at once (its send_bytes default is 1; older releases
@@ -45,8 +47,8 @@ class BackgroundServer:
         # Idle connections are swept every cleanup_interval (whole seconds), kept below the timeout.
         self._server = waitress.create_server(
             app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True,
-            max_request_body_size=max_body + 1, connection_limit=connection_limit,
-            channel_timeout=int(channel_timeout), cleanup_interval=max(1, min(30, int(channel_timeout) // 2)))
+            max_request_body_size=max_body + 1, max_request_header_size=max_header,
+            connection_limit=connection_limit, channel_timeout=int(channel_timeout), cleanup_interval=max(1, min(30, int(channel_timeout) // 2)))
         self.host = host
         self.port = self._server.effective_port
         self.max_body = max_body

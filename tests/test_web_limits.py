@@ -107,6 +107,13 @@ def test_a_50_mb_body_gets_413_before_it_is_read(kiosk, listener, chunked):
     assert requests.get(url(kiosk) + "/", timeout=ANSWER_WITHIN).status_code == 200
 
 
+def test_a_64_kb_header_gets_431(kiosk):
+    for url in (kiosk.web_url, kiosk.form_url):
+        with connect(url) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 2**16 + b"\r\n\r\n")
+            assert status_line(sock).split()[1] == "431", url       # waitress answers as HTTP/1.0
+
+
 def test_a_declaration_with_long_vietnamese_answers_fits_the_form_limit(kiosk):
     from .test_declaration_form import declare
 
