@@ -97,20 +97,25 @@ class Kiosk:
         self._start_web()
 
     def _start_web(self) -> None:
+        from . import web
         from .serving import BackgroundServer
-        from .web import create_app
 
-        # Each open screen (SSE stream) holds one of the threads.
-        self.web_app = create_app(self)
-        self._server = BackgroundServer(self.web_app, self.settings["web.host"],
-                                        self.settings["web.port"], threads=8).start()
-        if self.settings["sitepass.signing_key"]:
-            from .web.form import create_form_app
+        settings = self.settings
+        # Each open screen (SSE stream) holds one of the threads; web.max_streams (below
+        # web.threads, config.load checks) keeps threads for the pages and the API.
+        self.web_app = web.create_app(self)
+        self._server = BackgroundServer(self.web_app, settings["web.host"], settings["web.port"],
+                                        threads=settings["web.threads"], max_body=web.MAX_BODY,
+                                        channel_timeout=settings["web.idle_timeout"]).start()
+        if settings["sitepass.signing_key"]:
+            from .web import form
 
-            key = sitepass.load_private_key(self.settings["sitepass.signing_key"])
+            key = sitepass.load_private_key(settings["sitepass.signing_key"])
             # Its own listener: phones on the LAN reach the form and nothing else.
-            self._form_server = BackgroundServer(create_form_app(self, key), self.settings["form.host"],
-                                                 self.settings["form.port"], threads=4, name="form").start()
+            self._form_server = BackgroundServer(form.create_form_app(self, key), settings["form.host"],
+                                                 settings["form.port"], threads=4, name="form",
+                                                 max_body=form.MAX_BODY,
+                                                 channel_timeout=settings["form.idle_timeout"]).start()
 
     @property
     def form_url(self) -> str | None:

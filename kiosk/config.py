@@ -77,6 +77,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sitepass.valid_hours", 24.0, "How long a pass from the declaration form is valid."),
     Setting("form.host", "0.0.0.0", "Address of the visitors' declaration form (on the LAN, for phones)."),
     Setting("form.port", 8081, "Port of the visitors' declaration form."),
+    Setting("form.idle_timeout", 5, "Seconds an idle connection to the form stays open (phones on the LAN).",
+            bounds=(1, 3600)),
 
     Setting("dcc.trust_list", "", "EU DCC signer certificates (`kiosk trust update` writes it); empty = data_dir/trust-list.json."),
     Setting("dcc.trust_max_age_days", 7.0, "A trust list older than this sends every DCC to review."),
@@ -103,6 +105,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web.guard_from_lan", False, "Serve the guard pages to other machines too (normally only the kiosk's own screen)."),
     Setting("web.rate_limit", 120, "Operator API requests per minute from one address."),
     Setting("web.operator_tokens", [], "SHA-256 hex digests of the operators' API tokens."),
+    Setting("web.allowed_hosts", [], "Host names the guard pages answer to besides IP addresses and localhost "
+            "(others are refused: DNS rebinding)."),
+    Setting("web.threads", 8, "Worker threads of the guard pages and operator API.", bounds=(2, 64)),
+    Setting("web.max_streams", 4, "Guard screens (event streams) open at once, each holding a thread; a new one "
+            "ends the oldest. Below web.threads.", bounds=(1, 63)),
+    Setting("web.max_streams_per_client", 2, "Guard screens open at once from one address; a new one ends that "
+            "address's oldest.", bounds=(1, 63)),
+    Setting("web.idle_timeout", 30, "Seconds an idle connection to the guard pages and operator API stays open.",
+            bounds=(1, 3600)),
 
     Setting("sync.url", "", "Base URL of the central server; empty = no sync."),
     Setting("sync.token", "", "This kiosk's credential at the central server."),
@@ -236,4 +247,8 @@ def load(path: Path | str | None = None, env: Mapping[str, str] | None = None,
         if name not in _BY_NAME:
             raise ConfigError(f"override: {name}: unknown setting")
         values[name] = _coerce(_BY_NAME[name], value, "override")
+    # Each guard screen's event stream holds a web thread for as long as it is open.
+    if values["web.max_streams"] >= values["web.threads"]:
+        raise ConfigError(f"web.max_streams ({values['web.max_streams']}) must be below web.threads "
+                          f"({values['web.threads']}): each open guard screen holds a thread")
     return Settings(values)

@@ -9,12 +9,20 @@ from flask import Flask
 
 from . import api, guard
 
+# bytes: the largest body this app takes is a guard override (entry id, action, reason, PIN:
+# about 200 bytes); the operator API takes none.
+MAX_BODY = 8 * 1024
+
 
 def create_app(kiosk, config: dict | None = None) -> Flask:
     app = Flask(__name__)
+    # Flask answers 413 for a longer body before reading it; the listener (serving.py) has
+    # the same bound, so the body is never even received in full.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config.update(config or {})
     app.extensions["kiosk"] = kiosk
     app.register_blueprint(guard.bp)
     app.register_blueprint(api.bp)
+    guard.init_app(app)
     api.init_app(app)
     return app

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..export import CSV_COLUMNS, DECISIONS, bound, csv_chunks, csv_row, daily_summary, public
 from .openapi import SPEC
+from .params import is_entry_id
 from .ratelimit import RateLimit
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -63,6 +64,12 @@ def require_token():
     if who is None:
         return jsonify(error="a valid operator token is required"), 401
     g.operator = who
+    # Checked after the token: no route takes a body, and none is parsed.
+    if request.content_length or request.headers.get("Transfer-Encoding"):
+        return jsonify(error="the operator API takes no request body"), 413
+    cursor = request.args.get("cursor")
+    if cursor is not None and not is_entry_id(cursor):
+        raise BadRequest("cursor must be a next_cursor from an earlier page")
 
 
 @bp.errorhandler(BadRequest)
@@ -73,7 +80,7 @@ def bad_request(e):
 def _bound(value: str | None, tz, end: bool = False) -> str | None:
     try:
         return bound(value, tz, end)
-    except ValueError:
+    except (ValueError, OverflowError, OSError):      # OverflowError: a day past 9999-12-31
         raise BadRequest(f"{value!r} is not a date (YYYY-MM-DD) or an ISO-8601 time") from None
 
 

@@ -18,10 +18,15 @@ from .ratelimit import RateLimit
 bp = Blueprint("form", __name__)
 
 RATE = (5, 60.0)          # at most 5 declarations a minute from one address
+# bytes: a declaration is about 1 kB form-encoded (a long Vietnamese address percent-encoded
+# is 9 bytes a letter); 16 kB is room for that many times over, and nothing to hold in memory.
+MAX_BODY = 16 * 1024
 
 
 def create_form_app(kiosk, signing_key) -> Flask:
     app = Flask(__name__)
+    # Flask answers 413 for a longer body before reading it; the listener has the same bound.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.extensions["kiosk"] = kiosk
     app.extensions["signing_key"] = signing_key
     app.extensions["form_rate"] = RateLimit(*RATE)

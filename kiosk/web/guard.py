@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
+import math
 import queue
 import time
 from datetime import datetime
@@ -17,11 +19,24 @@ from flask import Blueprint, Response, abort, current_app, jsonify, render_templ
 from ..events import CLOSED
 from ..model import parse_iso
 from .i18n import LANGUAGES, OVERRIDE_REASONS, catalogue, reason_text
+from .params import host_allowed, is_entry_id
+from .ratelimit import PinLockout, StreamSlots
 
 bp = Blueprint("guard", __name__)
+log = logging.getLogger("kiosk.guard")
 
 HEARTBEAT = 5.0      # seconds between health updates (and keep-alives) on the SSE stream
 MIN_FREE_MB = 200
+# Wrong PINs: 3 free tries, then 30 s, 60 s, ... up to 15 min per further wrong PIN; a
+# 4-digit PIN then takes about 50 days to guess at even odds (96 tries a day).
+PIN_FREE_TRIES, PIN_LOCK_FIRST, PIN_LOCK_MOST = 3, 30.0, 900.0
+
+
+def init_app(app) -> None:
+    """Per-app state: the open guard screens and the PIN lockout."""
+    settings = app.extensions["kiosk"].settings
+    app.extensions["guard_streams"] = StreamSlots(settings["web.max_streams"], settings["web.max_streams_per_client"])
+    app.extensions["guard_pin"] = PinLockout(PIN_FREE_TRIES, PIN_LOCK_FIRST, PIN_LOCK_MOST)
 
 
 def _kiosk():
@@ -30,6 +45,8 @@ def _kiosk():
 
 @bp.before_request
 def only_the_kiosks_own_screen():
+    if not host_allowed(request.host, _kiosk().settings["web.allowed_hosts"]):
+        return jsonify(error="unknown host name (web.allowed_hosts)"), 400
     if _kiosk().settings["web.guard_from_lan"]:
         return None
     try:
@@ -117,16 +134,30 @@ def index():
 @bp.post("/guard/override")
 def override():
     kiosk = _kiosk()
-    body = request.get_json(silent=True) or {}
     digest = kiosk.settings["web.guard_pin_sha256"]
+    lockout = current_app.extensions["guard_pin"]
+    if digest:
+        # Locked: refused before the body (and the PIN in it) is even parsed.
+        wait = math.ceil(lockout.wait())
+        if wait:
+            return jsonify(error="pin_locked", retry_after=wait), 429, {"Retry-After": str(wait)}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return jsonify(error="the body must be a JSON object"), 400
     if digest:
         given = hashlib.sha256(str(body.get("pin", "")).encode()).hexdigest()
         if not hmac.compare_digest(given, digest.lower()):
+            locked = lockout.failed()
+            log.warning("wrong guard PIN from %s (%d in a row)%s", request.remote_addr, lockout.failures,
+                        f"; overrides locked for {locked:.0f} s" if locked else "")
             return jsonify(error="wrong_pin"), 403
-    action, reason = body.get("action"), body.get("reason")
+        lockout.succeeded()
+    action, reason, entry_id = body.get("action"), body.get("reason"), body.get("entry_id")
     if action not in kiosk.OVERRIDES or reason not in OVERRIDE_REASONS:
         return jsonify(error="action must be allow, deny or exit, with a reason from the list"), 400
-    updated = kiosk.override(str(body.get("entry_id", "")), action, reason)
+    if not is_entry_id(entry_id):
+        return jsonify(error="entry_id must be an entry's id (26 characters)"), 400
+    updated = kiosk.override(entry_id, action, reason)
     if updated is None:
         return jsonify(error="no such entry"), 404
     return jsonify(ok=True, override=updated["override"])
@@ -137,13 +168,18 @@ def events():
     kiosk = _kiosk()
     words = catalogue(_lang())
     tz = ZoneInfo(kiosk.settings["timezone"])
-    subscription = kiosk.bus.subscribe()
+    slots = current_app.extensions["guard_streams"]
+    address = request.remote_addr or ""
 
     def stream():
+        # Admitted when waitress starts sending (a stream never started holds nothing); a
+        # newer screen over the bound ends this one, which the browser retries in 2 s.
+        subscription = kiosk.bus.subscribe()
+        slot = slots.open(address, lambda: _wake(subscription))
         try:
             yield "retry: 2000\n\n"
             next_health = 0.0
-            while not kiosk.bus.closed:
+            while not kiosk.bus.closed and not slot.ended.is_set():
                 if time.monotonic() >= next_health:
                     next_health = time.monotonic() + HEARTBEAT
                     yield f"event: health\ndata: {json.dumps(health_view(kiosk, words), ensure_ascii=False)}\n\n"
@@ -160,7 +196,16 @@ def events():
                 elif kind == "health":
                     next_health = 0.0              # a part failed: show it now
         finally:
+            slots.close(slot)
             kiosk.bus.unsubscribe(subscription)
 
     return Response(stream(), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _wake(subscription: queue.Queue) -> None:
+    """Interrupt a stream waiting on its subscription (it then sees its slot has ended)."""
+    try:
+        subscription.put_nowait(CLOSED)
+    except queue.Full:           # it has events to send: it checks its slot before waiting again
+        pass
