@@ -10,6 +10,7 @@ import pytest
 
 from kiosk import config
 from kiosk.central import db as central_db
+from kiosk.central.app import MAX_BODY_BYTES
 from kiosk.central.app import create_app as create_central
 from kiosk.clock import ManualClock
 from kiosk.declarations import sitepass
@@ -72,7 +73,8 @@ def central(central_url):
     engine = central_db.connect(central_url)
     central_db.add_credential(engine, "gate-1", "kiosk", SITE, KIOSK_TOKEN)
     central_db.add_credential(engine, "ops", "operator", None, OPERATOR_TOKEN)
-    server = BackgroundServer(create_central(engine=engine), "127.0.0.1", 0, threads=4, name="central")
+    server = BackgroundServer(create_central(engine=engine), "127.0.0.1", 0, threads=4, name="central",
+                              max_body=MAX_BODY_BYTES + 1)   # one byte past the app's own bound: the app answers
     server.engine = engine
     yield server.start()
     server.stop()

@@ -11,6 +11,7 @@ import requests
 
 from kiosk import syncproto
 from kiosk.central import db as central_db
+from kiosk.central.app import MAX_BODY_BYTES
 from kiosk.central.app import create_app as create_central
 from kiosk.model import Entry, new_id
 from kiosk.serving import BackgroundServer
@@ -56,7 +57,8 @@ def central_server(url, port, **flaky):
         central_db.add_credential(engine, "gate-1", "kiosk", SITE, KIOSK_TOKEN)
         central_db.add_credential(engine, "ops", "operator", None, OPERATOR_TOKEN)
     wrapped = Flaky(create_central(engine=engine), **flaky)
-    server = BackgroundServer(wrapped, "127.0.0.1", port, threads=4, name="central").start()
+    server = BackgroundServer(wrapped, "127.0.0.1", port, threads=4, name="central",
+                              max_body=MAX_BODY_BYTES).start()
     server.engine, server.flaky = engine, wrapped
     return server
 

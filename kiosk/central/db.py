@@ -110,8 +110,11 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
         if not _first_sight(conn, signature, now, window):
             raise Replay(signature)
         stored: set[str] = set()
-        for start in range(0, len(rows), INSERT_CHUNK):
-            stored |= _insert_new(conn, rows[start:start + INSERT_CHUNK])
+        # Inserted in id order: two batches racing with the same ids in another order would
+        # otherwise each wait on a key the other holds (PostgreSQL: deadlock detected).
+        in_order = sorted(rows, key=lambda r: r["id"])
+        for start in range(0, len(in_order), INSERT_CHUNK):
+            stored |= _insert_new(conn, in_order[start:start + INSERT_CHUNK])
         again = [r for r in rows if r["id"] not in stored]
         if again:
             # An id is the kiosk's to choose: one that names another kiosk's entry must not
@@ -147,7 +150,7 @@ _PG_INSERT = text(
     'SELECT r.id, r.site, r.kiosk, r."time", r.decision, r.received_at, r.body '
     'FROM json_to_recordset(CAST(:rows AS json)) AS r(id text, site text, kiosk text, "time" text, '
     "decision text, received_at text, body text) "
-    "ON CONFLICT (id) DO NOTHING RETURNING id")
+    "ORDER BY r.id ON CONFLICT (id) DO NOTHING RETURNING id")
 
 
 def _insert_new(conn, rows: list[dict]) -> set[str]:

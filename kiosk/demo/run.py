@@ -89,14 +89,15 @@ def prepare(data: Path, web_port: int, central_port: int, form_port: int = 8081)
 
 def start_central(data: Path, port: int, settings, kiosk_token: str, operator_token: str):
     from ..central import db
-    from ..central.app import create_app
+    from ..central.app import MAX_BODY_BYTES, create_app
 
     engine = db.connect(f"sqlite:///{data / 'central.db'}")
     for name, role, site, token in ((settings["kiosk.id"], "kiosk", settings["site.id"], kiosk_token),
                                     ("demo-operator", "operator", None, operator_token)):
         if db.find_credential(engine, token) is None:
             db.add_credential(engine, name, role, site, token)
-    return BackgroundServer(create_app(engine=engine), "127.0.0.1", port, threads=4, name="central").start()
+    return BackgroundServer(create_app(engine=engine), "127.0.0.1", port, threads=4, name="central",
+                            max_body=MAX_BODY_BYTES).start()
 
 
 def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds: float | None = None,
