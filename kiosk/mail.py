@@ -448,6 +448,8 @@ class DailyReporter:
             try:
                 _, record = send_report(self.mail, self.ledger, self.site, cycle.day,
                                         self.make_report(cycle.day), now, deliver=self._deliver)
+            except AlreadySent:          # another process sent it since the look above
+                return SENT
             except Exception as e:      # not accepted, the entries unreadable, or a bug: retry
                 if not isinstance(e, KioskError):
                     logger.exception("daily report of %s for %s: unexpected failure", self.site, cycle.day)

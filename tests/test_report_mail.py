@@ -428,3 +428,74 @@ def test_a_password_smtplib_cannot_send_is_a_clear_refusal_not_a_crash(tmp_path,
         mail.send_report(smtp, ledger, SITE, REPORT_DAY, mail.build_report([], REPORT_DAY, TZ, SITE, []),
                          local(SEND_DAY, 14, 0))
     assert ledger.get(SITE, REPORT_DAY)["state"] == "failed" and smtp_server.attempts == 0
+
+
+def test_two_central_processes_hand_a_sites_report_over_once(tmp_path, central, clock, smtp_server,
+                                                            report_settings):
+    """While one process holds the (site, day) claim, another's tick does not send; once it
+    lets go, the report goes once."""
+    from kiosk.central import db as central_db
+    from kiosk.central import report_mail
+
+    config = _central_toml(tmp_path / "central-report.toml", report_settings, {SITE: ["ytdp@soyte.example.vn"]})
+    other_process = report_mail.DbLedger(central_db.connect(str(central.engine.url)))
+    (reporter,) = report_mail.reporters(central.engine, report_mail.load_config(config), clock)
+    clock.set(local(SEND_DAY, 14, 0, 5))
+    with other_process.claim(SITE, REPORT_DAY, wait=False) as mine:
+        assert mine
+        assert reporter.tick() == "sending" and smtp_server.attempts == 0
+        with reporter.ledger.claim(SITE, REPORT_DAY, wait=False) as theirs:
+            assert not theirs
+    assert reporter.tick() == "sent" and len(smtp_server.messages) == 1
+
+
+def test_kiosk_central_serve_sends_on_its_schedule(tmp_path, smtp_server, report_settings):
+    """The serve process, as systemd runs it, with a send window open now (real clock)."""
+    import requests
+
+    from kiosk.central import db as central_db
+
+    now = datetime.now(TZ)
+    minute_of_day = now.hour * 60 + now.minute
+    if minute_of_day < 1 or minute_of_day + 3 >= 24 * 60:
+        pytest.skip("the test needs a send window inside today's local day; it is midnight in Vietnam")
+    opens, closes = now - timedelta(minutes=1), now + timedelta(minutes=3)
+    config = _central_toml(tmp_path / "central-report.toml",
+                           {**report_settings, "report.send_at": opens.strftime("%H:%M"),
+                            "report.deadline": closes.strftime("%H:%M")},
+                           {SITE: ["ytdp@soyte.example.vn"]})
+    url = f"sqlite:///{tmp_path / 'central.db'}"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from kiosk.central.cli import main; main()", "--db", url, "serve",
+         "--port", str(port), "--report-config", str(config)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: smtp_server.messages, timeout=60)
+        yesterday = (now.date() - timedelta(days=1)).strftime("%d/%m/%Y")
+        assert smtp_server.parsed()["Subject"] == f"Báo cáo điểm kiểm dịch {SITE} ngày {yesterday}"
+        health = wait_for(lambda: _get_json(requests, f"http://127.0.0.1:{port}/api/v1/health"), timeout=30)
+        assert health == {"status": "ok", "reports_missed": 0}
+        engine = central_db.connect(url)
+        row = wait_for(lambda: _sent_row(engine))
+        assert row["message_id"] == smtp_server.parsed()["Message-ID"]
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _get_json(requests, url):
+    try:
+        return requests.get(url, timeout=5).json()
+    except requests.ConnectionError:
+        return None
+
+
+def _sent_row(engine):
+    from sqlalchemy import select
+
+    from kiosk.central import db as central_db
+
+    with engine.connect() as conn:
+        return conn.execute(select(central_db.report_sends).where(
+            central_db.report_sends.c.state == "sent")).mappings().first()

@@ -167,13 +167,18 @@ def report_send(db_url, site, day_text, dry_run, again, report_config):
         mid = mail.message_id(site, day, smtp.sender)
         click.echo(mail.compose(smtp, mail.render(report_, smtp.language), site, day, mid, now).as_string())
         return
-    try:
-        _, record = mail.send_report(smtp, DbLedger(engine), site, day, report_, now, again=again)
-    except mail.AlreadySent as e:
-        click.echo(f"{e}; nothing sent (--again sends it once more)")
-        return
-    except ReportNotSent as e:
-        raise click.ClickException(f"not sent: {e}") from None
+    ledger = DbLedger(engine)
+    with ledger.claim(site, day) as mine:
+        if not mine:
+            raise click.ClickException("another process has been sending this report for "
+                                       "too long; try again in a few minutes")
+        try:
+            _, record = mail.send_report(smtp, ledger, site, day, report_, now, again=again)
+        except mail.AlreadySent as e:
+            click.echo(f"{e}; nothing sent (--again sends it once more)")
+            return
+        except ReportNotSent as e:
+            raise click.ClickException(f"not sent: {e}") from None
     click.echo(f"accepted by the mail server: {record['message_id']} to {', '.join(record['to'])}")
     if record.get("refused"):
         click.echo(f"refused by the server: {', '.join(record['refused'])}", err=True)

@@ -58,6 +58,16 @@ report_sends = Table(
     UniqueConstraint("site", "day"),
 )
 
+# Who is sending a site's report of a day right now: one row, until `until` (UNIX seconds),
+# so that several central processes hand the report over once.
+report_claims = Table(
+    "report_claims", metadata,
+    Column("site", String(100), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("until", Integer, nullable=False),
+)
+
 REQUIRED = ("id", "site", "kiosk", "time", "decision")
 INSERT_CHUNK = 1000             # rows per INSERT statement (SQLite allows 32,766 parameters)
 

@@ -17,23 +17,29 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
+import time
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Iterator
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import config
 from ..exc import ConfigError
-from ..mail import (MISSED, DailyReporter, MailSettings, Schedule, SentLedger, build_report, day_bounds,
+from ..mail import (MISSED, SMTP_TIMEOUT, DailyReporter, MailSettings, Schedule, SentLedger, build_report, day_bounds,
                     deliver)
 from . import db
 
 logger = logging.getLogger(__name__)
 
+# Seconds a process may hold a site-day's send: longer than one SMTP attempt (each step's timeout).
+CLAIM_SECONDS = 4 * int(SMTP_TIMEOUT)
 TICK = 60.0                      # seconds between looks at the schedule (as the kiosk's housekeeping)
 # The kiosk's names that mean the same at the central; report.to is per site, and
 # report.when_synced is a kiosk's choice.
@@ -111,6 +117,39 @@ class DbLedger(SentLedger):
                     conn.execute(insert(t).values(site=site, day=day.isoformat(), **values))
             except IntegrityError:          # another process inserted it first: the unique key decides
                 conn.execute(update(t).where(*where).values(**values))
+
+
+    @contextmanager
+    def claim(self, site: str, day: date, wait: bool = True) -> Iterator[bool]:
+        """A lease of CLAIM_SECONDS on (site, day) in `report_claims`: the database's primary
+        key lets one process of several in; a holder that died loses it when it runs out."""
+        t = db.report_claims
+        holder = secrets.token_hex(16)
+        deadline = time.monotonic() + (CLAIM_SECONDS if wait else 0)
+        while not self._take(site, day, holder):
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(1.0)
+        try:
+            yield True
+        finally:
+            with self.engine.begin() as conn:
+                conn.execute(delete(t).where(t.c.site == site, t.c.day == day.isoformat(), t.c.holder == holder))
+
+    def _take(self, site: str, day: date, holder: str) -> bool:
+        t = db.report_claims
+        now = int(time.time())
+        with self.engine.begin() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(t).values(site=site, day=day.isoformat(), holder=holder,
+                                                  until=now + CLAIM_SECONDS))
+                return True
+            except IntegrityError:
+                taken = conn.execute(update(t).where(t.c.site == site, t.c.day == day.isoformat(), t.c.until < now)
+                                     .values(holder=holder, until=now + CLAIM_SECONDS))
+                return taken.rowcount == 1
 
 
 def site_report(engine, site: str, day: date, tz) -> dict:
