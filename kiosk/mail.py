@@ -187,14 +187,18 @@ def render(report: dict, language: str) -> tuple[str, str, bytes]:
     day = date.fromisoformat(report["date"])
     fill = {"site": report["site"], "day": _date_text(day, language)}
     busiest = max(report["by_hour"], key=lambda r: r["entries"], default=None)
+
+    def share(x: float) -> str:          # Vietnamese writes a decimal comma: 71,4%
+        text = f"{x * 100:.1f}%"
+        return text.replace(".", ",") if language == "vi" else text
     lines = [words["intro"].format(**fill), "",
              f"{words['kiosks']}: {', '.join(report.get('kiosks') or []) or '-'}",
              f"{words['entries']}: {report['entries']}",
              f"{words['allow']}: {report['allow']}",
              f"{words['deny']}: {report['deny']}",
              f"{words['review']}: {report['review']}",
-             f"{words['app']}: {report['app_confirmed_share'] * 100:.1f}%",
-             f"{words['valid']}: {report['valid_declaration_share'] * 100:.1f}%"]
+             f"{words['app']}: {share(report['app_confirmed_share'])}",
+             f"{words['valid']}: {share(report['valid_declaration_share'])}"]
     if busiest:
         lines.append(f"{words['busiest']}: {busiest['hour']:02d}:00 ({busiest['entries']})")
     lines += ["", words["attached"], "", "-- ", words["footer"], ""]
