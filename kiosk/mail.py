@@ -29,8 +29,9 @@ from .exc import ConfigError, KioskError, ReportNotSent
 from .export import bound, csv_chunks, daily_summary
 from .model import iso
 
-__all__ = ["MailSettings", "Schedule", "Cycle", "render", "compose", "deliver", "send_report", "SentLedger",
-           "FileLedger", "DailyReporter", "build_report"]
+__all__ = ["MailSettings", "Schedule", "Cycle", "build_report", "day_bounds", "render", "message_id", "compose",
+           "deliver", "send_report", "AlreadySent", "SentLedger", "FileLedger", "DailyReporter", "kiosk_reporter",
+           "who_sends"]
 
 logger = logging.getLogger(__name__)
 
