@@ -44,8 +44,10 @@ setup(
         # picamera2 comes from Raspberry Pi OS (apt: python3-picamera2), not PyPI.
         "pi": ["bluepy>=1.3", "lgpio>=0.2"],
         # Browser tests drive Debian's chromium through Playwright (no browser download);
-        # jsonschema validates API responses against the OpenAPI document.
-        "test": ["pytest>=7.4", "hypothesis>=6.80", "playwright>=1.40", "jsonschema>=4.18", "psycopg[binary]>=3.1"],
+        # jsonschema validates API responses against the OpenAPI document. aiosmtpd: a real SMTP
+        # server on loopback (STARTTLS, AUTH) that the daily report's mail tests send to.
+        "test": ["pytest>=7.4", "hypothesis>=6.80", "playwright>=1.40", "jsonschema>=4.18", "psycopg[binary]>=3.1",
+                 "aiosmtpd>=1.4.6"],
         # The central on PostgreSQL in production.
         "postgres": ["psycopg[binary]>=3.1"],
     },

@@ -73,6 +73,10 @@ class Kiosk:
                             reuse_window=settings["policy.reuse_window"],
                             hold_bytes=int(settings["store.hold_mb"] * 2**20))
         self.sync = SyncWorker.from_settings(settings, self.log, self.clock)
+        from .mail import kiosk_reporter
+
+        self.reporter = kiosk_reporter(settings, self.clock, lambda since, until: self.log.search(
+            since=since, until=until, limit=10_000_000), self.data_dir)
         self.bus = EventBus()
         self._fingerprint_key = load_secret(self.data_dir / "fingerprint.key")
         self._stop = threading.Event()
@@ -196,7 +200,8 @@ class Kiosk:
         self.scanner.run(deliver, self._stop)
 
     def _housekeeping_loop(self) -> None:
-        """Write entries held in memory once the disk takes them again; purge old entries daily."""
+        """Write entries held in memory once the disk takes them again; purge old entries daily;
+        send the daily report when due."""
         last_purge = None
         while not self._stop.wait(0 if last_purge is None else HOUSEKEEPING_INTERVAL):
             try:
@@ -210,6 +215,11 @@ class Kiosk:
                         logger.info("purged %d entries older than %d days", removed, self.log.retention_days)
             except StoreUnavailable as e:
                 logger.warning("housekeeping: %s", e)
+            if self.reporter is not None:
+                try:
+                    self.reporter.tick()      # at most one SMTP attempt (mail.SMTP_TIMEOUT)
+                except Exception:
+                    logger.exception("daily report: unexpected failure")
 
     # -- the flow -----------------------------------------------------------------------
     def handle_frame(self, frame) -> list[Entry]:
@@ -341,4 +351,15 @@ class Kiosk:
             "trust_list": self._trust_list_health(),
             "door": self.signals.door,
             "scans": self.scans,
+            "report": self._report_health(),
         }
+
+    def _report_health(self) -> dict:
+        from .mail import who_sends
+
+        if self.reporter is None:
+            return {"by": who_sends(self.settings), "ok": True}
+        try:
+            return {"by": "kiosk", **self.reporter.status()}
+        except OSError as e:
+            return {"by": "kiosk", "ok": False, "state": "unknown", "error": str(e)}

@@ -396,3 +396,78 @@ def calibrate(seconds, top, config_path):
                              f"{r['rssi']} dBm{' NEAR' if r['near'] else ''}" for r in rows)
             click.echo(f"{iso(advert.t)[11:19]}  threshold {settings['ble.rssi_near']} dBm  {line or 'no app beacon'}")
     _scan(settings, seconds, hear)
+
+
+@main.group()
+def report():
+    """The daily report."""
+
+
+def _report_day(text: str):
+    from datetime import date
+
+    try:
+        if len(text) != 10:          # fromisoformat also takes 20261125 and week dates
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not YYYY-MM-DD", param_hint="--date") from None
+
+
+def _print_outcome(sent, dry_run: bool) -> None:
+    """--dry-run: the message as it would go; else the server's acceptance (and refusals)."""
+    msg, record = sent
+    if dry_run:
+        click.echo(msg.as_string())
+        return
+    click.echo(f"accepted by the mail server: {record['message_id']} to {', '.join(record['to'])}")
+    if record.get("refused"):
+        click.echo(f"refused by the server: {', '.join(record['refused'])}", err=True)
+
+
+@report.command(name="send")
+@click.option("--date", "day_text", required=True, help="Local day of the report (YYYY-MM-DD).")
+@click.option("--dry-run", is_flag=True, help="Print the message; send nothing, record nothing.")
+@click.option("--again", is_flag=True, help="Send even when the report was accepted before (a new Message-ID).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def report_send(day_text, dry_run, again, config_path):
+    """Send this kiosk's daily report now; exit 0 only when the mail server accepted it
+    (now, or before: then nothing is sent without --again)."""
+    from zoneinfo import ZoneInfo
+
+    from . import mail
+    from .exc import ReportNotSent
+    from .store import read_entries
+
+    settings = _settings(config_path)
+    day = _report_day(day_text)
+    try:
+        smtp = mail.MailSettings.from_settings(settings)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    if not smtp.enabled:
+        raise click.ClickException("report.to is empty: no one to send the report to")
+    if mail.who_sends(settings) == "central":
+        click.echo("note: this kiosk syncs to a central, which sends the site's report; "
+                   "this sends the kiosk's own", err=True)
+    tz = ZoneInfo(settings["timezone"])
+    lo, hi = mail.day_bounds(day, tz)
+    path = Path(settings["data_dir"]) / "log"
+    docs = [d for d in read_entries(path) if lo <= d["time"] < hi] if path.is_dir() else []
+    report = mail.build_report(docs, day, tz, settings["site.id"], [settings["kiosk.id"]])
+    now = time.time()
+    if dry_run:
+        mid = mail.message_id(settings["site.id"], day, smtp.sender)
+        _print_outcome((mail.compose(smtp, mail.render(report, smtp.language), settings["site.id"], day,
+                                     mid, now), None), True)
+        return
+    ledger = mail.FileLedger(Path(settings["data_dir"]) / mail.LEDGER_FILE)
+    with ledger.claim(settings["site.id"], day):
+        try:
+            sent = mail.send_report(smtp, ledger, settings["site.id"], day, report, now, again=again)
+        except mail.AlreadySent as e:
+            click.echo(f"{e}; nothing sent (--again sends it once more)")
+            return
+        except ReportNotSent as e:
+            raise click.ClickException(f"not sent: {e}") from None
+    _print_outcome(sent, False)

@@ -127,6 +127,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("store.hold_mb", 16.0, "MB of entries held in memory while the disk takes no write (about 2,000 "
             "entries a MB); past it a scan is not logged and the door stays shut.", bounds=(0, 1024)),
     Setting("store.unsynced_max_days", 90, "Days after which even an entry that never reached the central is purged (logged)."),
+
+    Setting("report.to", [], "Addresses the daily report is emailed to; empty = no mail."),
+    Setting("report.send_at", "14:00", "Local time (HH:MM) the daily report of the day before is sent."),
+    Setting("report.deadline", "15:00", "Local time (HH:MM) by which the report must be accepted; retries stop "
+            "there and a missed report shows red."),
+    Setting("report.from", "", "Sender address of the report (From:)."),
+    Setting("report.language", "vi", "Language of the report's subject and body.", ("vi", "en")),
+    Setting("report.smtp_host", "", "Mail server (SMTP) the report is handed to."),
+    Setting("report.smtp_port", 587, "Port of the mail server (587 for starttls, 465 for tls, 25 for none).",
+            bounds=(1, 65535)),
+    Setting("report.smtp_security", "starttls", "How the connection to the mail server is protected.",
+            ("starttls", "tls", "none")),
+    Setting("report.smtp_user", "", "User name at the mail server; empty = no login."),
+    Setting("report.smtp_password_file", "", "File holding the mail server password (never the password itself)."),
+    Setting("report.smtp_ca_bundle", "", "CA certificates (PEM) to verify the mail server's certificate; empty = the system's."),
+    Setting("report.when_synced", False, "Send from this kiosk even when it syncs to a central (which normally "
+            "sends the site's report)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

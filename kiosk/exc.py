@@ -23,3 +23,7 @@ class StoreUnavailable(KioskError, IOError):
 
 class SyncRefused(KioskError, RuntimeError):
     """The central server refused a batch."""
+
+
+class ReportNotSent(KioskError, IOError):
+    """The daily report was not accepted by the mail server."""

@@ -151,7 +151,19 @@ def daily():
 
 @bp.get("/health")
 def health():
-    return jsonify(status="ok")
+    """Up; and how many site-days' daily reports missed their deadline (unsent since)."""
+    from .report_mail import missed
+
+    return jsonify(status="ok", reports_missed=len(missed(_engine())))
+
+
+@bp.get("/reports/sends")
+def report_sends():
+    """The daily report's sent state per site and day (latest 14 days), and the missed ones."""
+    from .report_mail import missed, recent_sends
+
+    _require("operator")
+    return jsonify(sends=recent_sends(_engine()), missed=missed(_engine()))
 
 
 def _text_arg(name: str) -> str | None:

@@ -57,6 +57,21 @@ def _allow_open_files(connection_limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+_report_config_option = click.option(
+    "--report-config", type=click.Path(dir_okay=False), envvar="KIOSK_CENTRAL_REPORT_CONFIG",
+    help="TOML of the daily report's mail settings and recipients per site; without it no report is mailed.")
+
+
+def _load_reports(path):
+    from ..exc import ConfigError
+    from .report_mail import load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8090, show_default=True)
@@ -64,16 +79,32 @@ def _allow_open_files(connection_limit: int) -> None:
               help="Connections open at once; more wait in the listen queue. At least the number of kiosks.")
 @click.option("--channel-timeout", default=30, show_default=True, type=click.IntRange(1, 3600),
               help="Seconds an idle connection is kept open.")
+@_report_config_option
 @click.pass_obj
-def serve(db_url, host, port, connection_limit, channel_timeout):
-    """Serve the ingest and operator API with waitress."""
+def serve(db_url, host, port, connection_limit, channel_timeout, report_config):
+    """Serve the ingest and operator API with waitress (and send the daily reports)."""
     import waitress
 
     from .app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    reports = _load_reports(report_config) if report_config else None
     _allow_open_files(connection_limit)
-    waitress.serve(create_app(db_url), host=host, port=port, **server_options(connection_limit, channel_timeout))
+    engine = db.connect(db_url)
+    sender = None
+    if reports is not None:
+        from ..clock import SystemClock
+        from .report_mail import ReportThread, reporters
+
+        sender = ReportThread(reporters(engine, reports, SystemClock())).start()
+        logging.getLogger("kiosk.central").info("daily reports at %s for %d sites",
+                                                reports.schedule.send_at.strftime("%H:%M"), len(reports.sites))
+    try:
+        waitress.serve(create_app(engine=engine), host=host, port=port,
+                       **server_options(connection_limit, channel_timeout))
+    finally:
+        if sender is not None:
+            sender.stop()
 
 
 @main.command("add-kiosk")
@@ -93,3 +124,61 @@ def add_kiosk(db_url, name, site, token):
 def add_operator(db_url, name, token):
     """Register an operator; print the token for the entries API."""
     click.echo(db.add_credential(db.connect(db_url), name, "operator", None, token))
+
+
+@main.group()
+def report():
+    """The sites' daily reports."""
+
+
+@report.command(name="send")
+@click.option("--site", required=True, help="Site of the report (a table in the report config).")
+@click.option("--date", "day_text", required=True, help="Local day of the report (YYYY-MM-DD).")
+@click.option("--dry-run", is_flag=True, help="Print the message; send nothing, record nothing.")
+@click.option("--again", is_flag=True, help="Send even when the report was accepted before (a new Message-ID).")
+@_report_config_option
+@click.pass_obj
+def report_send(db_url, site, day_text, dry_run, again, report_config):
+    """Send a site's daily report now; exit 0 only when the mail server accepted it (now, or
+    before: then nothing is sent without --again)."""
+    import time
+    from datetime import date
+
+    from .. import mail
+    from ..exc import ReportNotSent
+    from .report_mail import DbLedger, site_report
+
+    if not report_config:
+        raise click.UsageError("--report-config (or KIOSK_CENTRAL_REPORT_CONFIG) is required")
+    reports = _load_reports(report_config)
+    if site not in reports.sites:
+        raise click.BadParameter(f"{site!r} has no recipients in {report_config}", param_hint="--site")
+    try:
+        if len(day_text) != 10:
+            raise ValueError(day_text)
+        day = date.fromisoformat(day_text)
+    except ValueError:
+        raise click.BadParameter(f"{day_text!r} is not YYYY-MM-DD", param_hint="--date") from None
+    smtp = reports.sites[site]
+    engine = db.connect(db_url)
+    report_ = site_report(engine, site, day, reports.schedule.tz)
+    now = time.time()
+    if dry_run:
+        mid = mail.message_id(site, day, smtp.sender)
+        click.echo(mail.compose(smtp, mail.render(report_, smtp.language), site, day, mid, now).as_string())
+        return
+    ledger = DbLedger(engine)
+    with ledger.claim(site, day) as mine:
+        if not mine:
+            raise click.ClickException("another process has been sending this report for "
+                                       "too long; try again in a few minutes")
+        try:
+            _, record = mail.send_report(smtp, ledger, site, day, report_, now, again=again)
+        except mail.AlreadySent as e:
+            click.echo(f"{e}; nothing sent (--again sends it once more)")
+            return
+        except ReportNotSent as e:
+            raise click.ClickException(f"not sent: {e}") from None
+    click.echo(f"accepted by the mail server: {record['message_id']} to {', '.join(record['to'])}")
+    if record.get("refused"):
+        click.echo(f"refused by the server: {', '.join(record['refused'])}", err=True)

@@ -10,8 +10,8 @@ import json
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import (Column, Integer, MetaData, String, Table, Text, create_engine, delete, event, insert,
-                        select, text, update)
+from sqlalchemy import (Column, Integer, MetaData, String, Table, Text, UniqueConstraint, create_engine, delete,
+                        event, insert, select, text, update)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -42,6 +42,30 @@ seen_batches = Table(
     "seen_batches", metadata,
     Column("signature", String(64), primary_key=True),
     Column("at", Integer, nullable=False, index=True),
+)
+
+# The daily report's sent state per site and local day (kiosk/central/report_mail.py): a row
+# in state "sent" is the proof that the mail server accepted the message with this Message-ID.
+report_sends = Table(
+    "report_sends", metadata,
+    Column("site", String(100), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("message_id", String(200)),
+    Column("updated_at", String(30), nullable=False),
+    Column("sent_at", String(30)),
+    Column("record", Text, nullable=False),              # the whole ledger record, JSON
+    UniqueConstraint("site", "day"),
+)
+
+# Who is sending a site's report of a day right now: one row, until `until` (UNIX seconds),
+# so that several central processes hand the report over once.
+report_claims = Table(
+    "report_claims", metadata,
+    Column("site", String(100), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("until", Integer, nullable=False),
 )
 
 REQUIRED = ("id", "site", "kiosk", "time", "decision")

@@ -110,8 +110,22 @@ def health_view(kiosk, words: dict) -> list[dict]:
          + (f" · {h['not_logged']} {words['not_logged']}" if h["not_logged"] else "")),
         ("trust_list", h["trust_list"].startswith("ok"), trust_text),
         ("disk", h["disk_free_mb"] >= MIN_FREE_MB, f"{h['disk_free_mb']} MB"),
+        ("report", h["report"]["ok"], _report_text(h["report"], words, tz)),
     ]
     return [{"key": k, "label": words[k], "ok": ok, "text": text} for k, ok, text in items]
+
+
+def _report_text(report: dict, words: dict, tz) -> str:
+    """The daily report's line: who sends it, or this kiosk's send of the current cycle."""
+    if report["by"] != "kiosk":
+        return words["report_" + report["by"]]
+    day = report["day"][8:10] + "/" + report["day"][5:7]
+    if report["state"] == "sent":
+        return words["report_sent"].replace("{n}", day) + " " + datetime.fromtimestamp(
+            parse_iso(report["sent_at"]), tz).strftime("%H:%M")
+    if report["state"] == "missed":
+        return words["report_missed"].replace("{n}", day)
+    return words["report_due"].replace("{n}", day) + (f" · {report['error'][:60]}" if report.get("error") else "")
 
 
 @bp.get("/")

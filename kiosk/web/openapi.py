@@ -72,7 +72,10 @@ SPEC = {
                                    "copy": {"type": ["string", "null"]}}}},
                 "sync": {"type": "object"}, "disk_free_mb": {"type": "integer"}, "trust_list": {"type": "string"},
                 "door": {"type": "string"}, "scans": {"type": "integer"}, "ble_heard": {"type": "integer"},
-                "log_held": {"type": "integer"}, "not_logged": {"type": "integer"}}},
+                "log_held": {"type": "integer"}, "not_logged": {"type": "integer"},
+                "report": {"type": "object", "required": ["by", "ok"], "description":
+                           "The daily report by email: by (kiosk, central, off); for kiosk: day, state "
+                           "(due, sending, failed, sent, missed), sent_at, attempts, error; ok is false when missed"}}},
         },
     },
     "security": [{"token": []}],
