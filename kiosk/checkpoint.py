@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 
 from . import ble, camera, policy
 from .ble.presence import PresenceTracker
-from .clock import SystemClock
+from .clock import BEHIND, ClockWatch, EntryStamps, SystemClock
 from .declarations import Verifier, sitepass
 from .events import EventBus
 from .exc import BackendUnavailable, CameraFault, StoreUnavailable
-from .model import DENY, REVIEW, Decision, Entry, Scan, iso, new_id
+from .model import DENY, REVIEW, Decision, Entry, Scan, iso
 from .signals import DoorSignals
 from .store import EntryLog
 from .sync import SyncWorker
@@ -74,6 +74,11 @@ class Kiosk:
                             hold_bytes=int(settings["store.hold_mb"] * 2**20))
         self.sync = SyncWorker.from_settings(settings, self.log, self.clock)
         self.bus = EventBus()
+        # Ids and stamps continue from the newest entry (seeded at start), and the clock is
+        # not trusted while it reads earlier than that entry (clock.py).
+        self.stamps = EntryStamps()
+        self.clock_watch = ClockWatch(self.clock, lambda: self.stamps.newest, settings["clock.require_sync"],
+                                      settings["clock.check_interval"], on_change=self._clock_changed)
         self._fingerprint_key = load_secret(self.data_dir / "fingerprint.key")
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -87,6 +92,8 @@ class Kiosk:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self.log.start()
+        self.stamps.seed(self.log.newest_id())
+        self.clock_watch.start()
         for name, target in (("camera", self._camera_loop), ("ble", self._ble_loop),
                              ("housekeeping", self._housekeeping_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -130,6 +137,7 @@ class Kiosk:
                 server.stop(JOIN_TIMEOUT)
         for thread in self._threads:
             thread.join(JOIN_TIMEOUT)
+        self.clock_watch.stop(JOIN_TIMEOUT)
         self.log.stop(JOIN_TIMEOUT)
         self.signals.close()
 
@@ -192,12 +200,18 @@ class Kiosk:
 
     def _housekeeping_loop(self) -> None:
         """Write entries held in memory once the disk takes them again; purge old entries daily."""
-        last_purge = None
-        while not self._stop.wait(0 if last_purge is None else HOUSEKEEPING_INTERVAL):
+        last_purge, first = None, True
+        while not self._stop.wait(0 if first else HOUSEKEEPING_INTERVAL):
+            first = False
             try:
                 if self.log.error is not None:
                     self.log.retry()
                 now = self.clock.now()
+                # A clock far ahead would purge entries still within retention: no purge
+                # while NTP has not set it. One behind purges less, which is safe.
+                clock = self.clock_watch.state(now)
+                if not clock.trusted and clock.status != BEHIND:
+                    continue
                 if last_purge is None or now - last_purge >= 86400:
                     removed = self.log.purge(now)
                     last_purge = now
@@ -251,11 +265,13 @@ class Kiosk:
         fingerprint = self.fingerprint(scan.payload)
         direction = self.rules.direction
         shown_ago = self.log.shown_ago(fingerprint, scan.t) if self.rules.watches_reuse else None
-        decision = policy.decide(declaration, presence, shown_ago, self.rules)
-        entry = Entry(id=new_id(scan.t), site=self.settings["site.id"], kiosk=self.settings["kiosk.id"],
-                      t=scan.t, direction=direction, declaration=declaration.summary(),
+        clock = self.clock_watch.state(scan.t)
+        decision = policy.decide(declaration, presence, shown_ago, self.rules, clock.trusted)
+        t, entry_id, moved = self.stamps.issue(scan.t)
+        entry = Entry(id=entry_id, site=self.settings["site.id"], kiosk=self.settings["kiosk.id"],
+                      t=t, direction=direction, declaration=declaration.summary(),
                       fingerprint=fingerprint, ble=presence.summary(), decision=decision.outcome,
-                      reasons=decision.reasons)
+                      reasons=decision.reasons, clock_unsynced=moved or not clock.trusted)
         logger.info("%s: %s %s, app %s, reasons: %s", decision.outcome.upper(), declaration.format,
                  declaration.status, presence.outcome, ", ".join(decision.reasons) or "none")
         # Logged (on disk, or held in memory) before the door moves: a door that opened for
@@ -297,6 +313,20 @@ class Kiosk:
         return updated
 
     # -- health ---------------------------------------------------------------------------
+    def _clock_changed(self, state) -> None:
+        if state.trusted:
+            logger.info("clock %s: %s", state.status, state.detail)
+        else:
+            logger.warning("clock %s: %s; DCC and site-pass times go to review, entries are marked "
+                           "clock_unsynced", state.status, state.detail)
+        if self._threads:                  # started: the screens hear of it
+            self.bus.publish("health", self.health())
+
+    def clock_health(self) -> dict:
+        """The clock's part of the health: status (synced | unsynced | unknown | behind),
+        trusted, detail (one line), now and floor (ISO UTC)."""
+        return self.clock_watch.state().to_json()
+
     def _trust_list_health(self) -> str:
         state, days = self.verifier.trust_state(self.clock.now())
         if state == "none":
@@ -333,6 +363,7 @@ class Kiosk:
                      "error": self.sync.last_error if self.sync else None},
             "disk_free_mb": disk.free // 2**20,
             "trust_list": self._trust_list_health(),
+            "clock": self.clock_health(),
             "door": self.signals.door,
             "scans": self.scans,
         }

@@ -116,6 +116,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("store.hold_mb", 16.0, "MB of entries held in memory while the disk takes no write (about 2,000 "
             "entries a MB); past it a scan is not logged and the door stays shut.", bounds=(0, 1024)),
     Setting("store.unsynced_max_days", 90, "Days after which even an entry that never reached the central is purged (logged)."),
+
+    Setting("clock.require_sync", False, "Count a clock whose NTP state nothing reports (no timedatectl: a container, "
+            "CI, a laptop) as untrusted. A Pi with systemd-timesyncd or chrony reports it either way."),
+    Setting("clock.check_interval", 30.0, "Seconds between two questions to timedatectl whether NTP synchronised "
+            "the clock.", bounds=(1, 3600)),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
