@@ -22,7 +22,7 @@ from typing import Callable
 
 from .model import id_parts, iso, ulid
 
-__all__ = ["SystemClock", "ManualClock", "ClockState", "ClockWatch", "EntryStamps", "ntp_synchronised",
+__all__ = ["SystemClock", "ManualClock", "ClockState", "ClockWatch", "EntryStamps", "ntp_synchronised", "clock_view",
            "BUILD_FLOOR", "SYNCED", "UNSYNCED", "UNKNOWN", "BEHIND"]
 
 # This release was built after this instant (2026-11-01 00:00 UTC): a clock that reads
@@ -152,6 +152,20 @@ def judge(now: float, synchronised: bool | None, floor: float, require_sync: boo
         return ClockState(UNKNOWN, False, "cannot tell whether NTP synchronised it (clock.require_sync)",
                           now, floor)
     return ClockState(UNKNOWN, True, "cannot tell whether NTP synchronised it", now, floor)
+
+
+def clock_view(state: dict, words: dict) -> tuple[bool, str]:
+    """The health strip's clock part from Kiosk.clock_health(): (ok, one line in the guard's
+    language). Not ok while the clock is not trusted; the detail follows in English, as the
+    other parts' causes do.
+
+    :param dict state: ClockState.to_json() (status, trusted, detail, now, floor).
+    :param dict words: the guard's catalogue (web/i18n), with clock_<status> words.
+    """
+    text = words.get(f"clock_{state['status']}", state["status"])
+    if not state["trusted"] or state["status"] != SYNCED:
+        text += f" · {state['detail']}"
+    return bool(state["trusted"]), text
 
 
 class ClockWatch:
