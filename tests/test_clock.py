@@ -7,7 +7,6 @@ order or an entry in a day folder where its id does not lead.
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
 from datetime import datetime, timezone
 
@@ -186,6 +185,7 @@ def test_fake_hwclock_behind_the_newest_entry_keeps_ids_in_order_across_restarts
         kiosk.stop()
 
 
+@pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)
 def test_the_central_keeps_the_mark(make_kiosk, central, site_key, clock):
     clock.set_synchronised(False)
     kiosk = make_kiosk(sync__url=central.url, policy__no_app="warn")
@@ -205,15 +205,19 @@ def test_the_central_keeps_the_mark(make_kiosk, central, site_key, clock):
     assert [e["id"] for e in central_db.list_entries(central.engine, clock_unsynced=False)] == [plain["id"]]
 
 
-def test_the_central_adds_the_column_to_an_older_database(tmp_path):
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as conn:              # the entries table as it was before the mark
-        conn.execute("CREATE TABLE entries (id VARCHAR(26) PRIMARY KEY, site VARCHAR(100) NOT NULL, "
-                     "kiosk VARCHAR(100) NOT NULL, time VARCHAR(30) NOT NULL, decision VARCHAR(10) NOT NULL, "
-                     "received_at VARCHAR(30) NOT NULL, body TEXT NOT NULL)")
-        conn.execute("INSERT INTO entries VALUES ('01KAQ0000000000000000000AA', 's', 'k', "
-                     "'2026-11-22T00:00:30.000Z', 'allow', '2026-11-22T00:00:31.000Z', '{}')")
-    engine = central_db.connect(f"sqlite:///{path}")
+@pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)
+def test_the_central_adds_the_column_to_an_older_database(central_url):
+    from sqlalchemy import create_engine, text
+
+    old = create_engine(central_url)
+    with old.begin() as conn:                         # the entries table as it was before the mark
+        conn.execute(text('CREATE TABLE entries (id VARCHAR(26) PRIMARY KEY, site VARCHAR(100) NOT NULL, '
+                          'kiosk VARCHAR(100) NOT NULL, "time" VARCHAR(30) NOT NULL, '
+                          'decision VARCHAR(10) NOT NULL, received_at VARCHAR(30) NOT NULL, body TEXT NOT NULL)'))
+        conn.execute(text("INSERT INTO entries VALUES ('01KAQ0000000000000000000AA', 's', 'k', "
+                          "'2026-11-22T00:00:30.000Z', 'allow', '2026-11-22T00:00:31.000Z', '{}')"))
+    old.dispose()
+    engine = central_db.connect(central_url)
     try:
         assert [e for e in central_db.list_entries(engine, clock_unsynced=False)] == [{}]
         assert central_db.list_entries(engine, clock_unsynced=True) == []

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (Column, Integer, MetaData, String, Table, Text, create_engine, delete, event, insert,
                         inspect, select, text, update)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 metadata = MetaData()
 
@@ -77,8 +77,13 @@ def _add_missing_columns(engine) -> None:
     existing table)."""
     have = {c["name"] for c in inspect(engine).get_columns("entries")}
     if "clock_unsynced" not in have:
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE entries ADD COLUMN clock_unsynced INTEGER NOT NULL DEFAULT 0"))
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("ALTER TABLE entries ADD COLUMN clock_unsynced INTEGER NOT NULL DEFAULT 0"))
+        except DBAPIError:
+            # Another central process starting at the same time added it first.
+            if "clock_unsynced" not in {c["name"] for c in inspect(engine).get_columns("entries")}:
+                raise
 
 
 def add_credential(engine, name: str, role: str, site: str | None = None, token: str | None = None) -> str:
