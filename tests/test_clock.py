@@ -20,7 +20,7 @@ from kiosk.clock import (BEHIND, BUILD_FLOOR, SYNCED, UNKNOWN, UNSYNCED, ClockWa
 from kiosk.declarations import sitepass
 from kiosk.model import ALLOW, DENY, EXPIRED, INVALID, REVIEW, VALID, Declaration, Presence, Scan
 from kiosk.model import entry_problem, id_time, iso
-from kiosk.store.days import day_of_id
+from kiosk.store.days import day_of_id, misplaced
 
 from .conftest import OPERATOR_TOKEN, SITE, wait_for
 
@@ -181,6 +181,7 @@ def test_fake_hwclock_behind_the_newest_entry_keeps_ids_in_order_across_restarts
         assert [d["id"] for d in kiosk.log.query()] == [before["id"], after["id"], third["id"]]
         folders = sorted(p.name for p in (kiosk.data_dir / "log").iterdir() if p.name[:2] == "20")
         assert folders == [before["time"][:10]], "no folder for a day the clock wrongly reads"
+        assert misplaced(kiosk.data_dir / "log") == []
     finally:
         kiosk.stop()
 
@@ -299,3 +300,22 @@ def test_the_health_strip_words_the_clock_in_both_languages(make_kiosk, clock):
     clock.set_synchronised(True)
     kiosk.clock_watch.check()
     assert clock_view(kiosk.clock_health(), catalogue("vi")) == (True, "đồng bộ")
+
+
+def test_misplaced_names_an_entry_whose_id_and_time_disagree(tmp_path):
+    from kiosk.model import Entry, new_id
+    from kiosk.store import EntryLog
+
+    log = EntryLog(tmp_path / "log")
+    log.start()
+    try:
+        # What ids from the floor with the clock's reading kept would do after a step back
+        # over midnight: the id names today, the time (and so the folder) yesterday.
+        stray = Entry(id=new_id(T0), site="s", kiosk="k", t=T0 - 3600, direction="in",
+                      declaration={"format": "sitepass", "status": "valid"}, fingerprint="f",
+                      ble={"outcome": "confirmed"}, decision="allow", reasons=())
+        log.append(stray)
+        assert log.get(stray.id) is None, "the log looks for it in the day its id names"
+    finally:
+        log.stop()
+    assert misplaced(tmp_path / "log") == [stray.id]

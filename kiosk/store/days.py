@@ -84,6 +84,20 @@ def newest_id(path: str | Path) -> str | None:
     return None
 
 
+def misplaced(path: str | Path) -> list[str]:
+    """Ids of the entries of a log folder that are not in the folder of both their time's
+    and their id's UTC day, read-only (for the soak, and checks beside a running kiosk)."""
+    out = []
+    for folder in day_folders(Path(path)):
+        db = DurableDB(folder, read_only=True)
+        try:
+            out += [d["id"] for d in db.table("entries").all()
+                    if day_of(d["time"]) != folder.name or day_of_id(d["id"]) != folder.name]
+        finally:
+            db.close()
+    return out
+
+
 class DayShards:
     """The day databases of one log folder; only the writer thread may use it.
 
