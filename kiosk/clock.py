@@ -39,6 +39,7 @@ BEHIND = "behind"          # reads earlier than the build date or the newest ent
 BEHIND_TOLERANCE = 1.0     # seconds
 TIMEDATECTL_TIMEOUT = 2.0  # seconds; timedatectl asks systemd over D-Bus, which can hang
 DAY_MS = 86_400_000
+_NOTIFY_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC")
 # timesyncd touches this file once it has synchronised (systemd >= 239).
 TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
 
@@ -53,9 +54,12 @@ def ntp_synchronised(run=subprocess.run, timeout: float = TIMEDATECTL_TIMEOUT) -
     :returns: True or False as timedatectl says, True if timesyncd's flag file is there,
         else None (no timedatectl, no systemd, no answer in time).
     """
+    # systemd's tools (254 and later) report a failure to $NOTIFY_SOCKET ("ERRNO=112"): not
+    # to the kiosk's own channel to systemd, which would read it as the kiosk's.
+    env = {k: v for k, v in os.environ.items() if k not in _NOTIFY_VARIABLES}
     try:
         done = run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"], capture_output=True,
-                   text=True, timeout=timeout, env={**os.environ, "LC_ALL": "C"})
+                   text=True, timeout=timeout, env={**env, "LC_ALL": "C"})
         answer = done.stdout.strip() if done.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         answer = ""

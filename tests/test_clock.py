@@ -253,6 +253,17 @@ def test_what_timedatectl_says(tmp_path, monkeypatch, script, answer):
     assert ntp_synchronised(timeout=0.5) is answer
 
 
+def test_timedatectl_does_not_speak_on_the_kiosks_channel_to_systemd(tmp_path, monkeypatch):
+    # systemd 254+ tools send "ERRNO=..." to $NOTIFY_SOCKET when they fail; systemd would
+    # take it for the kiosk's own status (seen in test_operations' notify test).
+    fake_timedatectl(tmp_path, f'echo "[$NOTIFY_SOCKET$WATCHDOG_USEC]" > {tmp_path}/seen; exit 1')
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")
+    assert ntp_synchronised() is None
+    assert (tmp_path / "seen").read_text() == "[]\n"
+
+
 def test_the_watch_reports_a_change_once(clock):
     seen = []
     watch = ClockWatch(clock, on_change=seen.append)
