@@ -12,6 +12,7 @@ across such a step.
 """
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import threading
@@ -24,6 +25,8 @@ from .model import id_parts, iso, ulid
 
 __all__ = ["SystemClock", "ManualClock", "ClockState", "ClockWatch", "EntryStamps", "ntp_synchronised", "clock_view",
            "BUILD_FLOOR", "SYNCED", "UNSYNCED", "UNKNOWN", "BEHIND"]
+
+logger = logging.getLogger(__name__)
 
 # This release was built after this instant (2026-11-01 00:00 UTC): a clock that reads
 # earlier is wrong whatever NTP says. Raise it with each release.
@@ -227,8 +230,7 @@ class ClockWatch:
             try:
                 self.check()
             except Exception:      # the watch must outlive a surprise from timedatectl
-                import logging
-                logging.getLogger(__name__).exception("clock check failed")
+                logger.exception("clock check failed")
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
