@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 
 from . import ble, camera, policy
 from .ble.presence import PresenceTracker
-from .clock import SystemClock
+from .clock import BEHIND, ClockWatch, EntryStamps, SystemClock
 from .declarations import Verifier, sitepass
 from .events import EventBus
 from .exc import BackendUnavailable, CameraFault, StoreUnavailable
-from .model import DENY, REVIEW, Decision, Entry, Scan, iso, new_id
+from .model import DENY, REVIEW, Decision, Entry, Scan, iso
 from .signals import DoorSignals
 from .store import EntryLog
 from .sync import SyncWorker
@@ -78,6 +78,11 @@ class Kiosk:
         self.reporter = kiosk_reporter(settings, self.clock, lambda since, until: self.log.search(
             since=since, until=until, limit=10_000_000), self.data_dir)
         self.bus = EventBus()
+        # Ids and stamps continue from the newest entry (seeded at start), and the clock is
+        # not trusted while it reads earlier than that entry (clock.py).
+        self.stamps = EntryStamps()
+        self.clock_watch = ClockWatch(self.clock, lambda: self.stamps.newest, settings["clock.require_sync"],
+                                      settings["clock.check_interval"], on_change=self._clock_changed)
         self._fingerprint_key = load_secret(self.data_dir / "fingerprint.key")
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -91,6 +96,8 @@ class Kiosk:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self.log.start()
+        self.stamps.seed(self.log.newest_id())
+        self.clock_watch.start()
         for name, target in (("camera", self._camera_loop), ("ble", self._ble_loop),
                              ("housekeeping", self._housekeeping_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -139,6 +146,7 @@ class Kiosk:
                 server.stop(JOIN_TIMEOUT)
         for thread in self._threads:
             thread.join(JOIN_TIMEOUT)
+        self.clock_watch.stop(JOIN_TIMEOUT)
         self.log.stop(JOIN_TIMEOUT)
         self.signals.close()
 
@@ -202,13 +210,18 @@ class Kiosk:
     def _housekeeping_loop(self) -> None:
         """Write entries held in memory once the disk takes them again; purge old entries daily;
         send the daily report when due."""
-        last_purge = None
-        while not self._stop.wait(0 if last_purge is None else HOUSEKEEPING_INTERVAL):
+        last_purge, first = None, True
+        while not self._stop.wait(0 if first else HOUSEKEEPING_INTERVAL):
+            first = False
             try:
                 if self.log.error is not None:
                     self.log.retry()
                 now = self.clock.now()
-                if last_purge is None or now - last_purge >= 86400:
+                # A clock far ahead would purge entries still within retention: no purge
+                # while NTP has not set it. One behind purges less, which is safe.
+                clock = self.clock_watch.state(now)
+                purge_safe = clock.trusted or clock.status == BEHIND
+                if purge_safe and (last_purge is None or now - last_purge >= 86400):
                     removed = self.log.purge(now)
                     last_purge = now
                     if removed:
@@ -266,11 +279,13 @@ class Kiosk:
         fingerprint = self.fingerprint(scan.payload)
         direction = self.rules.direction
         shown_ago = self.log.shown_ago(fingerprint, scan.t) if self.rules.watches_reuse else None
-        decision = policy.decide(declaration, presence, shown_ago, self.rules)
-        entry = Entry(id=new_id(scan.t), site=self.settings["site.id"], kiosk=self.settings["kiosk.id"],
-                      t=scan.t, direction=direction, declaration=declaration.summary(),
+        clock = self.clock_watch.state(scan.t)
+        decision = policy.decide(declaration, presence, shown_ago, self.rules, clock.trusted)
+        t, entry_id, moved = self.stamps.issue(scan.t)
+        entry = Entry(id=entry_id, site=self.settings["site.id"], kiosk=self.settings["kiosk.id"],
+                      t=t, direction=direction, declaration=declaration.summary(),
                       fingerprint=fingerprint, ble=presence.summary(), decision=decision.outcome,
-                      reasons=decision.reasons)
+                      reasons=decision.reasons, clock_unsynced=moved or not clock.trusted)
         logger.info("%s: %s %s, app %s, reasons: %s", decision.outcome.upper(), declaration.format,
                  declaration.status, presence.outcome, ", ".join(decision.reasons) or "none")
         # Logged (on disk, or held in memory) before the door moves: a door that opened for
@@ -312,6 +327,20 @@ class Kiosk:
         return updated
 
     # -- health ---------------------------------------------------------------------------
+    def _clock_changed(self, state) -> None:
+        if state.trusted:
+            logger.info("clock %s: %s", state.status, state.detail)
+        else:
+            logger.warning("clock %s: %s; DCC and site-pass times go to review, entries are marked "
+                           "clock_unsynced", state.status, state.detail)
+        if self._threads:                  # started: the screens hear of it
+            self.bus.publish("health", self.health())
+
+    def clock_health(self) -> dict:
+        """The clock's part of the health: status (synced | unsynced | unknown | behind),
+        trusted, detail (one line), now and floor (ISO UTC)."""
+        return self.clock_watch.state().to_json()
+
     def _trust_list_health(self) -> str:
         state, days = self.verifier.trust_state(self.clock.now())
         if state == "none":
@@ -349,6 +378,7 @@ class Kiosk:
                      "refused": self.sync.refused if self.sync else 0},
             "disk_free_mb": disk.free // 2**20,
             "trust_list": self._trust_list_health(),
+            "clock": self.clock_health(),
             "door": self.signals.door,
             "scans": self.scans,
             "report": self._report_health(),

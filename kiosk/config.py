@@ -144,6 +144,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("report.smtp_ca_bundle", "", "CA certificates (PEM) to verify the mail server's certificate; empty = the system's."),
     Setting("report.when_synced", False, "Send from this kiosk even when it syncs to a central (which normally "
             "sends the site's report)."),
+    Setting("clock.require_sync", False, "Count a clock whose NTP state nothing reports (no timedatectl: a container, "
+            "CI, a laptop) as untrusted. A Pi with systemd-timesyncd or chrony reports it either way."),
+    Setting("clock.check_interval", 30.0, "Seconds between two questions to timedatectl whether NTP synchronised "
+            "the clock.", bounds=(1, 3600)),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

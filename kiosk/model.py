@@ -113,14 +113,19 @@ class Entry:
     reasons: tuple[str, ...]
     override: Mapping[str, Any] | None = None
     synced_at: str | None = None
+    clock_unsynced: bool = False     # stamped while the kiosk's clock was not trusted (clock.py)
 
     def to_json(self) -> dict:
-        return {"id": self.id, "site": self.site, "kiosk": self.kiosk, "time": iso(self.t),
-                "direction": self.direction, "declaration": dict(self.declaration),
-                "fingerprint": self.fingerprint, "ble": dict(self.ble),
-                "decision": self.decision, "reasons": list(self.reasons),
-                "override": dict(self.override) if self.override else None,
-                "synced_at": self.synced_at}
+        d = {"id": self.id, "site": self.site, "kiosk": self.kiosk, "time": iso(self.t),
+             "direction": self.direction, "declaration": dict(self.declaration),
+             "fingerprint": self.fingerprint, "ble": dict(self.ble),
+             "decision": self.decision, "reasons": list(self.reasons),
+             "override": dict(self.override) if self.override else None,
+             "synced_at": self.synced_at}
+        # Only when set: the form of every other entry stays as it was.
+        if self.clock_unsynced:
+            d["clock_unsynced"] = True
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping) -> "Entry":
@@ -128,7 +133,7 @@ class Entry:
                    direction=d["direction"], declaration=d["declaration"],
                    fingerprint=d["fingerprint"], ble=d["ble"], decision=d["decision"],
                    reasons=tuple(d["reasons"]), override=d.get("override"),
-                   synced_at=d.get("synced_at"))
+                   synced_at=d.get("synced_at"), clock_unsynced=d.get("clock_unsynced") is True)
 
 
 # The bounds of an entry's JSON form. The kiosk writes its entries within them and the central
@@ -221,6 +226,10 @@ def _int_or_null(v):
     return None if -10_000 <= v <= 10_000 else "out of range (-10000 to 10000)"
 
 
+def _true(v):
+    return None if v is True else f"expected true, got {_kind(v)}"
+
+
 def _object(fields: dict, null: bool = False):
     def check(v):
         if v is None and null:
@@ -271,6 +280,8 @@ _ENTRY_FIELDS = {
     "override": (_object({"action": (_text(OVERRIDE_ACTIONS), True), "reason": (_text_or_null, False),
                           "by": (_text_or_null, False), "at": (_text_or_null, False)}, null=True), False),
     "synced_at": (_text_or_null, False),
+    # Present (true) only on an entry stamped while the kiosk's clock was not trusted.
+    "clock_unsynced": (_true, False),
 }
 
 
@@ -289,8 +300,21 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 def new_id(t: float, rand: bytes | None = None) -> str:
     """A ULID: 48 bits of milliseconds then 80 random bits, Crockford base32, sortable by time."""
     rand = os.urandom(10) if rand is None else rand
-    n = (int(t * 1000) << 80) | int.from_bytes(rand, "big")
+    return ulid(int(t * 1000), int.from_bytes(rand, "big"))
+
+
+def ulid(ms: int, rand: int) -> str:
+    """The ULID of `ms` (milliseconds since 1970) and an 80-bit number."""
+    n = (ms << 80) | rand
     return "".join(_CROCKFORD[(n >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def id_parts(entry_id: str) -> tuple[int, int]:
+    """(milliseconds, the 80-bit random part) of a ULID."""
+    n = 0
+    for ch in entry_id.upper():
+        n = n * 32 + _CROCKFORD.index(ch)
+    return n >> 80, n & ((1 << 80) - 1)
 
 
 def id_time(entry_id: str) -> float:
