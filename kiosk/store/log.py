@@ -309,7 +309,11 @@ class EntryLog(ReadPath):
         # writer held up (a slow card) must not hold up the decision. One dict lookup is
         # atomic in CPython, and the writer only ever sets this dict's values.
         last = self._last_shown.get(fingerprint)
-        return None if last is None else at - last
+        if last is None or last > at:
+            # Last seen "after" now: the clock stepped back since, so how long ago is not
+            # known. The clock's own rule (behind the newest entry: review) covers that time.
+            return None
+        return at - last
 
     @on_writer
     def get(self, entry_id: str) -> dict | None:
