@@ -118,6 +118,21 @@ def test_a_phone_sending_four_times_as_often_is_not_the_guards_phone(tmp_path):
     assert len(row["lineage"]["identities"]) == 1
 
 
+def test_a_visitor_taken_for_the_guards_phone_gets_its_own_lineage_when_the_guards_phone_resumes(tmp_path):
+    # A visitor's phone first heard 1 s after the guard's phone went into its pause, at the
+    # same level, looks like the guard's next identity. When the guard's phone is heard again
+    # after its pause, the two are two phones: the visitor's lineage starts at its own arrival.
+    scene = advertising_phone(Scene(), "bluezone-android", 0, 700, GUARD, on=BLUEZONE_ON,
+                              off=BLUEZONE_OFF, seed=8, loss=0.0)
+    advertising_phone(scene, "bluezone-android", PAUSE_STARTS + 1, 700, GUARD,
+                      addr_prefix="4a", seed=9, loss=0.0)
+    during, after = analyze(tmp_path, scene, PAUSE_STARTS + 10, PAUSE_STARTS + BLUEZONE_OFF + 3)
+    assert during["lineage"]["identities"][-1]["addr"].startswith("4a")      # the known limit
+    assert after["outcome"] == "confirmed", after
+    assert after["lineage"]["why"].startswith("arrived")
+    assert [i["addr"][:2] for i in after["lineage"]["identities"]] == ["4a"]
+
+
 def test_analyze_shows_the_lineage_it_used(tmp_path):
     change = CHANGE_AT["inside the pause"]
     scene = guards_phone(Scene(), "bluezone-android", change, change + 40, seed=1)

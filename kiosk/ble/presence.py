@@ -80,7 +80,7 @@ def _median(values: list) -> float | None:
     return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
-@dataclass
+@dataclass(eq=False)                                  # one phone: compared by identity
 class _Lineage:
     """One phone across its identity changes."""
     id: int
@@ -137,7 +137,7 @@ class _Lineage:
         return _median([s / n for sec, s, n in self.seconds if start <= sec < end])
 
 
-@dataclass
+@dataclass(eq=False)
 class _Beacon:
     addr: str
     family: str
@@ -149,7 +149,7 @@ class _Beacon:
     sightings: deque = field(default_factory=deque)   # (t, rssi) within the look-back window
     head: list = field(default_factory=list)          # rssi of the first JUNCTION seconds
     settled: bool = False                             # its lineage is decided
-    succeeded: bool = False                           # a newer identity took over its lineage
+    successor: "_Beacon | None" = None                # the newer identity that took over its lineage
     joined: dict | None = None                        # why it continues an older identity
 
     @property
@@ -208,6 +208,8 @@ class PresenceTracker:
                         (m.family, m.strength, ad.flags, len(advert.raw), advert.addr_type),
                         lineage, advert.t)
                     lineage.identities.append(beacon)
+                if beacon.successor is not None:      # heard again: its "successor" is another phone
+                    self._split(beacon)
                 beacon.sightings.append((advert.t, advert.rssi))
                 if advert.t - beacon.first <= JUNCTION:
                     beacon.head.append(advert.rssi)
@@ -226,7 +228,7 @@ class PresenceTracker:
 
     def _evidence(self, new: _Beacon, old: _Beacon) -> dict | None:
         """Why `new` is the next identity of `old`'s phone, or None when it cannot be."""
-        if old is new or old.succeeded or old.kind != new.kind or old.lineage is new.lineage:
+        if old is new or old.successor is not None or old.kind != new.kind or old.lineage is new.lineage:
             return None
         gap = new.first - old.last[0]
         if gap < 0 or gap > self.window:              # heard together: two phones
@@ -285,13 +287,33 @@ class PresenceTracker:
         old, evidence = self._best_predecessor(new)
         if old is None:
             return
-        old.succeeded = True
+        old.successor = new
         new.joined = evidence
         absorbed, lineage = new.lineage, old.lineage
         lineage.absorb(absorbed)
         for beacon in self._beacons.values():         # newer identities already joined to it
             if beacon.lineage is absorbed:
                 beacon.lineage = lineage
+
+    def _split(self, old: _Beacon) -> None:
+        """Undo the join of `old`'s successor: both are heard, so they are two phones. The
+        successor and the identities that continued it get a lineage of their own."""
+        new, old.successor = old.successor, None
+        new.joined = None
+        shared = new.lineage
+        lineage = _Lineage(next(self._lineage_ids), first_seen=new.first)
+        moved = []
+        beacon = new
+        while beacon is not None and beacon.lineage is shared:
+            moved.append(beacon)
+            beacon.lineage = lineage
+            beacon = beacon.successor
+        for t, rssi in sorted(s for b in moved for s in b.sightings):
+            lineage.add(t, rssi, away=self.window)
+        lineage.first_seen = new.first
+        lineage.identities.extend(moved)
+        shared.identities = deque((b for b in shared.identities if b not in moved),
+                                  maxlen=SHOWN_IDENTITIES)
 
     def _provisional(self) -> dict:
         """Lineages for identities heard for less than JUNCTION seconds: the best match so
