@@ -163,6 +163,7 @@ class _Beacon:
         return min(gaps) if len(gaps) >= gaps_needed else None
 
     def describe(self) -> dict:
+        """This identity as `kiosk ble analyze` shows it (the id's first 8 hex digits)."""
         return {"addr": self.addr, "id": self.beacon_id[:8], "from": self.first, "to": self.last[0],
                 **(self.joined or {"joined_by": []})}
 
@@ -268,14 +269,14 @@ class PresenceTracker:
 
     @staticmethod
     def _rank(evidence: dict) -> tuple:
+        """Order of preference: the same id, then more that agrees, a closer level, a shorter gap."""
         return (evidence["joined_by"] == ["same_id"], len(evidence["joined_by"]),
                 -abs(evidence.get("level_db", 0)), -evidence["gap_s"])
 
-    def _best_predecessor(self, new: _Beacon, taken=()) -> tuple[_Beacon | None, dict | None]:
+    def _best_predecessor(self, new: _Beacon) -> tuple[_Beacon | None, dict | None]:
+        """The older identity `new` most likely continues, with the evidence; (None, None)."""
         best = best_evidence = None
         for old in self._beacons.values():
-            if old in taken:
-                continue
             evidence = self._evidence(new, old)
             if evidence is not None and (best is None or self._rank(evidence) > self._rank(best_evidence)):
                 best, best_evidence = old, evidence
