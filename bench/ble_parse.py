@@ -17,6 +17,7 @@ import tempfile
 import platform
 import random
 import resource
+import sys
 import time
 
 from kiosk.ble import advertising, families
