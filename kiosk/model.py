@@ -133,9 +133,12 @@ class Entry:
 
 def final_decision(entry: Mapping) -> str:
     """The decision that stands for an entry in its JSON form: a guard's 'allow' or 'deny'
-    replaces the door's; an 'exit' (the holder left) keeps the decision they came in on."""
+    replaces the door's; an 'exit' is taken only for someone let in (checkpoint.Kiosk.override),
+    so it stands for 'allow' even where it replaced the guard's own 'allow'."""
     override = entry.get("override") or {}
     action = override.get("action")
+    if action == "exit":
+        return ALLOW
     return action if action in (ALLOW, DENY) else entry["decision"]
 
 
