@@ -204,3 +204,25 @@ def test_the_central_stores_the_final_decision(make_kiosk, site_key, central):
     r = requests.get(f"{central.url}/api/v1/reports/daily", params={"date": kiosk.log.get(denied)["time"][:10],
                      "site": SITE}, headers=AUTH, timeout=5)
     assert r.status_code == 200 and (r.json()["allow"], r.json()["deny"]) == (1, 0), r.text
+
+
+@pytest.mark.parametrize("decision, override, final", [
+    ("deny", None, "deny"), ("review", {"action": "allow"}, "allow"), ("allow", {"action": "deny"}, "deny"),
+    ("review", {"action": "exit"}, "allow"), ("allow", {"action": "exit"}, "allow")])
+def test_the_final_decision_of_an_entry(decision, override, final):
+    assert final_decision({"decision": decision, "override": override}) == final
+
+
+def test_the_kiosk_itself_refuses_what_does_not_fit_whoever_calls_it(kiosk, site_key):
+    # The same rules hold below the web route (a CLI or a future caller cannot skip them).
+    from kiosk.exc import OverrideRefused
+
+    denied = visitor(kiosk, site_key, "Phạm Quốc Dũng", forged=True)
+    relay = relay_of(kiosk)
+    with pytest.raises(OverrideRefused) as refused:
+        kiosk.override(denied, "allow", "why_refused")
+    assert refused.value.code == "bad_reason"
+    with pytest.raises(OverrideRefused) as refused:
+        kiosk.override(denied, "exit", "why_leaving")
+    assert refused.value.code == "not_admitted"
+    assert kiosk.log.get(denied)["override"] is None and [s.state for s in relay.states] == [False]
