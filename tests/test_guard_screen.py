@@ -162,7 +162,7 @@ def test_a_visitor_decided_while_the_dialog_is_open_waits_and_the_door_opens_for
     # Meanwhile a forged pass is shown: denied, and it must not take the dialog's place.
     kiosk.clock.advance(5)
     kiosk.camera.show(visitor_frame(passes("Phạm Quốc Dũng", kiosk.clock, forged=True)), frames=2)
-    second = wait_for(lambda: (lambda r: r[0]["id"] if r and r[0]["id"] != first else None)(kiosk.log.recent(1)))
+    second = wait_for(lambda: next((e["id"] for e in kiosk.log.recent(1) if e["id"] != first), None))
     screen.wait_for_function("document.getElementById('why-queued').textContent.length > 0", timeout=5000)
     assert screen.inner_text("#why-question") == "Cho Trần Thị Bình vào?"
     assert screen.eval_on_selector("#decision", "e => e.dataset.latest") == first

@@ -58,14 +58,14 @@ def test_install_into_a_root_is_idempotent_and_keeps_the_operators_settings(tmp_
 
 
 def pin_digest(settings: Path) -> str:
-    return re.search(r'^guard_pin_sha256 = "([0-9a-f]*)"', settings.read_text(), re.M).group(1)
+    return re.search(r'^guard_pin_sha256 = "([0-9a-f]*)"', settings.read_text(), re.MULTILINE).group(1)
 
 
 def test_install_sets_a_guard_pin_once_and_prints_it_once(tmp_path):
     first = install("--root", str(tmp_path))
     assert first.returncode == 0, first.stderr
     settings = tmp_path / "etc/kiosk/kiosk.toml"
-    printed = re.findall(r"^set: guard PIN (\d{6}) \(generated", first.stdout, re.M)
+    printed = re.findall(r"^set: guard PIN (\d{6}) \(generated", first.stdout, re.MULTILINE)
     assert len(printed) == 1, first.stdout
     assert pin_digest(settings) == hashlib.sha256(printed[0].encode()).hexdigest()
     assert settings.stat().st_mode & 0o777 == 0o640, "only root and the kiosk read the PIN's digest"

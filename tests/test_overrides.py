@@ -195,8 +195,9 @@ def test_the_central_stores_the_final_decision(make_kiosk, site_key, central):
     lock = open_dialog(kiosk, denied, "allow").json()["lock"]
     assert choose(kiosk, denied, "allow", "why_document", lock).status_code == 200
     wait_for(lambda: kiosk.log.get(denied)["synced_at"])              # sent again with the override
-    from kiosk.central import db
     from sqlalchemy import select
+
+    from kiosk.central import db
 
     with central.engine.connect() as conn:
         decision = conn.execute(select(db.entries.c.decision).where(db.entries.c.id == denied)).scalar_one()
