@@ -24,8 +24,8 @@ from .ble.presence import PresenceTracker
 from .clock import BEHIND, ClockWatch, EntryStamps, SystemClock
 from .declarations import Verifier, sitepass
 from .events import EventBus
-from .exc import BackendUnavailable, CameraFault, StoreUnavailable
-from .model import DENY, REVIEW, Decision, Entry, Scan, iso
+from .exc import BackendUnavailable, CameraFault, OverrideRefused, StoreUnavailable
+from .model import ALLOW, DENY, MAX_TEXT, OVERRIDE_REASONS, REVIEW, Decision, Entry, Scan, final_decision, iso
 from .signals import DoorSignals
 from .store import EntryLog
 from .sync import SyncWorker
@@ -309,10 +309,25 @@ class Kiosk:
 
     def override(self, entry_id: str, action: str, reason: str, who: str = "guard") -> dict | None:
         """A guard's decision on an entry: allow anyway (opens the door), deny, or mark the
-        holder's exit (opens the door for them to leave). Logged on the entry."""
+        holder's exit (opens the door for them to leave). Logged on the entry beside the
+        door's own decision, which it keeps (model.final_decision reads both).
+
+        :param str reason: one of model.OVERRIDE_REASONS[action].
+        :param str who: what identifies the actor (the screen has no accounts).
+        :returns: the entry as now stored, or None if there is no such entry.
+        :raises OverrideRefused: `bad_reason` (a reason from another action's list),
+            `not_admitted` (an exit for someone the door and the guard never let in).
+        """
         if action not in self.OVERRIDES:
             raise ValueError(f"unknown override {action!r}")
-        record = {"action": action, "reason": reason[:200], "by": who, "at": iso(self.clock.now())}
+        if reason not in OVERRIDE_REASONS[action]:
+            raise OverrideRefused("bad_reason", f"{reason!r} is not a reason to {action}")
+        entry = self.log.get(entry_id)
+        if entry is None:
+            return None
+        if action == "exit" and final_decision(entry) != ALLOW:
+            raise OverrideRefused("not_admitted", f"{entry_id} was never let in")
+        record = {"action": action, "reason": reason, "by": who[:MAX_TEXT], "at": iso(self.clock.now())}
         updated = self.log.set_override(entry_id, record)
         if updated is None:
             return None

@@ -101,7 +101,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web.port", 8080, "Port of the guard pages and operator API."),
     Setting("web.language", "vi", "Language of the guard screen.", ("vi", "en")),
     Setting("web.clear_after", 20.0, "Seconds a decision stays on the guard screen before it returns to idle."),
-    Setting("web.guard_pin_sha256", "", "SHA-256 hex digest of the guard's PIN for overrides; empty = no PIN."),
+    Setting("web.guard_pin_sha256", "", "SHA-256 hex digest of the guard's PIN for overrides (install.sh sets one)."),
+    Setting("web.guard_pin_required", True, "Refuse every override while no PIN is set (false: anyone at the screen "
+            "may override; the demo's choice is a PIN it prints)."),
+    Setting("web.override_window", 120.0, "Seconds after a decision within which the guard may override it.",
+            bounds=(10, 3600)),
     Setting("web.guard_from_lan", False, "Serve the guard pages to other machines too (normally only the kiosk's own screen)."),
     Setting("web.rate_limit", 120, "Operator API requests per minute from one address."),
     Setting("web.operator_tokens", [], "SHA-256 hex digests of the operators' API tokens."),

@@ -7,7 +7,7 @@ import io
 from datetime import date, datetime, timedelta
 from typing import Iterable, Iterator
 
-from .model import iso, parse_iso
+from .model import final_decision, iso, parse_iso
 
 CSV_COLUMNS = ("id", "time", "decision", "reasons", "holder", "format", "kind", "status", "app", "family",
                "rssi", "override", "override_reason", "direction")
@@ -28,9 +28,11 @@ DECISIONS = ("allow", "deny", "review")
 
 
 def totals(items: list[dict]) -> dict:
-    """Entries, decisions, share with the app confirmed and with a valid declaration."""
+    """Entries, final decisions (a guard's override counts), share with the app confirmed and
+    with a valid declaration."""
     n = len(items)
-    return {"entries": n, **{k: sum(d["decision"] == k for d in items) for k in DECISIONS},
+    finals = [final_decision(d) for d in items]
+    return {"entries": n, **{k: finals.count(k) for k in DECISIONS},
             "app_confirmed_share": round(sum((d.get("ble") or {}).get("outcome") == "confirmed"
                                              for d in items) / n, 4) if n else 0.0,
             "valid_declaration_share": round(sum((d.get("declaration") or {}).get("status") == "valid"
@@ -51,10 +53,12 @@ def public(entry: dict) -> dict:
 
 
 def csv_row(entry: dict, tz) -> list:
+    """An entry as a CSV row (CSV_COLUMNS): `decision` is the final one, with the override's
+    action and reason beside it."""
     override = entry.get("override") or {}
     rssi = entry["ble"].get("rssi")
     return [entry["id"], datetime.fromtimestamp(parse_iso(entry["time"]), tz).strftime("%Y-%m-%d %H:%M:%S"),
-            entry["decision"], "; ".join(entry["reasons"]), entry["declaration"].get("holder") or "",
+            final_decision(entry), "; ".join(entry["reasons"]), entry["declaration"].get("holder") or "",
             entry["declaration"]["format"], entry["declaration"].get("kind") or "", entry["declaration"]["status"],
             entry["ble"]["outcome"], entry["ble"].get("family") or "", "" if rssi is None else rssi,
             override.get("action", ""), override.get("reason", ""), entry["direction"]]

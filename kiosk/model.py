@@ -136,6 +136,17 @@ class Entry:
                    synced_at=d.get("synced_at"), clock_unsynced=d.get("clock_unsynced") is True)
 
 
+def final_decision(entry: Mapping) -> str:
+    """The decision that stands for an entry in its JSON form: a guard's 'allow' or 'deny'
+    replaces the door's; an 'exit' is taken only for someone let in (checkpoint.Kiosk.override),
+    so it stands for 'allow' even where it replaced the guard's own 'allow'."""
+    override = entry.get("override") or {}
+    action = override.get("action")
+    if action == "exit":
+        return ALLOW
+    return action if action in (ALLOW, DENY) else entry["decision"]
+
+
 # The bounds of an entry's JSON form. The kiosk writes its entries within them and the central
 # refuses a batch holding anything else (entry_problem), so the two share one definition.
 MAX_TEXT = 200                  # characters in a name, a reason, a label
@@ -145,6 +156,14 @@ DIRECTIONS = ("in", "out")
 STATUSES = (VALID, INVALID, EXPIRED, UNKNOWN, REVIEW_STATUS)
 PRESENCE_OUTCOMES = (CONFIRMED, LIKELY, NOT_DETECTED)
 OVERRIDE_ACTIONS = ("allow", "deny", "exit")
+# The reasons a guard may give, by action (catalogue keys): one list for letting in, one for
+# refusing, one for a holder leaving. A reason from another list is refused (a guard letting
+# someone in "because not eligible" is a mistake or a forgery, not a record).
+OVERRIDE_REASONS = {
+    "allow": ("why_staff", "why_document", "why_invited", "why_health_allow"),
+    "deny": ("why_refused", "why_not_holder", "why_health_deny", "why_behaviour"),
+    "exit": ("why_leaving",),
+}
 
 # C0/C1 controls and lone surrogates: PostgreSQL's text holds no NUL and UTF-8 no lone
 # surrogate (either fails the central's insert), and a control character in a name has no

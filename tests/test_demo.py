@@ -46,6 +46,8 @@ def test_demo_serves_the_guard_page_and_syncs_then_stops_cleanly(tmp_path):
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}/" in out
+    pin = (tmp_path / "demo" / "guard.pin").read_text().strip()
+    assert re.fullmatch(r"\d{4}", pin) and f"Guard PIN      {pin}" in out
     assert re.search(r"ALLOW\s+Nguyễn Văn An", out)
     assert re.search(r"stopped; \d+ entries reached the central", out)
     assert "Traceback" not in out

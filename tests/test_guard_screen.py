@@ -124,6 +124,11 @@ def test_the_guard_lets_a_reviewed_visitor_in_with_a_reason_and_pin(make_kiosk, 
     entry_id = screen.eval_on_selector("#decision", "e => e.dataset.latest")
     relay.clear_states()
     screen.click("button[data-action=allow]")
+    screen.wait_for_selector(".why-list[data-for=allow]:not(.hidden)", timeout=5000)
+    assert screen.inner_text("#why-question") == "Cho Trần Thị Bình vào?"
+    assert "CHỜ KIỂM TRA" in screen.inner_text("#why-detail")
+    assert not screen.is_visible("button[data-reason=why_refused]"), "a refusing reason is not offered to let in"
+    shoot(screen, "override-dialog")
     screen.fill("#pin", "1111")
     screen.click("button[data-reason=why_staff]")
     screen.wait_for_function("document.getElementById('why-error').textContent.length > 0")
@@ -133,10 +138,49 @@ def test_the_guard_lets_a_reviewed_visitor_in_with_a_reason_and_pin(make_kiosk, 
     screen.click("button[data-reason=why_staff]")
     wait_for(lambda: [s.state for s in relay.states] == [False, True, False], timeout=5)
     override = kiosk.log.get(entry_id)["override"]
-    assert (override["action"], override["reason"], override["by"]) == ("allow", "why_staff", "guard")
-    screen.wait_for_selector(".overridden", timeout=5000)
-    assert "Bảo vệ đã xử lý: Cho vào" in screen.inner_text("#decision")
+    assert (override["action"], override["reason"], override["by"]) == ("allow", "why_staff",
+                                                                         "guard screen 127.0.0.1 with PIN")
+    assert kiosk.log.get(entry_id)["decision"] == "review", "the door's own decision is kept"
+    # The screen turns green with the guard's decision; the door's own is shown beside it.
+    screen.wait_for_selector("#decision.allow", timeout=5000)
+    assert screen.inner_text("#decision .outcome") == "Bảo vệ cho vào"
+    assert "Nhân viên quen biết · Máy quyết định: CHỜ KIỂM TRA" in screen.inner_text("#decision .overridden")
+    assert "allow" in screen.get_attribute(f'#recent li[data-id="{entry_id}"]', "class")
     shoot(screen, "review-overridden")
+
+
+def test_a_visitor_decided_while_the_dialog_is_open_waits_and_the_door_opens_for_the_right_one(
+        make_kiosk, screen, passes):
+    kiosk = make_kiosk(web__guard_pin_sha256=hashlib.sha256(b"2468").hexdigest())
+    relay = kiosk.signals.factory.pin(kiosk.settings["door.relay_pin"])
+    open_screen(screen, kiosk)
+    show(kiosk, passes("Trần Thị Bình", kiosk.clock))            # no app heard: review
+    screen.wait_for_selector("#decision.review", timeout=5000)
+    first = screen.eval_on_selector("#decision", "e => e.dataset.latest")
+    screen.click("button[data-action=allow]")
+    screen.wait_for_selector(".why-list[data-for=allow]:not(.hidden)", timeout=5000)
+    # Meanwhile a forged pass is shown: denied, and it must not take the dialog's place.
+    kiosk.clock.advance(5)
+    kiosk.camera.show(visitor_frame(passes("Phạm Quốc Dũng", kiosk.clock, forged=True)), frames=2)
+    second = wait_for(lambda: next((e["id"] for e in kiosk.log.recent(1) if e["id"] != first), None))
+    screen.wait_for_function("document.getElementById('why-queued').textContent.length > 0", timeout=5000)
+    assert screen.inner_text("#why-question") == "Cho Trần Thị Bình vào?"
+    assert screen.eval_on_selector("#decision", "e => e.dataset.latest") == first
+    relay.clear_states()
+    screen.fill("#pin", "2468")
+    screen.click("button[data-reason=why_staff]")
+    wait_for(lambda: kiosk.log.get(first)["override"] is not None, timeout=5)
+    # The waiting visitor comes on once the dialog closes, still denied, door shut for them.
+    screen.wait_for_selector("#decision.deny", timeout=5000)
+    assert screen.eval_on_selector("#decision", "e => e.dataset.latest") == second
+    assert "Chữ ký không hợp lệ (mã giả)" in screen.inner_text("#decision")
+    wait_for(lambda: [s.state for s in relay.states] == [False, True, False], timeout=5)
+    time.sleep(0.5)                                   # a second pulse would have started by now
+    assert [s.state for s in relay.states] == [False, True, False], "the door opened once"
+    assert kiosk.log.get(first)["override"]["action"] == "allow"
+    assert kiosk.log.get(second)["override"] is None and kiosk.log.get(second)["decision"] == "deny"
+    assert "allow" in screen.get_attribute(f'#recent li[data-id="{first}"]', "class")
+    shoot(screen, "override-race")
 
 
 def test_the_language_toggle(make_kiosk, screen, passes):

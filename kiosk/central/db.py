@@ -15,6 +15,8 @@ from sqlalchemy import (Column, Integer, MetaData, String, Table, Text, UniqueCo
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from ..model import final_decision
+
 metadata = MetaData()
 
 credentials = Table(
@@ -146,7 +148,7 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
     ids = [e["id"] for e in batch]
     received = now_iso()
     rows = [{"id": e["id"], "site": e["site"], "kiosk": e["kiosk"], "time": e["time"],
-             "decision": e["decision"], "received_at": received,
+             "decision": final_decision(e), "received_at": received,
              "body": json.dumps(e, ensure_ascii=False),
              "clock_unsynced": 1 if e.get("clock_unsynced") is True else 0} for e in batch]
     with engine.begin() as conn:
@@ -170,7 +172,7 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
             if r["id"] not in stored and e.get("override"):
                 conn.execute(update(entries)
                              .where(entries.c.id == r["id"], entries.c.kiosk == r["kiosk"], entries.c.site == r["site"])
-                             .values(body=r["body"]))
+                             .values(body=r["body"], decision=r["decision"]))
     return [i for i in ids if i in stored], [i for i in ids if i not in stored]
 
 

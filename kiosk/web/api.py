@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..export import CSV_COLUMNS, DECISIONS, bound, csv_chunks, csv_row, daily_summary, public
+from ..model import final_decision
 from .openapi import SPEC
 from .params import is_entry_id
 from .ratelimit import RateLimit
@@ -96,7 +97,7 @@ def _filters():
     text = (args.get("q") or "").casefold()
 
     def match(d: dict) -> bool:
-        return ((decision is None or d["decision"] == decision)
+        return ((decision is None or final_decision(d) == decision)
                 and (app is None or d["ble"]["outcome"] == app)
                 and (status is None or d["declaration"]["status"] == status)
                 and (not text or text in (d["declaration"].get("holder") or "").casefold()))

@@ -10,15 +10,19 @@ import json
 import logging
 import math
 import queue
+import secrets
+import threading
 import time
+from collections import OrderedDict
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 
 from ..events import CLOSED
-from ..model import parse_iso
-from .i18n import LANGUAGES, OVERRIDE_REASONS, catalogue, reason_text
+from ..exc import OverrideRefused
+from ..model import ALLOW, OVERRIDE_REASONS, final_decision, parse_iso
+from .i18n import LANGUAGES, catalogue, reason_text
 from .params import host_allowed, is_entry_id
 from .ratelimit import PinLockout, StreamSlots
 
@@ -30,6 +34,7 @@ MIN_FREE_MB = 200
 # Wrong PINs: 3 free tries, then 30 s, 60 s, ... up to 15 min per further wrong PIN; a
 # 4-digit PIN then takes about 50 days to guess at even odds (96 tries a day).
 PIN_FREE_TRIES, PIN_LOCK_FIRST, PIN_LOCK_MOST = 3, 30.0, 900.0
+MAX_LOCKS = 16       # override dialogs opened and not yet used; the oldest is forgotten first
 
 
 def init_app(app) -> None:
@@ -37,6 +42,39 @@ def init_app(app) -> None:
     settings = app.extensions["kiosk"].settings
     app.extensions["guard_streams"] = StreamSlots(settings["web.max_streams"], settings["web.max_streams_per_client"])
     app.extensions["guard_pin"] = PinLockout(PIN_FREE_TRIES, PIN_LOCK_FIRST, PIN_LOCK_MOST)
+    app.extensions["guard_locks"] = DialogLocks(MAX_LOCKS)
+
+
+class DialogLocks:
+    """Override dialogs the screen has opened: a random key per dialog, bound to one entry and
+    one action. An override must bring the key of the dialog it was chosen in, so what the
+    guard read ("Cho Trần Thị Bình vào?") is what the server does, whatever came since.
+
+    :param int most: dialogs remembered at once; the oldest is forgotten first.
+    """
+
+    def __init__(self, most: int):
+        self.most = most
+        self._locks: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._mutex = threading.Lock()
+
+    def open(self, entry_id: str, action: str) -> str:
+        """A new dialog's key for `action` on `entry_id`."""
+        key = secrets.token_urlsafe(16)
+        with self._mutex:
+            self._locks[key] = (entry_id, action)
+            while len(self._locks) > self.most:
+                self._locks.popitem(last=False)
+        return key
+
+    def holds(self, key, entry_id: str, action: str) -> bool:
+        """Whether `key` is an open dialog for `action` on `entry_id`."""
+        with self._mutex:
+            return isinstance(key, str) and self._locks.get(key) == (entry_id, action)
+
+    def close(self, key: str) -> None:
+        with self._mutex:
+            self._locks.pop(key, None)
 
 
 def _kiosk():
@@ -67,14 +105,18 @@ def view(entry: dict, tz, words: dict) -> dict:
     local = datetime.fromtimestamp(parse_iso(entry["time"]), tz)
     declaration = entry["declaration"]
     override = entry.get("override")
-    return {"id": entry["id"], "time": local.strftime("%H:%M:%S"), "decision": entry["decision"],
+    # `decision` is the final one (a guard's override counts): the panel's colour, the recent
+    # list and the counts; `door_decision` is the door's own, shown beside an override.
+    return {"id": entry["id"], "time": local.strftime("%H:%M:%S"), "decision": final_decision(entry),
+            "door_decision": entry["decision"],
             "holder": declaration.get("holder"),
             "format": words.get(f"format_{declaration['format']}", declaration["format"]),
             "kind": words.get(f"kind_{declaration.get('kind') or 'none'}", ""),
             "status": words.get(f"status_{declaration['status']}", declaration["status"]),
             "app": entry["ble"]["outcome"], "family": entry["ble"].get("family"),
             "reasons": entry["reasons"], "reasons_text": [reason_text(r, words) for r in entry["reasons"]],
-            "override": override["action"] if override else None}
+            "override": override["action"] if override else None,
+            "override_reason": words.get(override.get("reason") or "", override.get("reason")) if override else None}
 
 
 def health_view(kiosk, words: dict) -> list[dict]:
@@ -145,36 +187,119 @@ def index():
     return response
 
 
+def _refuse(status: int, code: str, words: dict, **more):
+    """A refused override: its code, and the message the screen shows (in its language)."""
+    text = words.get(f"override_{code}", code)
+    for name, value in more.items():
+        text = text.replace("{" + name + "}", str(value))
+    return jsonify(error=code, message=text, **more), status
+
+
+def _overridable(kiosk, entry_id: str, action: str, words: dict):
+    """The entry if `action` may be taken on it now, else a refusal: no such entry (404), older
+    than web.override_window (409), an exit for someone never let in (409)."""
+    entry = kiosk.log.get(entry_id)
+    if entry is None:
+        return None, _refuse(404, "no_entry", words)
+    window = kiosk.settings["web.override_window"]
+    if kiosk.clock.now() - parse_iso(entry["time"]) > window:
+        return None, _refuse(409, "too_old", words, n=f"{window:.0f}")
+    if action == "exit" and final_decision(entry) != ALLOW:
+        return None, _refuse(409, "not_admitted", words)
+    return entry, None
+
+
+def _override_body(words: dict):
+    """The JSON object of an override request with a known action and a well-formed entry id,
+    or a 400."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return None, (jsonify(error="the body must be a JSON object"), 400)
+    if body.get("action") not in OVERRIDE_REASONS:
+        return None, _refuse(400, "bad_action", words)
+    if not is_entry_id(body.get("entry_id")):
+        return None, (jsonify(error="entry_id must be an entry's id (26 characters)"), 400)
+    return body, None
+
+
+def _pin_off(kiosk) -> bool:
+    return not kiosk.settings["web.guard_pin_sha256"] and kiosk.settings["web.guard_pin_required"]
+
+
+@bp.post("/guard/override/open")
+def open_override():
+    """Open an override dialog: only on the latest decision (the one on the screen), within
+    web.override_window. Answers the dialog's words and the key its choice must bring."""
+    kiosk = _kiosk()
+    words = catalogue(_lang())
+    body, refused = _override_body(words)
+    if refused:
+        return refused
+    if _pin_off(kiosk):
+        return _refuse(403, "no_pin", words)
+    entry_id, action = body["entry_id"], body["action"]
+    latest = kiosk.log.recent(1)
+    if not latest or latest[0]["id"] != entry_id:
+        return _refuse(409, "not_latest", words)
+    entry, refused = _overridable(kiosk, entry_id, action, words)
+    if refused:
+        return refused
+    shown = view(entry, ZoneInfo(kiosk.settings["timezone"]), words)
+    holder = shown["holder"] or words["unknown_holder"]
+    return jsonify(lock=current_app.extensions["guard_locks"].open(entry_id, action), entry=shown,
+                   question=words[f"question_{action}"].replace("{name}", holder),
+                   reasons=[{"key": r, "text": words[r]} for r in OVERRIDE_REASONS[action]])
+
+
 @bp.post("/guard/override")
 def override():
+    """The guard's choice in an open dialog: PIN, then the dialog's key, then the entry's age
+    and the reason's fit; the door moves only when all hold."""
     kiosk = _kiosk()
+    words = catalogue(_lang())
     digest = kiosk.settings["web.guard_pin_sha256"]
     lockout = current_app.extensions["guard_pin"]
     if digest:
         # Locked: refused before the body (and the PIN in it) is even parsed.
         wait = math.ceil(lockout.wait())
         if wait:
-            return jsonify(error="pin_locked", retry_after=wait), 429, {"Retry-After": str(wait)}
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return jsonify(error="the body must be a JSON object"), 400
+            return jsonify(error="pin_locked", retry_after=wait,
+                           message=words["override_pin_locked"].replace("{n}", str(wait))), 429, \
+                {"Retry-After": str(wait)}
+    body, refused = _override_body(words)
+    if refused:
+        return refused
+    if _pin_off(kiosk):
+        return _refuse(403, "no_pin", words)
     if digest:
         given = hashlib.sha256(str(body.get("pin", "")).encode()).hexdigest()
         if not hmac.compare_digest(given, digest.lower()):
             locked = lockout.failed()
             log.warning("wrong guard PIN from %s (%d in a row)%s", request.remote_addr, lockout.failures,
                         f"; overrides locked for {locked:.0f} s" if locked else "")
-            return jsonify(error="wrong_pin"), 403
+            return jsonify(error="wrong_pin", message=words["wrong_pin"]), 403
         lockout.succeeded()
-    action, reason, entry_id = body.get("action"), body.get("reason"), body.get("entry_id")
-    if action not in kiosk.OVERRIDES or reason not in OVERRIDE_REASONS:
-        return jsonify(error="action must be allow, deny or exit, with a reason from the list"), 400
-    if not is_entry_id(entry_id):
-        return jsonify(error="entry_id must be an entry's id (26 characters)"), 400
-    updated = kiosk.override(entry_id, action, reason)
+    entry_id, action, reason = body["entry_id"], body["action"], body.get("reason")
+    locks = current_app.extensions["guard_locks"]
+    if not locks.holds(body.get("lock"), entry_id, action):
+        return _refuse(409, "not_locked", words)
+    if reason not in OVERRIDE_REASONS[action]:
+        return _refuse(400, "bad_reason", words)
+    _, refused = _overridable(kiosk, entry_id, action, words)
+    if refused:
+        return refused
+    # No accounts on the screen: what identifies the actor is the PIN (or its absence) and
+    # the address the screen spoke from.
+    who = f"guard screen {request.remote_addr}" + (" with PIN" if digest else " without PIN")
+    try:
+        updated = kiosk.override(entry_id, action, reason, who)
+    except OverrideRefused as e:
+        return _refuse(409 if e.code == "not_admitted" else 400, e.code, words)
     if updated is None:
-        return jsonify(error="no such entry"), 404
-    return jsonify(ok=True, override=updated["override"])
+        return _refuse(404, "no_entry", words)
+    locks.close(body["lock"])
+    return jsonify(ok=True, override=updated["override"],
+                   entry=view(updated, ZoneInfo(kiosk.settings["timezone"]), words))
 
 
 @bp.get("/events")

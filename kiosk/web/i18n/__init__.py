@@ -9,9 +9,13 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from ...model import OVERRIDE_REASONS as MODEL_REASONS
+
 LANGUAGES = ("vi", "en")
 _HERE = Path(__file__).parent
-OVERRIDE_REASONS = ("why_staff", "why_document", "why_invited", "why_health", "why_refused", "why_other")
+# Every reason a guard can pick (model.OVERRIDE_REASONS by action), and two an older version
+# offered that old entries may still carry.
+OVERRIDE_REASONS = tuple(r for reasons in MODEL_REASONS.values() for r in reasons) + ("why_health", "why_other")
 
 
 @lru_cache(maxsize=None)
