@@ -177,7 +177,7 @@ def test_fake_hwclock_behind_the_newest_entry_keeps_ids_in_order_across_restarts
             # Stamped in the day its id names, so the log finds it by id.
             assert entry["time"][:10] == day_of_id(entry["id"]) == before["time"][:10]
             assert kiosk.log.get(entry["id"])["id"] == entry["id"]
-        assert kiosk.override(third["id"], "allow", "checked the pass by eye")["override"]["action"] == "allow"
+        assert kiosk.override(third["id"], "allow", "why_document")["override"]["action"] == "allow"
         assert [d["id"] for d in kiosk.log.query()] == [before["id"], after["id"], third["id"]]
         folders = sorted(p.name for p in (kiosk.data_dir / "log").iterdir() if p.name[:2] == "20")
         assert folders == [before["time"][:10]], "no folder for a day the clock wrongly reads"
