@@ -18,7 +18,8 @@ from tinydb import where
 
 from ..exc import StoreUnavailable
 from ..model import id_time, iso
-from .storage import DurableDB, fsync_dir, gc_paused
+from ..files import fsync_dir
+from .storage import DurableDB, gc_paused
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 OPEN_DAYS = 3          # day databases kept open (today, yesterday, one an operator reads)
