@@ -140,6 +140,7 @@ DIRECTIONS = ("in", "out")
 STATUSES = (VALID, INVALID, EXPIRED, UNKNOWN, REVIEW_STATUS)
 PRESENCE_OUTCOMES = (CONFIRMED, LIKELY, NOT_DETECTED)
 OVERRIDE_ACTIONS = ("allow", "deny", "exit")
+LATEST = 253_402_300_799      # 9999-12-31 23:59:59 UTC: later times cannot be shown or stored
 
 # C0/C1 controls and lone surrogates: PostgreSQL's text holds no NUL and UTF-8 no lone
 # surrogate (either fails the central's insert), and a control character in a name has no

@@ -160,5 +160,5 @@ def test_a_dead_camera_shows_red_on_the_screen(make_kiosk, screen):
     wait_for(lambda: kiosk.health()["camera"].startswith("offline"))
     open_screen(screen, kiosk)
     camera = screen.locator("#health span[data-key=camera]")
-    assert "bad" in camera.get_attribute("class") and "offline" in camera.inner_text()
+    assert "bad" in camera.get_attribute("class") and "mất kết nối" in camera.inner_text()
     shoot(screen, "camera-offline")

@@ -26,7 +26,6 @@ bp = Blueprint("guard", __name__)
 log = logging.getLogger("kiosk.guard")
 
 HEARTBEAT = 5.0      # seconds between health updates (and keep-alives) on the SSE stream
-MIN_FREE_MB = 200
 # Wrong PINs: 3 free tries, then 30 s, 60 s, ... up to 15 min per further wrong PIN; a
 # 4-digit PIN then takes about 50 days to guess at even odds (96 tries a day).
 PIN_FREE_TRIES, PIN_LOCK_FIRST, PIN_LOCK_MOST = 3, 30.0, 900.0
@@ -78,40 +77,53 @@ def view(entry: dict, tz, words: dict) -> dict:
 
 
 def health_view(kiosk, words: dict) -> list[dict]:
-    """The health strip: each part with one line, red (ok=False) with its cause."""
-    tz = ZoneInfo(kiosk.settings["timezone"])
-    h = kiosk.health()
-    now = kiosk.clock.now()
-    last = kiosk.presence.last_heard
-    ble_quiet = last is None or now - last > 60
-    sync = h["sync"]
-    trust_state, trust_days = kiosk.verifier.trust_state(now)
-    if trust_state == "none":
-        trust_text = words["trust_none"]
-    elif trust_state == "old":
-        trust_text = words["trust_old"].replace("{n}", str(round(trust_days)))
-    else:
-        trust_text = words["trust_ok"].replace("{n}", f"{len(kiosk.verifier.trust)}, {trust_days:.1f} d")
-    items = [
-        ("camera", h["camera"] == "ok",
-         (f"{h['camera_fps']:.0f} fps" if h["camera_fps"] else words["ok"]) if h["camera"] == "ok" else h["camera"]),
-        ("ble", h["ble"] in ("ok", "starting") and not ble_quiet,
-         (h["ble"] if h["ble"] not in ("ok", "starting") else
-          (words["ble_quiet"] if ble_quiet else words["ok"]))),
-        ("sync", not sync["enabled"] or not sync["error"],
-         (f"{sync['backlog']} {words['backlog']}"
-          + (f" · {datetime.fromtimestamp(sync['last_success'], tz).strftime('%H:%M')}" if sync["last_success"] else "")
-          + (f" · {sync['error'][:60]}" if sync["error"] else ""))
-         if sync["enabled"] else words["sync_off"]),
-        ("log", h["log"] == "ok" and not h["not_logged"],
-         (words["log_damaged"].replace("{n}", str(sum(d["records_lost"] for d in h["log_damage"])))
-          if h["log_damage"] and kiosk.log.error is None else h["log"])
-         + (f" · {h['log_held']} {words['backlog']}" if h["log_held"] else "")
-         + (f" · {h['not_logged']} {words['not_logged']}" if h["not_logged"] else "")),
-        ("trust_list", h["trust_list"].startswith("ok"), trust_text),
-        ("disk", h["disk_free_mb"] >= MIN_FREE_MB, f"{h['disk_free_mb']} MB"),
-    ]
-    return [{"key": k, "label": words[k], "ok": ok, "text": text} for k, ok, text in items]
+    """The health strip: each part with one line in the guard's words, red (ok=False) with
+    its cause. The technical detail stays in the journal and the operator API."""
+    return health_lines(kiosk.parts(), words, ZoneInfo(kiosk.settings["timezone"]))
+
+
+def health_lines(parts: dict, words: dict, tz) -> list[dict]:
+    """Health lines for a guard from typed parts (kiosk.health.Health by part name)."""
+    return [{"key": name, "label": words[f"part_{name}"], "ok": h.ok, "text": part_text(h, words, tz)}
+            for name, h in parts.items()]
+
+
+def part_text(h, words: dict, tz) -> str:
+    """One part's state in the guard's words: its cause's phrase, or what is fine about it."""
+    f = h.figures
+    if h.part == "sync" and h.cause != "sync_off":
+        last = (datetime.fromtimestamp(f["last_success"], tz).strftime("%H:%M")
+                if f.get("last_success") else None)
+        text = (phrase(words, h.cause) if h.cause else words["sync_ok"])
+        text += f" · {words['backlog'].replace('{n}', str(f['backlog']))}" if f.get("backlog") is not None else ""
+        return text + (f" · {words['sync_last'].replace('{n}', last)}" if last else "")
+    if h.cause:
+        text = phrase(words, h.cause, **{k: _figure(v) for k, v in f.items()})
+        if h.part == "log" and h.cause != "log_held" and f.get("held"):
+            text += " · " + phrase(words, "log_held", held=f["held"])
+        return text
+    if h.part == "camera" and f.get("fps"):
+        return words["camera_fps"].replace("{n}", f"{f['fps']:.0f}")
+    if h.part == "trust_list":
+        return words["trust_ok"].replace("{signers}", str(f["signers"])).replace("{days}", _figure(f["days"]))
+    if h.part == "disk":
+        return words["disk_free"].replace("{gb}", _figure(f["gb"]))
+    return words["ok"]
+
+
+def _figure(value) -> str:
+    """A number as a Vietnamese screen writes it (a decimal comma)."""
+    if isinstance(value, float):
+        return f"{value:.1f}".replace(".", ",")
+    return str(value)
+
+
+def phrase(words: dict, cause: str, **figures) -> str:
+    """A health cause in the guard's words; an unknown cause gets the generic phrase."""
+    text = words.get(f"cause_{cause}") or words["cause_unknown"]
+    for k, v in figures.items():
+        text = text.replace("{" + k + "}", str(v))
+    return text
 
 
 @bp.get("/")
