@@ -73,3 +73,17 @@ def test_an_unsynchronised_clock_is_a_degraded_part(kiosk_settings):
         assert (clock.state, clock.cause) == (State.DEGRADED, "clock_unsynced")
     finally:
         kiosk.stop()
+
+
+def test_the_demo_ships_a_fresh_trust_list_of_its_own_signer(tmp_path):
+    from kiosk.checkpoint import Kiosk
+    from kiosk.demo.run import prepare
+    from kiosk.testing import free_port
+
+    settings, _ = prepare(tmp_path / "demo", free_port(), free_port(), free_port())
+    kiosk = Kiosk(settings)
+    try:
+        trust = kiosk.parts()["trust_list"]
+        assert trust.ok and trust.figures["signers"] == 1
+    finally:
+        kiosk.stop()

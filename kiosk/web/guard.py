@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 
 from ..events import CLOSED
-from ..model import parse_iso
-from .i18n import LANGUAGES, OVERRIDE_REASONS, catalogue, reason_text
+from ..health import State
+from ..model import NOT_DETECTED, parse_iso
+from .i18n import LANGUAGES, OVERRIDE_REASONS, catalogue, reason_text, word
 from .params import host_allowed, is_entry_id
 from .ratelimit import PinLockout, StreamSlots
 
@@ -36,6 +37,17 @@ def init_app(app) -> None:
     settings = app.extensions["kiosk"].settings
     app.extensions["guard_streams"] = StreamSlots(settings["web.max_streams"], settings["web.max_streams_per_client"])
     app.extensions["guard_pin"] = PinLockout(PIN_FREE_TRIES, PIN_LOCK_FIRST, PIN_LOCK_MOST)
+    app.extensions["guard_app_qr"] = app_install_qr(settings["web.app_install_url"])
+
+
+def app_install_qr(url: str) -> str:
+    """The app's install page as an inline SVG QR code, drawn here: the screen loads nothing
+    from the internet, and a code straight to the official page keeps visitors off the
+    look-alike apps ('Bluzone') many installed by mistake in 2020."""
+    import segno
+
+    # Dark on white with the standard 4-module quiet zone: phone cameras read it off a dark screen.
+    return segno.make(url, error="m").svg_inline(scale=4, dark="#000", light="#fff")
 
 
 def _kiosk():
@@ -61,18 +73,31 @@ def _lang() -> str:
     return lang if lang in LANGUAGES else LANGUAGES[0]
 
 
+# Reasons the screen says another way: the app line states the fact to the guard and the
+# visitor gets a prompt, so the reason list does not repeat it.
+_APP_REASONS = ("app_not_detected", "app_likely")
+
+
 def view(entry: dict, tz, words: dict) -> dict:
     """What the screen shows of an entry (no fingerprint, no raw data), in the guard's words."""
     local = datetime.fromtimestamp(parse_iso(entry["time"]), tz)
     declaration = entry["declaration"]
     override = entry.get("override")
+    app = entry["ble"]["outcome"]
+    prompt = None
+    if "app_not_detected" in entry["reasons"]:
+        prompt = "install"
+    elif "app_likely" in entry["reasons"]:
+        prompt = "foreground"
     return {"id": entry["id"], "time": local.strftime("%H:%M:%S"), "decision": entry["decision"],
             "holder": declaration.get("holder"),
-            "format": words.get(f"format_{declaration['format']}", declaration["format"]),
+            "format": word(words, "format_", declaration["format"]),
             "kind": words.get(f"kind_{declaration.get('kind') or 'none'}", ""),
-            "status": words.get(f"status_{declaration['status']}", declaration["status"]),
-            "app": entry["ble"]["outcome"], "family": entry["ble"].get("family"),
-            "reasons": entry["reasons"], "reasons_text": [reason_text(r, words) for r in entry["reasons"]],
+            "status": word(words, "status_", declaration["status"]),
+            "app": app, "app_text": words.get(app) or words[NOT_DETECTED], "family": entry["ble"].get("family"),
+            "reasons": entry["reasons"],
+            "reasons_text": [reason_text(r, words) for r in entry["reasons"] if r not in _APP_REASONS],
+            "prompt": prompt,
             "override": override["action"] if override else None}
 
 
@@ -82,10 +107,31 @@ def health_view(kiosk, words: dict) -> list[dict]:
     return health_lines(kiosk.parts(), words, ZoneInfo(kiosk.settings["timezone"]))
 
 
+def faults_view(kiosk, words: dict) -> dict:
+    """What takes the screen: the camera's state for the main panel, and a banner per fault
+    that changes what the guard must do."""
+    return faults(kiosk.parts(), words)
+
+
+# Faults with a banner, and its weight: "alert" (red) when the door itself is affected,
+# "warn" (amber) when a check is weaker and the guard makes up for it.
+BANNERS = (("log", "log_unavailable", "alert"), ("ble", "ble_down", "warn"),
+           ("trust_list", "trust_old", "warn"), ("trust_list", "trust_none", "warn"),
+           ("clock", "clock_unsynced", "warn"))
+
+
+def faults(parts: dict, words: dict) -> dict:
+    """The main panel's camera message (None when the camera works) and the banners."""
+    camera = parts["camera"]
+    return {"camera_down": words["camera_down"] if camera.state is State.DOWN else None,
+            "banners": [{"key": cause, "level": level, "text": words[f"banner_{cause}"]}
+                        for part, cause, level in BANNERS if parts[part].cause == cause]}
+
+
 def health_lines(parts: dict, words: dict, tz) -> list[dict]:
     """Health lines for a guard from typed parts (kiosk.health.Health by part name)."""
-    return [{"key": name, "label": words[f"part_{name}"], "ok": h.ok, "text": part_text(h, words, tz)}
-            for name, h in parts.items()]
+    return [{"key": name, "label": words[f"part_{name}"], "ok": h.ok, "state": h.state.value,
+             "text": part_text(h, words, tz)} for name, h in parts.items()]
 
 
 def part_text(h, words: dict, tz) -> str:
@@ -133,10 +179,12 @@ def index():
     words = catalogue(lang)
     tz = ZoneInfo(kiosk.settings["timezone"])
     recent = [view(e, tz, words) for e in kiosk.log.recent(20)]
+    parts = kiosk.parts()
     response = current_app.make_response(render_template(
         "guard.html", words=words, lang=lang, other_lang=[x for x in LANGUAGES if x != lang][0],
         recent=recent, latest=recent[0] if recent else None,
-        counts=kiosk.log.today_counts(kiosk.clock.now(), tz), health=health_view(kiosk, words),
+        counts=kiosk.log.today_counts(kiosk.clock.now(), tz), health=health_lines(parts, words, tz),
+        faults=faults(parts, words), app_qr=current_app.extensions["guard_app_qr"],
         words_json=json.dumps(words, ensure_ascii=False), reasons=OVERRIDE_REASONS,
         clear_after=kiosk.settings["web.clear_after"], pin=bool(kiosk.settings["web.guard_pin_sha256"])))
     response.set_cookie("lang", lang, samesite="Strict")
@@ -194,7 +242,9 @@ def events():
             while not kiosk.bus.closed and not slot.ended.is_set():
                 if time.monotonic() >= next_health:
                     next_health = time.monotonic() + HEARTBEAT
-                    yield f"event: health\ndata: {json.dumps(health_view(kiosk, words), ensure_ascii=False)}\n\n"
+                    parts = kiosk.parts()
+                    yield f"event: health\ndata: {json.dumps(health_lines(parts, words, tz), ensure_ascii=False)}\n\n"
+                    yield f"event: faults\ndata: {json.dumps(faults(parts, words), ensure_ascii=False)}\n\n"
                 try:
                     item = subscription.get(timeout=max(0.0, next_health - time.monotonic()))
                 except queue.Empty:
