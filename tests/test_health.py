@@ -87,3 +87,20 @@ def test_the_demo_ships_a_fresh_trust_list_of_its_own_signer(tmp_path):
         assert trust.ok and trust.figures["signers"] == 1
     finally:
         kiosk.stop()
+
+
+def test_health_lines_are_written_for_a_guard_in_each_language():
+    from zoneinfo import ZoneInfo
+
+    from kiosk.web.guard import health_lines
+
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    parts = {"disk": disk_health(int(12.4 * 2**30)),
+             "log": Health("log", State.DOWN, "log_unavailable", "[Errno 28] No space left on device: '/var/lib'",
+                           {"held": 0, "not_logged": 2}),
+             "camera": Health("camera", State.DOWN, "camera_offline", "/dev/video0 does not exist")}
+    vi = {line["key"]: line for line in health_lines(parts, catalogue("vi"), tz)}
+    en = {line["key"]: line for line in health_lines(parts, catalogue("en"), tz)}
+    assert (vi["disk"]["label"], vi["disk"]["text"], en["disk"]["text"]) == ("Ổ nhớ trống", "12,4 GB", "12.4 GB")
+    assert vi["log"]["text"] == "không ghi được · 2 lượt chưa ghi được" and vi["log"]["state"] == "down"
+    assert vi["camera"]["text"] == "không hoạt động"            # the device path stays in the journal

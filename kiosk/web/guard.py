@@ -107,12 +107,6 @@ def health_view(kiosk, words: dict) -> list[dict]:
     return health_lines(kiosk.parts(), words, ZoneInfo(kiosk.settings["timezone"]))
 
 
-def faults_view(kiosk, words: dict) -> dict:
-    """What takes the screen: the camera's state for the main panel, and a banner per fault
-    that changes what the guard must do."""
-    return faults(kiosk.parts(), words)
-
-
 # Faults with a banner, and its weight: "alert" (red) when the door itself is affected,
 # "warn" (amber) when a check is weaker and the guard makes up for it.
 BANNERS = (("log", "log_unavailable", "alert"), ("ble", "ble_down", "warn"),
@@ -121,7 +115,8 @@ BANNERS = (("log", "log_unavailable", "alert"), ("ble", "ble_down", "warn"),
 
 
 def faults(parts: dict, words: dict) -> dict:
-    """The main panel's camera message (None when the camera works) and the banners."""
+    """What takes the screen: the main panel's camera message (None when the camera works)
+    and a banner per fault that changes what the guard must do."""
     camera = parts["camera"]
     return {"camera_down": words["camera_down"] if camera.state is State.DOWN else None,
             "banners": [{"key": cause, "level": level, "text": words[f"banner_{cause}"]}
@@ -144,23 +139,25 @@ def part_text(h, words: dict, tz) -> str:
         text += f" · {words['backlog'].replace('{n}', str(f['backlog']))}" if f.get("backlog") is not None else ""
         return text + (f" · {words['sync_last'].replace('{n}', last)}" if last else "")
     if h.cause:
-        text = phrase(words, h.cause, **{k: _figure(v) for k, v in f.items()})
+        text = phrase(words, h.cause, **{k: _figure(v, words) for k, v in f.items()})
         if h.part == "log" and h.cause != "log_held" and f.get("held"):
             text += " · " + phrase(words, "log_held", held=f["held"])
+        if h.part == "log" and h.cause != "log_not_logged" and f.get("not_logged"):
+            text += " · " + phrase(words, "log_not_logged", not_logged=f["not_logged"])
         return text
     if h.part == "camera" and f.get("fps"):
         return words["camera_fps"].replace("{n}", f"{f['fps']:.0f}")
     if h.part == "trust_list":
-        return words["trust_ok"].replace("{signers}", str(f["signers"])).replace("{days}", _figure(f["days"]))
+        return words["trust_ok"].replace("{signers}", str(f["signers"])).replace("{days}", _figure(f["days"], words))
     if h.part == "disk":
-        return words["disk_free"].replace("{gb}", _figure(f["gb"]))
+        return words["disk_free"].replace("{gb}", _figure(f["gb"], words))
     return words["ok"]
 
 
-def _figure(value) -> str:
-    """A number as a Vietnamese screen writes it (a decimal comma)."""
+def _figure(value, words: dict) -> str:
+    """A number as the screen's language writes it (Vietnamese: a decimal comma)."""
     if isinstance(value, float):
-        return f"{value:.1f}".replace(".", ",")
+        return f"{value:.1f}".replace(".", words["decimal_mark"])
     return str(value)
 
 
