@@ -101,6 +101,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web.port", 8080, "Port of the guard pages and operator API."),
     Setting("web.language", "vi", "Language of the guard screen.", ("vi", "en")),
     Setting("web.clear_after", 20.0, "Seconds a decision stays on the guard screen before it returns to idle."),
+    Setting("web.app_install_url", "https://bluezone.gov.vn/", "Install page of the contact-tracing app, shown as a "
+            "QR code to a visitor whose app is not heard."),
     Setting("web.guard_pin_sha256", "", "SHA-256 hex digest of the guard's PIN for overrides (install.sh sets one)."),
     Setting("web.guard_pin_required", True, "Refuse every override while no PIN is set (false: anyone at the screen "
             "may override; the demo's choice is a PIN it prints)."),

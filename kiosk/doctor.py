@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .health import MIN_FREE_MB
+
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 
 
@@ -111,7 +113,7 @@ def check_gpio(settings) -> Finding:
     return Finding("gpio", OK, f"{factory}: {pins} free")
 
 
-def check_disk(settings, min_free_mb: int = 200) -> Finding:
+def check_disk(settings, min_free_mb: int = MIN_FREE_MB) -> Finding:
     folder = Path(settings["data_dir"])
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -188,12 +190,13 @@ def check_trust(settings, clock) -> Finding:
         verifier = Verifier.from_settings(settings)
     except Exception as e:
         return Finding("trust list", FAIL, f"unreadable: {e}", "kiosk trust update --url ...")
-    state, days = verifier.trust_state(clock.now())
-    if state == "none":
-        return Finding("trust list", WARN, "none: EU DCCs cannot be verified", "kiosk trust update --url ...")
-    if state == "old":
-        return Finding("trust list", FAIL, f"{days:.0f} days old: DCCs go to review", "kiosk trust update --url ...")
-    return Finding("trust list", OK, f"{len(verifier.trust)} signers, {days:.1f} days old")
+    from .health import trust_list_health
+
+    h = trust_list_health(*verifier.trust_state(clock.now()), len(verifier.trust))
+    # No list is a warning (a site may take only its own passes); an old one fails, as
+    # every EU DCC then waits for a guard.
+    status = {None: OK, "trust_none": WARN, "trust_old": FAIL}[h.cause]
+    return Finding("trust list", status, h.detail, "" if h.ok else "kiosk trust update --url ...")
 
 
 def run_checks(settings, clock) -> list[Finding]:

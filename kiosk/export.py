@@ -7,7 +7,7 @@ import io
 from datetime import date, datetime, timedelta
 from typing import Iterable, Iterator
 
-from .model import final_decision, iso, parse_iso
+from .model import CONFIRMED, OUTCOMES, VALID, final_decision, iso, parse_iso
 
 CSV_COLUMNS = ("id", "time", "decision", "reasons", "holder", "format", "kind", "status", "app", "family",
                "rssi", "override", "override_reason", "direction")
@@ -24,7 +24,7 @@ def bound(value: str | None, tz, end: bool = False) -> str | None:
     return iso(parse_iso(value))
 
 
-DECISIONS = ("allow", "deny", "review")
+DECISIONS = OUTCOMES          # the name the export's callers use
 
 
 def totals(items: list[dict]) -> dict:
@@ -33,9 +33,9 @@ def totals(items: list[dict]) -> dict:
     n = len(items)
     finals = [final_decision(d) for d in items]
     return {"entries": n, **{k: finals.count(k) for k in DECISIONS},
-            "app_confirmed_share": round(sum((d.get("ble") or {}).get("outcome") == "confirmed"
+            "app_confirmed_share": round(sum((d.get("ble") or {}).get("outcome") == CONFIRMED
                                              for d in items) / n, 4) if n else 0.0,
-            "valid_declaration_share": round(sum((d.get("declaration") or {}).get("status") == "valid"
+            "valid_declaration_share": round(sum((d.get("declaration") or {}).get("status") == VALID
                                                  for d in items) / n, 4) if n else 0.0}
 
 

@@ -156,6 +156,8 @@ DIRECTIONS = ("in", "out")
 STATUSES = (VALID, INVALID, EXPIRED, UNKNOWN, REVIEW_STATUS)
 PRESENCE_OUTCOMES = (CONFIRMED, LIKELY, NOT_DETECTED)
 OVERRIDE_ACTIONS = ("allow", "deny", "exit")
+LATEST = 253_402_300_799      # 9999-12-31 23:59:59 UTC: later times cannot be shown or stored
+
 # The reasons a guard may give, by action (catalogue keys): one list for letting in, one for
 # refusing, one for a holder leaving. A reason from another list is refused (a guard letting
 # someone in "because not eligible" is a mistake or a forgery, not a record).

@@ -40,6 +40,8 @@ def test_demo_serves_the_guard_page_and_syncs_then_stops_cleanly(tmp_path):
             ("Nguyễn Văn An", "allow"), ("Nguyễn Văn An", "review"), ("Trần Thị Bình", "review")]
         page = requests.get(f"http://127.0.0.1:{port}/", timeout=5).text
         assert "Trần Thị Bình" in page and "MỜI VÀO" in page
+        # the demo ships a trust list of its own signer: its line is green, not red all day
+        assert '<span class="good" data-key="trust_list">' in page and 'class="bad"' not in page
         assert "Khai báo y tế" in requests.get(f"http://127.0.0.1:{form_port}/", timeout=5).text
     finally:
         proc.send_signal(signal.SIGINT)

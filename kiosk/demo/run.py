@@ -83,6 +83,17 @@ def terminal_line(entry: dict) -> str:
     return line
 
 
+def write_trust_list(path: Path, now: float) -> None:
+    """A DCC trust list holding the demo's own document signer, fetched `now`: the demo's
+    trust-list line is green, as on a kiosk kept up to date, so red means something is wrong."""
+    from ..declarations.trust import TrustList
+    from ..testing.dcc_issuer import dsc
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _, der = dsc(not_before=now - 86400, not_after=now + 365 * 86400)
+    TrustList.from_der([der], downloaded=now, source="kiosk demo signer").save(path)
+
+
 def prepare(data: Path, web_port: int, central_port: int, form_port: int = 8081) -> tuple[config.Settings, dict]:
     """Create keys, tokens, frames; return the kiosk's settings and what to tell the user."""
     data.mkdir(parents=True, exist_ok=True)
@@ -110,6 +121,7 @@ def prepare(data: Path, web_port: int, central_port: int, form_port: int = 8081)
         "sync.token": kiosk_token,
     })
     render_frames(data / "frames", settings["site.id"], site_key, time.time())
+    write_trust_list(Path(settings["data_dir"]) / "trust-list.json", time.time())
     return settings, {"operator_token": operator_token, "kiosk_token": kiosk_token, "pin": pin}
 
 

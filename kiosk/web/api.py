@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from ..export import CSV_COLUMNS, DECISIONS, bound, csv_chunks, csv_row, daily_summary, public
-from ..model import final_decision
+from ..model import PRESENCE_OUTCOMES, STATUSES, final_decision
 from .openapi import SPEC
 from .params import is_entry_id
 from .ratelimit import RateLimit
@@ -24,8 +24,6 @@ from .ratelimit import RateLimit
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger("kiosk.export")
 
-APP_OUTCOMES = ("confirmed", "likely", "not_detected")
-STATUSES = ("valid", "invalid", "expired", "unknown", "review")
 
 
 class BadRequest(ValueError):
@@ -90,7 +88,7 @@ def _filters():
     tz = ZoneInfo(_kiosk().settings["timezone"])
     since, until = _bound(args.get("from"), tz), _bound(args.get("to"), tz, end=True)
     decision, app, status = args.get("decision"), args.get("app"), args.get("status")
-    for value, allowed, name in ((decision, DECISIONS, "decision"), (app, APP_OUTCOMES, "app"),
+    for value, allowed, name in ((decision, DECISIONS, "decision"), (app, PRESENCE_OUTCOMES, "app"),
                                  (status, STATUSES, "status")):
         if value is not None and value not in allowed:
             raise BadRequest(f"{name} must be one of {', '.join(allowed)}")
@@ -168,7 +166,7 @@ def report():
     since, until = _bound(day.isoformat(), tz), _bound(day.isoformat(), tz, end=True)
     result = daily_report(kiosk.log.search(since=since, until=until, limit=1_000_000), day, tz)
     if request.args.get("format") == "csv":
-        columns = ("hour", "entries", "allow", "deny", "review", "app_confirmed_share", "valid_declaration_share")
+        columns = ("hour", "entries", *DECISIONS, "app_confirmed_share", "valid_declaration_share")
         rows = [[r[c] for c in columns] for r in result["by_hour"]]
         rows.append(["total"] + [result[c] for c in columns[1:]])
         return _csv(rows, columns)

@@ -21,8 +21,9 @@ from flask import Blueprint, Response, abort, current_app, jsonify, render_templ
 
 from ..events import CLOSED
 from ..exc import OverrideRefused
-from ..model import ALLOW, OVERRIDE_REASONS, final_decision, parse_iso
-from .i18n import LANGUAGES, catalogue, reason_text
+from ..health import State
+from ..model import ALLOW, NOT_DETECTED, OVERRIDE_REASONS, final_decision, parse_iso
+from .i18n import LANGUAGES, catalogue, reason_text, word
 from .params import host_allowed, is_entry_id
 from .ratelimit import PinLockout, StreamSlots
 
@@ -30,7 +31,6 @@ bp = Blueprint("guard", __name__)
 log = logging.getLogger("kiosk.guard")
 
 HEARTBEAT = 5.0      # seconds between health updates (and keep-alives) on the SSE stream
-MIN_FREE_MB = 200
 # Wrong PINs: 3 free tries, then 30 s, 60 s, ... up to 15 min per further wrong PIN; a
 # 4-digit PIN then takes about 50 days to guess at even odds (96 tries a day).
 PIN_FREE_TRIES, PIN_LOCK_FIRST, PIN_LOCK_MOST = 3, 30.0, 900.0
@@ -43,6 +43,7 @@ def init_app(app) -> None:
     app.extensions["guard_streams"] = StreamSlots(settings["web.max_streams"], settings["web.max_streams_per_client"])
     app.extensions["guard_pin"] = PinLockout(PIN_FREE_TRIES, PIN_LOCK_FIRST, PIN_LOCK_MOST)
     app.extensions["guard_locks"] = DialogLocks(MAX_LOCKS)
+    app.extensions["guard_app_qr"] = app_install_qr(settings["web.app_install_url"])
 
 
 class DialogLocks:
@@ -77,6 +78,16 @@ class DialogLocks:
             self._locks.pop(key, None)
 
 
+def app_install_qr(url: str) -> str:
+    """The app's install page as an inline SVG QR code, drawn here: the screen loads nothing
+    from the internet, and a code straight to the official page keeps visitors off the
+    look-alike apps ('Bluzone') many installed by mistake in 2020."""
+    import segno
+
+    # Dark on white with the standard 4-module quiet zone: phone cameras read it off a dark screen.
+    return segno.make(url, error="m").svg_inline(scale=4, dark="#000", light="#fff")
+
+
 def _kiosk():
     return current_app.extensions["kiosk"]
 
@@ -100,74 +111,120 @@ def _lang() -> str:
     return lang if lang in LANGUAGES else LANGUAGES[0]
 
 
+# Reasons the screen says another way: the app line states the fact to the guard and the
+# visitor gets a prompt, so the reason list does not repeat it.
+_APP_REASONS = ("app_not_detected", "app_likely")
+
+
 def view(entry: dict, tz, words: dict) -> dict:
     """What the screen shows of an entry (no fingerprint, no raw data), in the guard's words."""
     local = datetime.fromtimestamp(parse_iso(entry["time"]), tz)
     declaration = entry["declaration"]
     override = entry.get("override")
+    app = entry["ble"]["outcome"]
+    prompt = None
+    if "app_not_detected" in entry["reasons"]:
+        prompt = "install"
+    elif "app_likely" in entry["reasons"]:
+        prompt = "foreground"
     # `decision` is the final one (a guard's override counts): the panel's colour, the recent
     # list and the counts; `door_decision` is the door's own, shown beside an override.
     return {"id": entry["id"], "time": local.strftime("%H:%M:%S"), "decision": final_decision(entry),
             "door_decision": entry["decision"],
             "holder": declaration.get("holder"),
-            "format": words.get(f"format_{declaration['format']}", declaration["format"]),
+            "format": word(words, "format_", declaration["format"]),
             "kind": words.get(f"kind_{declaration.get('kind') or 'none'}", ""),
-            "status": words.get(f"status_{declaration['status']}", declaration["status"]),
-            "app": entry["ble"]["outcome"], "family": entry["ble"].get("family"),
-            "reasons": entry["reasons"], "reasons_text": [reason_text(r, words) for r in entry["reasons"]],
+            "status": word(words, "status_", declaration["status"]),
+            "app": app, "app_text": words.get(app) or words[NOT_DETECTED], "family": entry["ble"].get("family"),
+            "reasons": entry["reasons"],
+            "reasons_text": [reason_text(r, words) for r in entry["reasons"] if r not in _APP_REASONS],
+            "prompt": prompt,
             "override": override["action"] if override else None,
             "override_reason": words.get(override.get("reason") or "", override.get("reason")) if override else None}
 
 
 def health_view(kiosk, words: dict) -> list[dict]:
-    """The health strip: each part with one line, red (ok=False) with its cause."""
-    tz = ZoneInfo(kiosk.settings["timezone"])
-    h = kiosk.health()
-    now = kiosk.clock.now()
-    last = kiosk.presence.last_heard
-    ble_quiet = last is None or now - last > 60
-    sync = h["sync"]
-    trust_state, trust_days = kiosk.verifier.trust_state(now)
-    if trust_state == "none":
-        trust_text = words["trust_none"]
-    elif trust_state == "old":
-        trust_text = words["trust_old"].replace("{n}", str(round(trust_days)))
-    else:
-        trust_text = words["trust_ok"].replace("{n}", f"{len(kiosk.verifier.trust)}, {trust_days:.1f} d")
-    items = [
-        ("camera", h["camera"] == "ok",
-         (f"{h['camera_fps']:.0f} fps" if h["camera_fps"] else words["ok"]) if h["camera"] == "ok" else h["camera"]),
-        ("ble", h["ble"] in ("ok", "starting") and not ble_quiet,
-         (h["ble"] if h["ble"] not in ("ok", "starting") else
-          (words["ble_quiet"] if ble_quiet else words["ok"]))),
-        ("sync", not sync["enabled"] or not sync["error"],
-         (f"{sync['backlog']} {words['backlog']}"
-          + (f" · {datetime.fromtimestamp(sync['last_success'], tz).strftime('%H:%M')}" if sync["last_success"] else "")
-          + (f" · {sync['error'][:60]}" if sync["error"] else ""))
-         if sync["enabled"] else words["sync_off"]),
-        ("log", h["log"] == "ok" and not h["not_logged"],
-         (words["log_damaged"].replace("{n}", str(sum(d["records_lost"] for d in h["log_damage"])))
-          if h["log_damage"] and kiosk.log.error is None else h["log"])
-         + (f" · {h['log_held']} {words['backlog']}" if h["log_held"] else "")
-         + (f" · {h['not_logged']} {words['not_logged']}" if h["not_logged"] else "")),
-        ("trust_list", h["trust_list"].startswith("ok"), trust_text),
-        ("disk", h["disk_free_mb"] >= MIN_FREE_MB, f"{h['disk_free_mb']} MB"),
-        ("report", h["report"]["ok"], _report_text(h["report"], words, tz)),
-    ]
-    return [{"key": k, "label": words[k], "ok": ok, "text": text} for k, ok, text in items]
+    """The health strip: each part with one line in the guard's words, red (ok=False) with
+    its cause. The technical detail stays in the journal and the operator API."""
+    return health_lines(kiosk.parts(), words, ZoneInfo(kiosk.settings["timezone"]))
 
 
-def _report_text(report: dict, words: dict, tz) -> str:
+# Faults with a banner, and its weight: "alert" (red) when the door itself is affected,
+# "warn" (amber) when a check is weaker and the guard makes up for it.
+BANNERS = (("log", "log_unavailable", "alert"), ("ble", "ble_down", "warn"),
+           ("trust_list", "trust_old", "warn"), ("trust_list", "trust_none", "warn"),
+           ("clock", "clock_unsynced", "warn"))
+
+
+def faults(parts: dict, words: dict) -> dict:
+    """What takes the screen: the main panel's camera message (None when the camera works)
+    and a banner per fault that changes what the guard must do."""
+    camera = parts["camera"]
+    return {"camera_down": words["camera_down"] if camera.state is State.DOWN else None,
+            "banners": [{"key": cause, "level": level, "text": words[f"banner_{cause}"]}
+                        for part, cause, level in BANNERS if parts[part].cause == cause]}
+
+
+def health_lines(parts: dict, words: dict, tz) -> list[dict]:
+    """Health lines for a guard from typed parts (kiosk.health.Health by part name)."""
+    return [{"key": name, "label": words[f"part_{name}"], "ok": h.ok, "state": h.state.value,
+             "text": part_text(h, words, tz)} for name, h in parts.items()]
+
+
+def part_text(h, words: dict, tz) -> str:
+    """One part's state in the guard's words: its cause's phrase, or what is fine about it."""
+    f = h.figures
+    if h.part == "sync" and h.cause != "sync_off":
+        last = (datetime.fromtimestamp(f["last_success"], tz).strftime("%H:%M")
+                if f.get("last_success") else None)
+        text = (phrase(words, h.cause) if h.cause else words["sync_ok"])
+        text += f" · {words['backlog'].replace('{n}', str(f['backlog']))}" if f.get("backlog") is not None else ""
+        return text + (f" · {words['sync_last'].replace('{n}', last)}" if last else "")
+    if h.part == "report":
+        return _report_text(h, words, tz)
+    if h.cause:
+        text = phrase(words, h.cause, **{k: _figure(v, words) for k, v in f.items()})
+        if h.part == "log" and h.cause != "log_held" and f.get("held"):
+            text += " · " + phrase(words, "log_held", held=f["held"])
+        if h.part == "log" and h.cause != "log_not_logged" and f.get("not_logged"):
+            text += " · " + phrase(words, "log_not_logged", not_logged=f["not_logged"])
+        return text
+    if h.part == "camera" and f.get("fps"):
+        return words["camera_fps"].replace("{n}", f"{f['fps']:.0f}")
+    if h.part == "trust_list":
+        return words["trust_ok"].replace("{signers}", str(f["signers"])).replace("{days}", _figure(f["days"], words))
+    if h.part == "disk":
+        return words["disk_free"].replace("{gb}", _figure(f["gb"], words))
+    return words["ok"]
+
+
+def _figure(value, words: dict) -> str:
+    """A number as the screen's language writes it (Vietnamese: a decimal comma)."""
+    if isinstance(value, float):
+        return f"{value:.1f}".replace(".", words["decimal_mark"])
+    return str(value)
+
+
+def phrase(words: dict, cause: str, **figures) -> str:
+    """A health cause in the guard's words; an unknown cause gets the generic phrase."""
+    text = words.get(f"cause_{cause}") or words["cause_unknown"]
+    for k, v in figures.items():
+        text = text.replace("{" + k + "}", str(v))
+    return text
+
+
+def _report_text(h, words: dict, tz) -> str:
     """The daily report's line: who sends it, or this kiosk's send of the current cycle."""
-    if report["by"] != "kiosk":
-        return words["report_" + report["by"]]
-    day = report["day"][8:10] + "/" + report["day"][5:7]
-    if report["state"] == "sent":
-        return words["report_sent"].replace("{n}", day) + " " + datetime.fromtimestamp(
-            parse_iso(report["sent_at"]), tz).strftime("%H:%M")
-    if report["state"] == "missed":
+    f = h.figures
+    if f["by"] != "kiosk":
+        return words["report_" + f["by"]]
+    day = (f.get("day") or "")[8:10] + "/" + (f.get("day") or "")[5:7]
+    if h.cause == "report_missed":
         return words["report_missed"].replace("{n}", day)
-    return words["report_due"].replace("{n}", day) + (f" · {report['error'][:60]}" if report.get("error") else "")
+    if f.get("state") == "sent" and f.get("sent_at"):
+        return words["report_sent"].replace("{n}", day) + " " + datetime.fromtimestamp(
+            parse_iso(f["sent_at"]), tz).strftime("%H:%M")
+    return words["report_due"].replace("{n}", day) + (" · " + words["cause_report_retrying"] if h.cause else "")
 
 
 @bp.get("/")
@@ -177,10 +234,12 @@ def index():
     words = catalogue(lang)
     tz = ZoneInfo(kiosk.settings["timezone"])
     recent = [view(e, tz, words) for e in kiosk.log.recent(20)]
+    parts = kiosk.parts()
     response = current_app.make_response(render_template(
         "guard.html", words=words, lang=lang, other_lang=[x for x in LANGUAGES if x != lang][0],
         recent=recent, latest=recent[0] if recent else None,
-        counts=kiosk.log.today_counts(kiosk.clock.now(), tz), health=health_view(kiosk, words),
+        counts=kiosk.log.today_counts(kiosk.clock.now(), tz), health=health_lines(parts, words, tz),
+        faults=faults(parts, words), app_qr=current_app.extensions["guard_app_qr"],
         words_json=json.dumps(words, ensure_ascii=False), reasons=OVERRIDE_REASONS,
         clear_after=kiosk.settings["web.clear_after"], pin=bool(kiosk.settings["web.guard_pin_sha256"])))
     response.set_cookie("lang", lang, samesite="Strict")
@@ -321,7 +380,9 @@ def events():
             while not kiosk.bus.closed and not slot.ended.is_set():
                 if time.monotonic() >= next_health:
                     next_health = time.monotonic() + HEARTBEAT
-                    yield f"event: health\ndata: {json.dumps(health_view(kiosk, words), ensure_ascii=False)}\n\n"
+                    parts = kiosk.parts()
+                    yield f"event: health\ndata: {json.dumps(health_lines(parts, words, tz), ensure_ascii=False)}\n\n"
+                    yield f"event: faults\ndata: {json.dumps(faults(parts, words), ensure_ascii=False)}\n\n"
                 try:
                     item = subscription.get(timeout=max(0.0, next_health - time.monotonic()))
                 except queue.Empty:

@@ -7,6 +7,8 @@
   var actions = document.getElementById("actions");
   var recent = document.getElementById("recent");
   var health = document.getElementById("health");
+  var banners = document.getElementById("banners");
+  var appQr = document.getElementById("app-qr");
   var dialog = document.getElementById("why");
   var CLEAR_AFTER_MS = Number(body.dataset.clearAfter) * 1000;
   var clearTimer = null;
@@ -21,11 +23,25 @@
     return e;
   }
 
+  // With the camera down the idle panel says so and stops inviting visitors to scan.
   function showIdle() {
-    panel.className = "decision idle";
+    var cameraDown = panel.dataset.cameraDown;
+    panel.className = "decision " + (cameraDown ? "fault" : "idle");
     panel.dataset.latest = "";
-    panel.replaceChildren(el("div", "outcome", W.idle));
+    panel.replaceChildren(el("div", "outcome", cameraDown || W.idle));
     actions.classList.add("hidden");
+  }
+
+  // The visitor's words when their app is not heard: install it (with the install page's QR
+  // code), or bring it to the foreground (an iPhone heard only in the background).
+  function prompt(kind) {
+    var box = el("div", "prompt");
+    box.dataset.prompt = kind;
+    if (kind === "install") box.append(appQr.content.cloneNode(true));
+    var ask = el("div", "ask");
+    ask.append(el("b", "", W["prompt_" + kind]), el("span", "", W["prompt_" + kind + "_steps"]));
+    box.append(ask);
+    return box;
   }
 
   function bump(id) {
@@ -35,7 +51,7 @@
 
   function render(e) {
     shown = e;
-    panel.className = "decision " + e.decision;
+    panel.className = "decision " + e.decision + (e.prompt ? " with-prompt" : "");
     panel.dataset.latest = e.id;
     var detail = e.format + (e.kind ? " · " + e.kind : "") + " · " + e.status;
     var reasons = el("ul", "reasons");
@@ -43,7 +59,8 @@
     // A guard's allow or deny is the outcome itself ("Bảo vệ cho vào" on green).
     var outcome = (e.override === "allow" || e.override === "deny") ? W["overridden_" + e.override] : W[e.decision];
     var parts = [el("div", "outcome", outcome), el("div", "holder", e.holder || W.unknown_holder),
-                 el("div", "detail", detail), el("div", "detail", W.app + ": " + W[e.app]), reasons];
+                 el("div", "detail", detail), el("div", "detail", W.app + ": " + e.app_text), reasons];
+    if (e.prompt) parts.push(prompt(e.prompt));
     if (e.override) parts.push(el("div", "overridden", W["overridden_" + e.override] + ": " + e.override_reason +
                                   " · " + W.door_said + ": " + W[e.door_decision]));
     panel.replaceChildren.apply(panel, parts);
@@ -76,7 +93,6 @@
     if (!known) {
       recent.prepend(recentItem(e));
       while (recent.children.length > 20) recent.lastElementChild.remove();
-      bump("count-entries");
       bump("count-" + e.decision);
     } else if (known.dataset.decision !== e.decision) {     // an override changed the final decision
       bumpDown("count-" + (known.dataset.decision || known.className));
@@ -106,9 +122,21 @@
       .then(function (r) { return r.json().then(function (j) { return [r.status, j]; }); });
   }
 
+  function showFaults(f) {
+    var wasDown = panel.dataset.cameraDown;
+    panel.dataset.cameraDown = f.camera_down || "";
+    if (!panel.dataset.latest && wasDown !== panel.dataset.cameraDown) showIdle();
+    banners.replaceChildren.apply(banners, f.banners.map(function (b) {
+      var d = el("div", "banner " + b.level, b.text);
+      d.dataset.key = b.key;
+      return d;
+    }));
+  }
+
   function showHealth(items) {
     health.replaceChildren.apply(health, items.map(function (h) {
-      var s = el("span", h.ok ? "good" : "bad", h.label + ": " + h.text);
+      // red only for a part that does not work; amber for one that works with a limit
+      var s = el("span", h.state === "ok" ? "good" : h.state === "degraded" ? "warn" : "bad", h.label + ": " + h.text);
       s.dataset.key = h.key;
       return s;
     }));
@@ -162,6 +190,7 @@
   var source = new EventSource("/events?lang=" + encodeURIComponent(body.dataset.lang));
   source.addEventListener("entry", function (ev) { showEntry(JSON.parse(ev.data)); });
   source.addEventListener("health", function (ev) { showHealth(JSON.parse(ev.data)); });
+  source.addEventListener("faults", function (ev) { showFaults(JSON.parse(ev.data)); });
   if (panel.dataset.latest) clearTimer = setTimeout(showIdle, CLEAR_AFTER_MS);
   window.kioskReady = true;
 })();
