@@ -12,6 +12,7 @@ Targets: a full verification under 5 ms on this machine (issue #4); no hostile p
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 import statistics
 import sys
 import time
@@ -73,9 +74,9 @@ def main():
 
 def hostile(count: int) -> None:
     """Time the hostile payloads of the test suite through the door's Verifier."""
-    from tests.test_hostile_codes import NOW as HOSTILE_NOW, Mutator, _seeds
+    from kiosk.testing.hostile import NOW as HOSTILE_NOW, Mutator, seeds
 
-    texts, verifier = _seeds()
+    texts, verifier = seeds(Path(__file__).resolve().parents[2] / "shared")
     mutant = Mutator(texts, seed=20261123)
     samples = []
     for _ in range(count):
