@@ -68,7 +68,7 @@ refuse_arch() {
       cat >&2 <<EOF
 install.sh: this is 32-bit Raspberry Pi OS ($arch); the kiosk needs Raspberry Pi OS (64-bit).
   PyPI has no opencv-python-headless or numpy wheels for 32-bit ARM, so pip would build OpenCV
-  from source: hours on a Pi, and it runs out of memory.
+  from source: hours on a Pi, where memory allows it at all.
   Write Raspberry Pi OS (64-bit) Bookworm to the card with Raspberry Pi Imager (a Pi 3, 4 or 5
   runs it), then run install.sh again.
   Staying on 32-bit needs Debian's python3-opencv and python3-numpy in the venv (it sees system
