@@ -5,11 +5,13 @@
 #   sudo tools/check-arm64.sh                 build a root, install, test, remove the root
 #   sudo tools/check-arm64.sh --keep          keep the root afterwards (its path is printed)
 #   sudo tools/check-arm64.sh --root DIR      build in DIR, or reuse the finished root in DIR
+#                                             (removed afterwards too, unless --keep)
 #   sudo tools/check-arm64.sh --report FILE   also write the summary (times, wheels) to FILE
 #   sudo tools/check-arm64.sh --tests "A B"   run these test files instead of the chosen subset
 #
 # Packages come from the mirror this machine's apt is configured with (MIRROR= overrides) and
-# from PyPI; nothing else. Slow (about 10-20 minutes on 2 cores): `make check-arm64`, not CI.
+# from PyPI; nothing else. Slow (47 minutes on 2 shared cores, docs/install.md): `make check-arm64`,
+# not CI.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,9 +20,9 @@ KEEP=0
 ROOTDIR=""
 REPORT=""
 # The subset, and why each: what could differ on arm64 is compiled code (OpenCV, zbar through
-# ctypes, cryptography, orjson, bluepy's helper) and the byte-level parsers. Chromium and
-# PostgreSQL tests are left out: installing them alone takes longer than everything else under
-# emulation, and neither is arm64-specific code of ours. Tests marked slow are left out too.
+# ctypes, cryptography, orjson, bluepy's helper) and the byte-level parsers. The Chromium and
+# PostgreSQL tests are left out: two large installs more on an emulated run that already takes
+# most of an hour, and neither runs code of ours that differs on arm64. Tests marked slow too.
 TESTS="tests/test_imports.py tests/test_config.py tests/test_policy.py \
 tests/test_store.py tests/test_journal_table.py tests/test_tinydb_contract.py \
 tests/test_declarations.py tests/test_dcc.py tests/test_dcc_vectors.py tests/test_dcc_schema.py \
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
     --root) ROOTDIR=$(realpath -m "$2"); shift ;;
     --report) REPORT=$(realpath -m "$2"); shift ;;
     --tests) TESTS=$2; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "check-arm64: unknown option $1" >&2; exit 2 ;;
   esac
   shift
