@@ -65,7 +65,30 @@ need_root() {
   fi
 }
 
+# The userland's architecture, not the kernel's: 32-bit Raspberry Pi OS boots a 64-bit kernel on
+# a Pi 4 or 5 (uname -m says aarch64) under armhf programs, and pip installs for the programs.
+arch=$(dpkg --print-architecture 2>/dev/null || uname -m)
+refuse_arch() {
+  case "$arch" in
+    armhf|armel|armv6l|armv7l)
+      cat >&2 <<EOF
+install.sh: this is 32-bit Raspberry Pi OS ($arch); the kiosk needs Raspberry Pi OS (64-bit).
+  PyPI has no opencv-python-headless or numpy wheels for 32-bit ARM, so pip would build OpenCV
+  from source: hours on a Pi, where memory allows it at all.
+  Write Raspberry Pi OS (64-bit) Bookworm to the card with Raspberry Pi Imager (a Pi 3, 4 or 5
+  runs it), then run install.sh again.
+  Staying on 32-bit needs Debian's python3-opencv and python3-numpy in the venv (it sees system
+  packages) and pip kept from fetching opencv-python-headless: docs/install.md, "32-bit".
+EOF
+      exit 1 ;;
+    arm64|aarch64|amd64|x86_64) ;;
+    *) echo "install.sh: PyPI has no opencv-python-headless wheels for $arch; the kiosk runs on arm64 (Raspberry Pi OS 64-bit) or amd64" >&2
+       exit 1 ;;
+  esac
+}
+
 need_root
+[ "$UNINSTALL" = 1 ] || refuse_arch
 if [ "$UNINSTALL" = 1 ]; then
   systemctl_ disable --now kiosk-display.service kiosk.service
   for unit in kiosk.service kiosk-display.service kiosk-central.service; do remove "$UNITS/$unit"; done

@@ -102,3 +102,50 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     result = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60)
     problems = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert result.returncode == 0 and not problems, problems
+
+
+def machine_reporting(tmp_path, dpkg_arch: str, uname_machine: str) -> dict:
+    """An environment whose `dpkg --print-architecture` and `uname -m` answer as a Pi would.
+
+    This machine is amd64; a 32-bit Raspberry Pi OS cannot be booted here, so the two commands
+    install.sh asks are put first on PATH with a Pi's answers (`make check-arm64` runs
+    install.sh's tests on a real arm64 userland)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, answer in (("dpkg", dpkg_arch), ("uname", uname_machine)):
+        (bin_dir / name).write_text(f"#!/bin/sh\necho {answer}\n")
+        (bin_dir / name).chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
+
+
+@pytest.mark.parametrize("kernel", ["armv7l", "aarch64"])
+def test_a_32_bit_raspberry_pi_os_is_refused_with_what_it_would_need(tmp_path, kernel):
+    # A Pi 4 or 5 on 32-bit Raspberry Pi OS runs a 64-bit kernel: uname says aarch64 there, and
+    # the armhf userland must still be refused.
+    env = machine_reporting(tmp_path, "armhf", kernel)
+    for args in (["--dry-run"], ["--root", str(tmp_path / "root")]):
+        result = subprocess.run(["bash", str(ROOT / "install.sh"), *args], capture_output=True, text=True,
+                                timeout=120, env=env)
+        assert result.returncode == 1
+        assert result.stdout == "", "nothing is done or planned before the refusal"
+        for needed in ("32-bit Raspberry Pi OS (armhf)", "Raspberry Pi OS (64-bit)",
+                       "no opencv-python-headless or numpy wheels for 32-bit ARM", "python3-opencv",
+                       "docs/install.md"):
+            assert needed in result.stderr, needed
+    assert not (tmp_path / "root").exists()
+
+
+def test_an_arm64_raspberry_pi_os_is_accepted(tmp_path):
+    result = subprocess.run(["bash", str(ROOT / "install.sh"), "--dry-run"], capture_output=True, text=True,
+                            timeout=120, env=machine_reporting(tmp_path, "arm64", "aarch64"))
+    assert result.returncode == 0, result.stderr
+    assert "venv --system-site-packages" in result.stdout
+
+
+def test_uninstall_works_on_any_architecture(tmp_path):
+    # Removing what an earlier install left needs no wheels.
+    (tmp_path / "root/opt/kiosk").mkdir(parents=True)
+    result = subprocess.run(["bash", str(ROOT / "install.sh"), "--root", str(tmp_path / "root"), "--uninstall"],
+                            capture_output=True, text=True, timeout=120, env=machine_reporting(tmp_path, "armhf", "armv7l"))
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "root/opt/kiosk").exists()
