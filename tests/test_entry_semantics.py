@@ -334,3 +334,34 @@ def test_kiosk_export_and_the_mail_attachment_write_the_same_safe_csv(tmp_path, 
     report = mail.build_report(docs, date(2026, 11, 22), TZ, SITE, ["gate-1"])
     assert mail.render(report, "vi")[2] == semantics.report_csv(report, "vi")
     assert mail.render(report, "en")[2] == semantics.report_csv(report, "en")
+
+
+def test_the_centrals_zone_and_report_language_come_from_its_command_line(tmp_path):
+    """`kiosk-central serve --timezone --language` reach the app: local days and labels follow them."""
+    from click.testing import CliRunner
+
+    from kiosk.central.app import MAX_BODY_BYTES, create_app
+    from kiosk.central.cli import main
+    from kiosk.serving import BackgroundServer
+
+    from .test_central import _entry
+
+    result = CliRunner().invoke(main, ["--db", f"sqlite:///{tmp_path / 'c.db'}", "serve", "--timezone", "Mars/Olympus"])
+    assert result.exit_code != 0 and "--timezone" in result.output
+    engine = db.connect(f"sqlite:///{tmp_path / 'central.db'}")
+    db.add_credential(engine, "ops", "operator", None, OPERATOR_TOKEN)
+    late = dict(_entry(1), id="01J00000000000000000000001", time="2026-11-23T20:00:00.000Z")   # 03:00 on the 24th in Hà Nội
+    db.ingest(engine, [_entry(2), late], "sig", 0, 300)
+    server = BackgroundServer(create_app(engine=engine, timezone="UTC", language="en"), "127.0.0.1", 0, threads=2,
+                              name="central-utc", max_body=MAX_BODY_BYTES + 1).start()
+    try:
+        day = _pages(server.url, {"from": "2026-11-23", "to": "2026-11-23"}, 10)
+        assert day == sorted([late["id"], _entry(2)["id"]])                      # a UTC day holds both
+        in_hanoi = _pages(server.url, {"from": "2026-11-23", "to": "2026-11-23", "tz": "Asia/Ho_Chi_Minh"}, 10)
+        assert in_hanoi == [_entry(2)["id"]]
+        text = requests.get(server.url + "/api/v1/reports/daily", params={"site": SITE, "date": "2026-11-23", "format": "csv"},
+                            headers=AUTH, timeout=10).content.decode("utf-8-sig")
+        assert text.startswith("Hour,Scans,People admitted") and "\r\nTotal,2," in text
+    finally:
+        server.stop()
+        engine.dispose()
