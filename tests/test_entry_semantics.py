@@ -365,3 +365,36 @@ def test_the_centrals_zone_and_report_language_come_from_its_command_line(tmp_pa
     finally:
         server.stop()
         engine.dispose()
+
+
+def test_a_sparse_search_on_the_central_answers_short_pages_and_finds_every_match(tmp_path):
+    """One GET reads at most max_scan rows: a filter few pass gives short (even empty) pages
+    with a next_cursor, never a request that reads the whole table; following them finds all."""
+    from kiosk.central.app import MAX_BODY_BYTES, create_app
+    from kiosk.serving import BackgroundServer
+
+    from .test_central import _entry
+
+    engine = db.connect(f"sqlite:///{tmp_path / 'central.db'}")
+    db.add_credential(engine, "ops", "operator", None, OPERATOR_TOKEN)
+    batch = [dict(_entry(0), id=f"01J0000000000000000000{i:04d}",
+                  declaration=dict(_entry(0)["declaration"], holder=BINH if i in (5, 450, 998) else "Lê Văn Cường"))
+             for i in range(1000)]
+    db.ingest(engine, batch, "sig", 0, 300)
+    server = BackgroundServer(create_app(engine=engine, max_scan=100), "127.0.0.1", 0, threads=2, name="central-scan",
+                              max_body=MAX_BODY_BYTES + 1).start()
+    try:
+        pages, cursor, found = [], None, []
+        while True:
+            body = requests.get(server.url + "/api/v1/entries", headers=AUTH, timeout=10,
+                                params={"q": "binh", "limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+            pages.append(len(body["entries"]))
+            found += [e["id"] for e in body["entries"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert found == [batch[i]["id"] for i in (5, 450, 998)]
+        assert len(pages) >= 10 and 0 in pages and max(pages) <= 2        # 1000 rows, 100 a request
+    finally:
+        server.stop()
+        engine.dispose()

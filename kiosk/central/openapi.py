@@ -49,6 +49,8 @@ SPEC = {
                     ("409", "A replayed batch"), ("413", "Too many entries or bytes"))}}}},
         "/api/v1/entries": {"get": {
             "summary": "Entries, oldest first, a page at a time (operator token)",
+            "description": "A request reads at most 50,000 rows: a filter few entries pass may give a short or "
+                           "empty page; follow next_cursor until it is null.",
             "parameters": _FILTERS + [_TZ] + _PAGING + [
                 {"name": "limit", "in": "query",
                  "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}}],
