@@ -331,6 +331,15 @@ def test_kiosk_export_and_the_mail_attachment_write_the_same_safe_csv(tmp_path, 
     assert {"'" + name for name in FORMULAS} <= holders and not set(FORMULAS) & holders
     assert raw == "".join(semantics.csv_chunks((semantics.csv_row(d, TZ) for d in docs),
                                                semantics.CSV_COLUMNS)).encode("utf-8")
+    # The same filters as the APIs: the final decision, the folded name, local days.
+    picked = tmp_path / "picked.json"
+    result = CliRunner().invoke(main, ["export", "--config", str(config), "--format", "json", "--out", str(picked),
+                                       "-q", "BINH", "--decision", "allow", "--from", "2026-11-23", "--to", "2026-11-24"])
+    assert result.exit_code == 0, result.output
+    f = Filters.from_args({"q": "binh", "decision": "allow", "from": "2026-11-23", "to": "2026-11-24"}, TZ)
+    assert [d["id"] for d in json.loads(picked.read_text())] == [d["id"] for d in docs if f.match(d)] != []
+    bad = CliRunner().invoke(main, ["export", "--config", str(config), "--from", "yesterday"])
+    assert bad.exit_code == 2 and "from must be a date" in bad.output
     report = mail.build_report(docs, date(2026, 11, 22), TZ, SITE, ["gate-1"])
     assert mail.render(report, "vi")[2] == semantics.report_csv(report, "vi")
     assert mail.render(report, "en")[2] == semantics.report_csv(report, "en")
