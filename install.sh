@@ -6,6 +6,8 @@
 #   ./install.sh --dry-run         print every action instead of doing it
 #   ./install.sh --root DIR        install the files into DIR (a throwaway root for checks);
 #                                  packages, users, the venv and systemctl are skipped there
+#   sudo ./install.sh --pin 482913 the guard's PIN for overrides (else asked on a terminal, or
+#                                  generated); set once, printed once, kept only as its SHA-256
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +16,7 @@ DRY=0
 UNINSTALL=0
 PACKAGES=1
 PURGE=0
+PIN=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY=1 ;;
@@ -21,12 +24,15 @@ while [ $# -gt 0 ]; do
     --uninstall) UNINSTALL=1 ;;
     --purge) PURGE=1 ;;
     --no-packages) PACKAGES=0 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --pin) PIN=$2; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
 [ -n "$ROOT" ] && PACKAGES=0
+valid_pin() { [[ "$1" =~ ^[0-9]{4,8}$ ]]; }
+if [ -n "$PIN" ] && ! valid_pin "$PIN"; then echo "install.sh: --pin takes 4 to 8 digits" >&2; exit 2; fi
 
 APP="$ROOT/opt/kiosk"
 ETC="$ROOT/etc/kiosk"
@@ -111,6 +117,30 @@ if [ ! -e "$ETC/site-key.pem" ]; then
   else run "$APP/.venv/bin/kiosk" pass keygen "$ETC/site-key.pem"; chown root:kiosk "$ETC/site-key.pem"; chmod 0640 "$ETC/site-key.pem"; fi
 else
   say "kept: $ETC/site-key.pem"
+fi
+
+# 4b. The guard's PIN: with none, the kiosk refuses every override (web.guard_pin_required).
+# Asked on a terminal or generated (6 digits: a 4-digit one takes ~50 days to guess under the
+# lockout, 6 digits years), printed this once; only its SHA-256 is kept, in the settings.
+settings="$ETC/kiosk.toml"
+if [ -f "$settings" ] && grep -q '^guard_pin_sha256 = "[0-9a-f]\{64\}"' "$settings"; then
+  say "kept: guard PIN (web.guard_pin_sha256 in $settings)"
+elif [ "$DRY" = 1 ]; then
+  say "would set: guard PIN (asked, or generated and printed once; its SHA-256 in $settings)"
+else
+  if [ -z "$PIN" ] && [ -t 0 ]; then
+    read -r -s -p "Guard PIN for overrides (4 to 8 digits; Enter: generate one): " PIN; echo
+    if [ -n "$PIN" ] && ! valid_pin "$PIN"; then echo "install.sh: a PIN is 4 to 8 digits" >&2; exit 2; fi
+  fi
+  generated=0
+  if [ -z "$PIN" ]; then PIN=$(printf '%06d' $(( $(od -An -N4 -tu4 /dev/urandom) % 1000000 ))); generated=1; fi
+  digest=$(printf %s "$PIN" | sha256sum | cut -d' ' -f1)
+  sed -i "s/^guard_pin_sha256 = \"[^\"]*\"/guard_pin_sha256 = \"$digest\"/" "$settings"
+  grep -q "^guard_pin_sha256 = \"$digest\"" "$settings" || { echo "install.sh: no guard_pin_sha256 line in $settings" >&2; exit 1; }
+  # A 6-digit PIN's SHA-256 is reversed by trying all 10^6: only root and the kiosk read it.
+  chmod 0640 "$settings"; [ -z "$ROOT" ] && chown root:kiosk "$settings"
+  if [ "$generated" = 1 ]; then say "set: guard PIN $PIN (generated; shown this once, write it down for the guards)"
+  else say "set: guard PIN (the one given; its SHA-256 in $settings)"; fi
 fi
 
 # 5. systemd units and the Bluetooth drop-in.

@@ -21,11 +21,13 @@ from zoneinfo import ZoneInfo
 
 from . import ble, camera, policy
 from .ble.presence import PresenceTracker
-from .clock import SystemClock
+from .clock import BEHIND, ClockWatch, EntryStamps, SystemClock
 from .declarations import Verifier, sitepass
 from .events import EventBus
-from .exc import BackendUnavailable, CameraFault, StoreUnavailable
-from .model import DENY, REVIEW, Decision, Entry, Scan, iso, new_id
+from .exc import BackendUnavailable, CameraFault, OverrideRefused, StoreUnavailable
+from .health import Health, State, clock_health, disk_health, report_health, trust_list_health
+from .model import (ALLOW, DENY, MAX_TEXT, OVERRIDE_ACTIONS, OVERRIDE_REASONS, REVIEW, Decision, Entry, Scan,
+                    final_decision, iso)
 from .signals import DoorSignals
 from .store import EntryLog
 from .sync import SyncWorker
@@ -36,6 +38,7 @@ JOIN_TIMEOUT = 5.0
 APPEND_TIMEOUT = 2.0             # seconds the door waits for the entry log before failing safe
 NOT_LOGGED = "not_logged"        # the reason shown when an entry could not be logged
 HOUSEKEEPING_INTERVAL = 60.0     # seconds
+BLE_QUIET_AFTER = 60.0           # seconds without any advertisement before Bluetooth counts as quiet
 
 
 def load_secret(path: Path) -> bytes:
@@ -78,12 +81,17 @@ class Kiosk:
         self.reporter = kiosk_reporter(settings, self.clock, lambda since, until: self.log.search(
             since=since, until=until, limit=10_000_000), self.data_dir)
         self.bus = EventBus()
+        # Ids and stamps continue from the newest entry (seeded at start), and the clock is
+        # not trusted while it reads earlier than that entry (clock.py).
+        self.stamps = EntryStamps()
+        self.clock_watch = ClockWatch(self.clock, lambda: self.stamps.newest, settings["clock.require_sync"],
+                                      settings["clock.check_interval"], on_change=self._clock_changed)
         self._fingerprint_key = load_secret(self.data_dir / "fingerprint.key")
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server = None
         self._form_server = None
-        self.camera_status = "starting"
+        self.camera_health = Health("camera", State.DEGRADED, "camera_starting", "starting")
         self.camera_fps = 0.0
         self.scans = 0
         self.not_logged = 0       # scans whose entry could not be logged (the door stayed shut)
@@ -91,6 +99,8 @@ class Kiosk:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self.log.start()
+        self.stamps.seed(self.log.newest_id())
+        self.clock_watch.start()
         for name, target in (("camera", self._camera_loop), ("ble", self._ble_loop),
                              ("housekeeping", self._housekeeping_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -139,6 +149,7 @@ class Kiosk:
                 server.stop(JOIN_TIMEOUT)
         for thread in self._threads:
             thread.join(JOIN_TIMEOUT)
+        self.clock_watch.stop(JOIN_TIMEOUT)
         self.log.stop(JOIN_TIMEOUT)
         self.signals.close()
 
@@ -162,7 +173,7 @@ class Kiosk:
         while not self._stop.is_set():
             try:
                 self.camera.open()
-                self.camera_status = "ok"
+                self.camera_health = Health("camera")
                 backoff = 0.5
                 last_frame = time.monotonic()
                 window_start, frames = last_frame, 0
@@ -181,7 +192,7 @@ class Kiosk:
                         self.camera_fps = frames / (now - window_start)
                         window_start, frames = now, 0
             except (CameraFault, BackendUnavailable) as e:
-                self.camera_status = f"offline: {e}"
+                self.camera_health = Health("camera", State.DOWN, "camera_offline", str(e))
                 self.camera_fps = 0.0
                 logger.warning("camera offline (%s); retrying in %.1f s", e, backoff)
                 self.bus.publish("health", self.health())
@@ -202,13 +213,18 @@ class Kiosk:
     def _housekeeping_loop(self) -> None:
         """Write entries held in memory once the disk takes them again; purge old entries daily;
         send the daily report when due."""
-        last_purge = None
-        while not self._stop.wait(0 if last_purge is None else HOUSEKEEPING_INTERVAL):
+        last_purge, first = None, True
+        while not self._stop.wait(0 if first else HOUSEKEEPING_INTERVAL):
+            first = False
             try:
                 if self.log.error is not None:
                     self.log.retry()
                 now = self.clock.now()
-                if last_purge is None or now - last_purge >= 86400:
+                # A clock far ahead would purge entries still within retention: no purge
+                # while NTP has not set it. One behind purges less, which is safe.
+                clock = self.clock_watch.state(now)
+                purge_safe = clock.trusted or clock.status == BEHIND
+                if purge_safe and (last_purge is None or now - last_purge >= 86400):
                     removed = self.log.purge(now)
                     last_purge = now
                     if removed:
@@ -266,11 +282,13 @@ class Kiosk:
         fingerprint = self.fingerprint(scan.payload)
         direction = self.rules.direction
         shown_ago = self.log.shown_ago(fingerprint, scan.t) if self.rules.watches_reuse else None
-        decision = policy.decide(declaration, presence, shown_ago, self.rules)
-        entry = Entry(id=new_id(scan.t), site=self.settings["site.id"], kiosk=self.settings["kiosk.id"],
-                      t=scan.t, direction=direction, declaration=declaration.summary(),
+        clock = self.clock_watch.state(scan.t)
+        decision = policy.decide(declaration, presence, shown_ago, self.rules, clock.trusted)
+        t, entry_id, moved = self.stamps.issue(scan.t)
+        entry = Entry(id=entry_id, site=self.settings["site.id"], kiosk=self.settings["kiosk.id"],
+                      t=t, direction=direction, declaration=declaration.summary(),
                       fingerprint=fingerprint, ble=presence.summary(), decision=decision.outcome,
-                      reasons=decision.reasons)
+                      reasons=decision.reasons, clock_unsynced=moved or not clock.trusted)
         logger.info("%s: %s %s, app %s, reasons: %s", decision.outcome.upper(), declaration.format,
                  declaration.status, presence.outcome, ", ".join(decision.reasons) or "none")
         # Logged (on disk, or held in memory) before the door moves: a door that opened for
@@ -290,18 +308,33 @@ class Kiosk:
             self.sync.nudge()
         return entry
 
-    OVERRIDES = ("allow", "deny", "exit")
+    OVERRIDES = OVERRIDE_ACTIONS
 
     def override(self, entry_id: str, action: str, reason: str, who: str = "guard") -> dict | None:
         """A guard's decision on an entry: allow anyway (opens the door), deny, or mark the
-        holder's exit (opens the door for them to leave). Logged on the entry."""
+        holder's exit (opens the door for them to leave). Logged on the entry beside the
+        door's own decision, which it keeps (model.final_decision reads both).
+
+        :param str reason: one of model.OVERRIDE_REASONS[action].
+        :param str who: what identifies the actor (the screen has no accounts).
+        :returns: the entry as now stored, or None if there is no such entry.
+        :raises OverrideRefused: `bad_reason` (a reason from another action's list),
+            `not_admitted` (an exit for someone the door and the guard never let in).
+        """
         if action not in self.OVERRIDES:
             raise ValueError(f"unknown override {action!r}")
-        record = {"action": action, "reason": reason[:200], "by": who, "at": iso(self.clock.now())}
+        if reason not in OVERRIDE_REASONS[action]:
+            raise OverrideRefused("bad_reason", f"{reason!r} is not a reason to {action}")
+        entry = self.log.get(entry_id)
+        if entry is None:
+            return None
+        if action == "exit" and final_decision(entry) != ALLOW:
+            raise OverrideRefused("not_admitted", f"{entry_id} was never let in")
+        record = {"action": action, "reason": reason, "by": who[:MAX_TEXT], "at": iso(self.clock.now())}
         updated = self.log.set_override(entry_id, record)
         if updated is None:
             return None
-        if action in ("allow", "exit"):
+        if action in (ALLOW, "exit"):
             self.signals.open_door()
         else:
             self.signals.show(Decision(DENY))
@@ -312,46 +345,114 @@ class Kiosk:
         return updated
 
     # -- health ---------------------------------------------------------------------------
-    def _trust_list_health(self) -> str:
-        state, days = self.verifier.trust_state(self.clock.now())
-        if state == "none":
-            return "none: DCCs cannot be verified (kiosk trust update)"
-        if state == "old":
-            return f"out of date: {days:.0f} days old"
-        return f"ok: {len(self.verifier.trust)} signers, {days:.1f} days old"
+    def _clock_changed(self, state) -> None:
+        if state.trusted:
+            logger.info("clock %s: %s", state.status, state.detail)
+        else:
+            logger.warning("clock %s: %s; DCC and site-pass times go to review, entries are marked "
+                           "clock_unsynced", state.status, state.detail)
+        if self._threads:                  # started: the screens hear of it
+            self.bus.publish("health", self.health())
 
-    def health(self) -> dict:
+    def clock_health(self) -> dict:
+        """The clock's part of the health: status (synced | unsynced | unknown | behind),
+        trusted, detail (one line), now and floor (ISO UTC)."""
+        return self.clock_watch.state().to_json()
+
+    def clock_state(self) -> str:
+        """"ok" or "unsynced": whether the clock can be trusted for validity checks, as the
+        door judges it (kiosk.clock.ClockWatch: NTP's answer, the build date, the newest entry)."""
+        return "ok" if self.clock_watch.state().trusted else "unsynced"
+
+    def parts(self) -> dict[str, Health]:
+        """Each part's typed state, by part name (health.PARTS order)."""
+        now = self.clock.now()
+        parts = {"camera": replace(self.camera_health, figures={"fps": round(self.camera_fps, 1)})
+                 if self.camera_health.ok else self.camera_health}
+        ble_status = self.scanner.status()
+        last = self.presence.last_heard
+        if ble_status == "starting":
+            parts["ble"] = Health("ble", State.DEGRADED, "ble_starting", ble_status)
+        elif ble_status != "ok":
+            parts["ble"] = Health("ble", State.DOWN, "ble_down", ble_status)
+        elif last is None or now - last > BLE_QUIET_AFTER:
+            parts["ble"] = Health("ble", State.DEGRADED, "ble_quiet",
+                                  f"no advertisement for {BLE_QUIET_AFTER:.0f} s")
+        else:
+            parts["ble"] = Health("ble", figures={"heard": self.presence.heard})
+        parts["sync"] = self._sync_health()
+        parts["log"] = self._log_health()
+        state, days = self.verifier.trust_state(now)
+        parts["trust_list"] = trust_list_health(state, days, len(self.verifier.trust))
+        parts["disk"] = disk_health(shutil.disk_usage(self.data_dir).free)
+        parts["clock"] = clock_health(self.clock_state())
+        parts["report"] = report_health(self._report_health())
+        return parts
+
+    def _sync_health(self) -> Health:
+        if self.sync is None:
+            return Health("sync", State.OK, "sync_off", "sync.url is empty: entries stay on this kiosk")
         try:
             backlog = self.log.backlog()
         except StoreUnavailable:
             backlog = None
-        disk = shutil.disk_usage(self.data_dir)
-        damage = [d.to_json() for d in list(self.log.damage)]
+        figures = {"backlog": backlog, "last_success": self.sync.last_success, "refused": self.sync.refused}
+        if self.sync.last_error:
+            return Health("sync", State.DEGRADED, "sync_failing", self.sync.last_error, figures)
+        if self.sync.refused:
+            return Health("sync", State.DEGRADED, "sync_refused",
+                          f"{self.sync.refused} entries refused by the central", figures)
+        return Health("sync", State.OK, None, "ok", figures)
+
+    def _log_health(self) -> Health:
+        figures = {"held": len(self.log.hold), "not_logged": self.not_logged}
         if self.log.error is not None:
-            log_state = f"unavailable: {self.log.error}"
-        elif damage:
-            log_state = (f"recovered from damage: {sum(d['records_lost'] for d in damage)} records "
-                         f"lost, damaged files kept (log_damage)")
-        else:
-            log_state = "ok"
+            return Health("log", State.DOWN, "log_unavailable", str(self.log.error), figures)
+        damage = list(self.log.damage)
+        if damage:
+            lost = sum(d.records_lost for d in damage)
+            return Health("log", State.DEGRADED, "log_damaged",
+                          f"recovered from damage: {lost} records lost, damaged files kept (log_damage)",
+                          {**figures, "lost": lost})
+        if self.not_logged:
+            return Health("log", State.DEGRADED, "log_not_logged",
+                          f"{self.not_logged} scans could not be logged", figures)
+        if self.log.hold:
+            return Health("log", State.DEGRADED, "log_held", f"{len(self.log.hold)} entries held in memory", figures)
+        return Health("log", State.OK, None, "ok", figures)
+
+    def health(self) -> dict:
+        """The operator API's health document: the typed parts under "parts", and the
+        one-line fields older readers use."""
+        parts = self.parts()
+        try:
+            backlog = self.log.backlog()
+        except StoreUnavailable:
+            backlog = None
+        camera = parts["camera"]
+        log = parts["log"]
         return {
-            "camera": self.camera_status,
+            "camera": ("ok" if camera.ok else "starting" if camera.cause == "camera_starting"
+                       else f"offline: {camera.detail}"),
             "camera_fps": round(self.camera_fps, 1),
             "ble": self.scanner.status(),
             "ble_heard": self.presence.heard,
-            "log": log_state,
-            "log_damage": damage,
+            "log": ("ok" if log.cause in (None, "log_held", "log_not_logged") else
+                    f"unavailable: {log.detail}" if log.cause == "log_unavailable" else log.detail),
+            "log_damage": [d.to_json() for d in list(self.log.damage)],
             "log_held": len(self.log.hold),
             "not_logged": self.not_logged,
             "sync": {"enabled": self.sync is not None, "backlog": backlog,
                      "last_success": self.sync.last_success if self.sync else None,
                      "error": self.sync.last_error if self.sync else None,
                      "refused": self.sync.refused if self.sync else 0},
-            "disk_free_mb": disk.free // 2**20,
-            "trust_list": self._trust_list_health(),
+            "disk_free_mb": parts["disk"].figures["mb"],
+            "trust_list": parts["trust_list"].detail,
+            "clock": self.clock_health(),
             "door": self.signals.door,
             "scans": self.scans,
             "report": self._report_health(),
+            "parts": {name: h.to_json() for name, h in parts.items()},
         }
 
     def _report_health(self) -> dict:

@@ -101,7 +101,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web.port", 8080, "Port of the guard pages and operator API."),
     Setting("web.language", "vi", "Language of the guard screen.", ("vi", "en")),
     Setting("web.clear_after", 20.0, "Seconds a decision stays on the guard screen before it returns to idle."),
-    Setting("web.guard_pin_sha256", "", "SHA-256 hex digest of the guard's PIN for overrides; empty = no PIN."),
+    Setting("web.app_install_url", "https://bluezone.gov.vn/", "Install page of the contact-tracing app, shown as a "
+            "QR code to a visitor whose app is not heard."),
+    Setting("web.guard_pin_sha256", "", "SHA-256 hex digest of the guard's PIN for overrides (install.sh sets one)."),
+    Setting("web.guard_pin_required", True, "Refuse every override while no PIN is set (false: anyone at the screen "
+            "may override; the demo's choice is a PIN it prints)."),
+    Setting("web.override_window", 120.0, "Seconds after a decision within which the guard may override it.",
+            bounds=(10, 3600)),
     Setting("web.guard_from_lan", False, "Serve the guard pages to other machines too (normally only the kiosk's own screen)."),
     Setting("web.rate_limit", 120, "Operator API requests per minute from one address."),
     Setting("web.operator_tokens", [], "SHA-256 hex digests of the operators' API tokens."),
@@ -145,6 +151,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("report.smtp_ca_bundle", "", "CA certificates (PEM) to verify the mail server's certificate; empty = the system's."),
     Setting("report.when_synced", False, "Send from this kiosk even when it syncs to a central (which normally "
             "sends the site's report)."),
+    Setting("clock.require_sync", False, "Count a clock whose NTP state nothing reports (no timedatectl: a container, "
+            "CI, a laptop) as untrusted. A Pi with systemd-timesyncd or chrony reports it either way."),
+    Setting("clock.check_interval", 30.0, "Seconds between two questions to timedatectl whether NTP synchronised "
+            "the clock.", bounds=(1, 3600)),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .health import MIN_FREE_MB
+
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 
 
@@ -111,7 +113,7 @@ def check_gpio(settings) -> Finding:
     return Finding("gpio", OK, f"{factory}: {pins} free")
 
 
-def check_disk(settings, min_free_mb: int = 200) -> Finding:
+def check_disk(settings, min_free_mb: int = MIN_FREE_MB) -> Finding:
     folder = Path(settings["data_dir"])
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -128,21 +130,34 @@ def check_disk(settings, min_free_mb: int = 200) -> Finding:
     return Finding("disk", OK, f"{free} MB free in {folder}")
 
 
-def check_clock(run=subprocess.run) -> Finding:
+def check_clock(settings, clock, run=subprocess.run) -> Finding:
+    """Whether the door may trust the clock: what NTP says through timedatectl (systemd-
+    timesyncd or chrony), and whether the clock reads earlier than this release's build
+    date or the newest entry in the log (clock.judge, as the door judges it)."""
     # Declarations' validity depends on the clock: a Pi has no battery-backed RTC.
+    from .clock import BEHIND, SYNCED, UNKNOWN, judge, ntp_synchronised
+    from .model import id_time, iso
+    from .store.days import newest_id
+
     try:
-        out = run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"], capture_output=True,
-                  text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        out = ""
-    if out == "yes":
-        return Finding("clock", OK, "synchronised (NTP)")
-    if out == "no":
-        return Finding("clock", FAIL, "not synchronised",
-                       "connect the network and check systemd-timesyncd (timedatectl timesync-status)")
-    if Path("/run/systemd/timesync/synchronized").exists():
-        return Finding("clock", OK, "synchronised (timesyncd)")
-    return Finding("clock", WARN, "cannot tell whether the clock is synchronised", "install systemd-timesyncd")
+        newest = newest_id(Path(settings["data_dir"]) / "log")
+    except Exception as e:               # the log's own check is the disk's; say it and go on
+        newest, unreadable = None, f" (entry log unreadable: {e})"
+    else:
+        unreadable = ""
+    floor = id_time(newest) if newest else 0.0
+    state = judge(clock.now(), ntp_synchronised(run), floor, settings["clock.require_sync"])
+    found = f"{state.status}: {state.detail}; reads {iso(state.now)}{unreadable}"
+    if state.status == SYNCED:
+        return Finding("clock", OK, found)
+    if state.status == BEHIND:
+        return Finding("clock", FAIL, found, "connect the network so that NTP sets the clock "
+                       "(timedatectl timesync-status), or set it by hand: timedatectl set-time")
+    if state.status == UNKNOWN and state.trusted:
+        return Finding("clock", WARN, found + " (trusted: clock.require_sync = false)",
+                       "install systemd-timesyncd or chrony")
+    return Finding("clock", FAIL, found + "; DCC and site-pass times go to review",
+                   "connect the network and check systemd-timesyncd (timedatectl timesync-status)")
 
 
 def check_central(settings) -> Finding:
@@ -175,15 +190,16 @@ def check_trust(settings, clock) -> Finding:
         verifier = Verifier.from_settings(settings)
     except Exception as e:
         return Finding("trust list", FAIL, f"unreadable: {e}", "kiosk trust update --url ...")
-    state, days = verifier.trust_state(clock.now())
-    if state == "none":
-        return Finding("trust list", WARN, "none: EU DCCs cannot be verified", "kiosk trust update --url ...")
-    if state == "old":
-        return Finding("trust list", FAIL, f"{days:.0f} days old: DCCs go to review", "kiosk trust update --url ...")
-    return Finding("trust list", OK, f"{len(verifier.trust)} signers, {days:.1f} days old")
+    from .health import trust_list_health
+
+    h = trust_list_health(*verifier.trust_state(clock.now()), len(verifier.trust))
+    # No list is a warning (a site may take only its own passes); an old one fails, as
+    # every EU DCC then waits for a guard.
+    status = {None: OK, "trust_none": WARN, "trust_old": FAIL}[h.cause]
+    return Finding("trust list", status, h.detail, "" if h.ok else "kiosk trust update --url ...")
 
 
 def run_checks(settings, clock) -> list[Finding]:
     return [check_camera(settings, clock), check_decoder(settings), check_ble(settings, clock),
-            check_gpio(settings), check_disk(settings), check_clock(), check_central(settings),
+            check_gpio(settings), check_disk(settings), check_clock(settings, clock), check_central(settings),
             check_trust(settings, clock)]

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from .model import ALLOW, CONFIRMED, DENY, LIKELY, NOT_DETECTED, OUTCOMES, PRESENCE_OUTCOMES, REVIEW, STATUSES, \
-    VALID, iso, parse_iso
+from .model import ALLOW, CONFIRMED, LIKELY, NOT_DETECTED, OUTCOMES, PRESENCE_OUTCOMES, REVIEW, STATUSES, \
+    VALID, final_decision, iso, parse_iso
 from .names import normalise
 
 __all__ = ["BadParameter", "Filters", "bound", "page_limit", "cursor_param", "final_decision", "fold", "nfc_entry", "public", "totals",
@@ -30,15 +30,8 @@ class BadParameter(ValueError):
     """A query parameter that cannot be read; the message names it (an API answers 400)."""
 
 
-# -- the decision as finally taken ---------------------------------------------------------
-def final_decision(entry: Mapping) -> str:
-    """The decision that stands: a guard's allow or deny override replaces the kiosk's own.
-
-    An `exit` override lets the holder out again and leaves the decision as it was (the
-    report counts it as an exit, not as an admission).
-    """
-    action = (entry.get("override") or {}).get("action")
-    return action if action in (ALLOW, DENY) else entry["decision"]
+# -- the decision as finally taken: model.final_decision (a guard's allow or deny replaces the
+# door's; an exit, taken only for someone let in, stands for allow) ----------------------------
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -240,8 +233,7 @@ def totals(items: list[Mapping]) -> dict:
     app_share = {k: _share(apps.count(k), n) for k in APP_OUTCOMES}
     return {
         "entries": n,
-        "admitted": sum(f == ALLOW and a != "exit" and d["direction"] == "in"
-                        for f, a, d in zip(final, actions, items)),
+        "admitted": sum(f == ALLOW and d["direction"] == "in" for f, d in zip(final, items)),
         **{k: final.count(k) for k in DECISIONS},
         "sent_to_review": sum(d["decision"] == REVIEW for d in items),
         "overrides": {k: actions.count(k) for k in OVERRIDE_ACTIONS},
@@ -257,7 +249,7 @@ def totals(items: list[Mapping]) -> dict:
 
 def daily_report(docs: Iterable[Mapping], day: date, tz, site: str, kiosks: Iterable[str] | None = None) -> dict:
     """The daily report of `site` for the local `day`: the figures of the day and of each local
-    hour, decisions as finally taken.
+    hour, decisions as finally taken (model.final_decision).
 
     :param docs: the day's entries (JSON form); those outside the day are counted all the same.
     :param tz: the local time zone (a tzinfo) the hours are counted in.

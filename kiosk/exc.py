@@ -21,6 +21,14 @@ class StoreUnavailable(KioskError, IOError):
     """The entry log cannot be written."""
 
 
+class OverrideRefused(KioskError, ValueError):
+    """A guard's override does not fit its entry; `code` names why (a catalogue key's tail)."""
+
+    def __init__(self, code: str, detail: str = ""):
+        super().__init__(detail or code)
+        self.code = code
+
+
 class SyncRefused(KioskError, RuntimeError):
     """The central server refused a batch."""
 

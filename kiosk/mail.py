@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 
 from .exc import ConfigError, KioskError, ReportNotSent
 from .entries import LABELS, bound, daily_report, report_csv
+from .files import write_atomically
 from .model import iso
 
 __all__ = ["MailSettings", "Schedule", "Cycle", "build_report", "day_bounds", "render", "message_id", "compose",
@@ -296,22 +297,6 @@ class SentLedger:
     def claim(self, site: str, day: date, wait: bool = True) -> Iterator[bool]:
         """Yield True while this process is the only sender; False when another is (wait=False)."""
         yield True
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a power cut leaves the old or the new file: temp
-    file, fsync, rename, fsync of the folder (the rename is only durable once it is)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FileLedger(SentLedger):

@@ -117,14 +117,19 @@ class Entry:
     reasons: tuple[str, ...]
     override: Mapping[str, Any] | None = None
     synced_at: str | None = None
+    clock_unsynced: bool = False     # stamped while the kiosk's clock was not trusted (clock.py)
 
     def to_json(self) -> dict:
-        return {"id": self.id, "site": self.site, "kiosk": self.kiosk, "time": iso(self.t),
-                "direction": self.direction, "declaration": dict(self.declaration),
-                "fingerprint": self.fingerprint, "ble": dict(self.ble),
-                "decision": self.decision, "reasons": list(self.reasons),
-                "override": dict(self.override) if self.override else None,
-                "synced_at": self.synced_at}
+        d = {"id": self.id, "site": self.site, "kiosk": self.kiosk, "time": iso(self.t),
+             "direction": self.direction, "declaration": dict(self.declaration),
+             "fingerprint": self.fingerprint, "ble": dict(self.ble),
+             "decision": self.decision, "reasons": list(self.reasons),
+             "override": dict(self.override) if self.override else None,
+             "synced_at": self.synced_at}
+        # Only when set: the form of every other entry stays as it was.
+        if self.clock_unsynced:
+            d["clock_unsynced"] = True
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping) -> "Entry":
@@ -132,7 +137,18 @@ class Entry:
                    direction=d["direction"], declaration=d["declaration"],
                    fingerprint=d["fingerprint"], ble=d["ble"], decision=d["decision"],
                    reasons=tuple(d["reasons"]), override=d.get("override"),
-                   synced_at=d.get("synced_at"))
+                   synced_at=d.get("synced_at"), clock_unsynced=d.get("clock_unsynced") is True)
+
+
+def final_decision(entry: Mapping) -> str:
+    """The decision that stands for an entry in its JSON form: a guard's 'allow' or 'deny'
+    replaces the door's; an 'exit' is taken only for someone let in (checkpoint.Kiosk.override),
+    so it stands for 'allow' even where it replaced the guard's own 'allow'."""
+    override = entry.get("override") or {}
+    action = override.get("action")
+    if action == "exit":
+        return ALLOW
+    return action if action in (ALLOW, DENY) else entry["decision"]
 
 
 # The bounds of an entry's JSON form. The kiosk writes its entries within them and the central
@@ -144,6 +160,16 @@ DIRECTIONS = ("in", "out")
 STATUSES = (VALID, INVALID, EXPIRED, UNKNOWN, REVIEW_STATUS)
 PRESENCE_OUTCOMES = (CONFIRMED, LIKELY, NOT_DETECTED)
 OVERRIDE_ACTIONS = ("allow", "deny", "exit")
+LATEST = 253_402_300_799      # 9999-12-31 23:59:59 UTC: later times cannot be shown or stored
+
+# The reasons a guard may give, by action (catalogue keys): one list for letting in, one for
+# refusing, one for a holder leaving. A reason from another list is refused (a guard letting
+# someone in "because not eligible" is a mistake or a forgery, not a record).
+OVERRIDE_REASONS = {
+    "allow": ("why_staff", "why_document", "why_invited", "why_health_allow"),
+    "deny": ("why_refused", "why_not_holder", "why_health_deny", "why_behaviour"),
+    "exit": ("why_leaving",),
+}
 
 # C0/C1 controls and lone surrogates: PostgreSQL's text holds no NUL and UTF-8 no lone
 # surrogate (either fails the central's insert), and a control character in a name has no
@@ -225,6 +251,10 @@ def _int_or_null(v):
     return None if -10_000 <= v <= 10_000 else "out of range (-10000 to 10000)"
 
 
+def _true(v):
+    return None if v is True else f"expected true, got {_kind(v)}"
+
+
 def _object(fields: dict, null: bool = False):
     def check(v):
         if v is None and null:
@@ -275,6 +305,8 @@ _ENTRY_FIELDS = {
     "override": (_object({"action": (_text(OVERRIDE_ACTIONS), True), "reason": (_text_or_null, False),
                           "by": (_text_or_null, False), "at": (_text_or_null, False)}, null=True), False),
     "synced_at": (_text_or_null, False),
+    # Present (true) only on an entry stamped while the kiosk's clock was not trusted.
+    "clock_unsynced": (_true, False),
 }
 
 
@@ -293,8 +325,21 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 def new_id(t: float, rand: bytes | None = None) -> str:
     """A ULID: 48 bits of milliseconds then 80 random bits, Crockford base32, sortable by time."""
     rand = os.urandom(10) if rand is None else rand
-    n = (int(t * 1000) << 80) | int.from_bytes(rand, "big")
+    return ulid(int(t * 1000), int.from_bytes(rand, "big"))
+
+
+def ulid(ms: int, rand: int) -> str:
+    """The ULID of `ms` (milliseconds since 1970) and an 80-bit number."""
+    n = (ms << 80) | rand
     return "".join(_CROCKFORD[(n >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def id_parts(entry_id: str) -> tuple[int, int]:
+    """(milliseconds, the 80-bit random part) of a ULID."""
+    n = 0
+    for ch in entry_id.upper():
+        n = n * 32 + _CROCKFORD.index(ch)
+    return n >> 80, n & ((1 << 80) - 1)
 
 
 def id_time(entry_id: str) -> float:

@@ -17,6 +17,15 @@ _RANK = {ALLOW: 0, REVIEW: 1, DENY: 2}
 # "warn" lets the visitor in and records the reason.
 _ACTION = {"warn": ALLOW, "review": REVIEW, "deny": DENY}
 
+CLOCK_UNSYNCED = "clock_unsynced"
+# Formats whose verdict rests on the time of the scan (expiry, validity from, test age).
+CLOCK_FORMATS = ("eu-dcc", "sitepass")
+# Reasons a verifier gives from the time alone (declarations/dcc.py, declarations/sitepass.py):
+# a wrong clock makes them wrong too.
+CLOCK_REASONS = frozenset({"expired", "not_yet_valid", "vaccination_too_recent", "test_too_old",
+                           "recovery_too_old", "recovery_not_yet_valid", "recovery_expired",
+                           "trust_list_out_of_date"})
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -66,11 +75,24 @@ def with_todays_declaration(declaration: Declaration, find: Callable[[str], dict
     return replace(declaration, reasons=("declared_today",))
 
 
-def decide(declaration: Declaration, presence: Presence, shown_ago: float | None, rules: Rules) -> Decision:
+def judged_by_clock(declaration: Declaration) -> bool:
+    """Whether the verdict on `declaration` rests on the time of the scan: a valid or
+    expired DCC or site pass, or one refused for time reasons only."""
+    if declaration.format not in CLOCK_FORMATS:
+        return False
+    if declaration.status == VALID:
+        return True
+    return bool(declaration.reasons) and set(declaration.reasons) <= CLOCK_REASONS
+
+
+def decide(declaration: Declaration, presence: Presence, shown_ago: float | None, rules: Rules,
+           clock_trusted: bool = True) -> Decision:
     """Decide for one scan.
 
     `shown_ago`: seconds since the same code was last shown at this site, or None (not
-    counted where the rules do not watch reuse).
+    counted where the rules do not watch reuse). `clock_trusted`: whether the time of the
+    scan can be trusted (clock.ClockWatch); when not, a verdict that rests on it (expiry,
+    validity) goes to review with the reason "clock_unsynced", never a silent allow or deny.
     """
     outcome, reasons = ALLOW, []
 
@@ -80,7 +102,13 @@ def decide(declaration: Declaration, presence: Presence, shown_ago: float | None
             outcome = to
         reasons.append(reason)
 
-    if declaration.status == VALID:
+    if not clock_trusted and judged_by_clock(declaration):
+        lower(REVIEW, CLOCK_UNSYNCED)
+        for reason in declaration.reasons:          # what the wrong clock says, for the guard
+            lower(REVIEW, reason)
+        for flag in declaration.flags:
+            lower(REVIEW, f"declared:{flag}")
+    elif declaration.status == VALID:
         for flag in declaration.flags:
             lower(REVIEW, f"declared:{flag}")
     elif declaration.status in (INVALID, EXPIRED, UNKNOWN):

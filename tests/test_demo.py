@@ -40,12 +40,16 @@ def test_demo_serves_the_guard_page_and_syncs_then_stops_cleanly(tmp_path):
             ("Nguyễn Văn An", "allow"), ("Nguyễn Văn An", "review"), ("Trần Thị Bình", "review")]
         page = requests.get(f"http://127.0.0.1:{port}/", timeout=5).text
         assert "Trần Thị Bình" in page and "MỜI VÀO" in page
+        # the demo ships a trust list of its own signer: its line is green, not red all day
+        assert '<span class="good" data-key="trust_list">' in page and 'class="bad"' not in page
         assert "Khai báo y tế" in requests.get(f"http://127.0.0.1:{form_port}/", timeout=5).text
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}/" in out
+    pin = (tmp_path / "demo" / "guard.pin").read_text().strip()
+    assert re.fullmatch(r"\d{4}", pin) and f"Guard PIN      {pin}" in out
     assert re.search(r"ALLOW\s+Nguyễn Văn An", out)
     assert re.search(r"stopped; \d+ entries reached the central", out)
     assert "Traceback" not in out

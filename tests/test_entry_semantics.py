@@ -79,7 +79,7 @@ def test_a_guards_override_is_the_final_decision():
     assert final_decision(entry) == "deny"
     assert final_decision({**entry, "override": {"action": "allow"}}) == "allow"
     assert final_decision({"decision": "allow", "override": {"action": "deny"}}) == "deny"
-    assert final_decision({"decision": "review", "override": {"action": "exit"}}) == "review"   # let out, not in
+    assert final_decision({"decision": "allow", "override": {"action": "exit"}}) == "allow"    # let in, then out
 
 
 def test_bad_parameters_are_named():
@@ -130,19 +130,19 @@ def test_the_daily_report_counts_final_decisions_overrides_exits_visitors_and_sy
             entry(3, 9, "review", status="invalid", app="not_detected", flags=["cough", "fever"]),
             entry(4, 9, "allow", "deny", flags=["cough"]),
             entry(5, 17, "allow", direction="out"),
-            entry(6, 17, "review", "exit", app="not_detected")]
+            entry(6, 17, "allow", "exit", app="not_detected")]           # let in, later let out by the guard
     r = semantics.daily_report(docs, date(2026, 11, 22), TZ, SITE)
-    assert (r["entries"], r["admitted"], r["allow"], r["deny"], r["review"]) == (7, 3, 4, 1, 2)
-    assert r["sent_to_review"] == 2 and r["overrides"] == {"allow": 1, "deny": 1, "exit": 1}
+    assert (r["entries"], r["admitted"], r["allow"], r["deny"], r["review"]) == (7, 4, 5, 1, 1)
+    assert r["sent_to_review"] == 1 and r["overrides"] == {"allow": 1, "deny": 1, "exit": 1}
     assert r["exits"] == 2 and r["unique_visitors"] == 6 and r["kiosks"] == ["gate-1"]
     assert r["app_share"] == {"confirmed": round(4 / 7, 4), "likely": round(1 / 7, 4), "not_detected": round(2 / 7, 4)}
     assert r["valid_declaration_share"] == round(6 / 7, 4)
     assert r["with_symptoms"] == 2 and r["symptoms"] == {"cough": 2, "fever": 1}
-    assert [(h["hour"], h["entries"], h["admitted"]) for h in r["by_hour"]] == [(8, 3, 3), (9, 2, 0), (17, 2, 0)]
+    assert [(h["hour"], h["entries"], h["admitted"]) for h in r["by_hour"]] == [(8, 3, 3), (9, 2, 0), (17, 2, 1)]
     assert "fingerprint" not in json.dumps(r) and "a" * 32 not in json.dumps(r)      # no identities in the report
     jsonschema.validate(r, {**KIOSK_SPEC, "$ref": "#/components/schemas/DailyReport"})
     header, rows = semantics.report_table(r, "vi")
-    assert header[:3] == ["Giờ", "Lượt quét", "Số người được vào"] and rows[-1][:3] == ["Tổng", 7, 3]
+    assert header[:3] == ["Giờ", "Lượt quét", "Số người được vào"] and rows[-1][:3] == ["Tổng", 7, 4]
     assert semantics.report_table(r, "en")[0][:3] == ["Hour", "Scans", "People admitted"]
     page = semantics.report_html({**r, "symptoms": {"<script>x</script>": 1}}, "vi")
     assert "<script>x" not in page and "&lt;script&gt;" in page and "Số người được vào" in page

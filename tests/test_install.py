@@ -2,6 +2,8 @@
 `systemd-analyze verify`."""
 from __future__ import annotations
 
+import hashlib
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def install(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(ROOT / "install.sh"), *args], capture_output=True, text=True, timeout=120)
+    # No terminal on stdin: the PIN step generates instead of asking.
+    return subprocess.run(["bash", str(ROOT / "install.sh"), *args], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
 
 
 def test_dry_run_says_everything_and_does_nothing():
@@ -51,6 +55,35 @@ def test_install_into_a_root_is_idempotent_and_keeps_the_operators_settings(tmp_
     assert settings.exists(), "uninstall keeps the settings unless --purge"
     install("--root", str(tmp_path), "--uninstall", "--purge")
     assert not settings.exists()
+
+
+def pin_digest(settings: Path) -> str:
+    return re.search(r'^guard_pin_sha256 = "([0-9a-f]*)"', settings.read_text(), re.MULTILINE).group(1)
+
+
+def test_install_sets_a_guard_pin_once_and_prints_it_once(tmp_path):
+    first = install("--root", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    settings = tmp_path / "etc/kiosk/kiosk.toml"
+    printed = re.findall(r"^set: guard PIN (\d{6}) \(generated", first.stdout, re.MULTILINE)
+    assert len(printed) == 1, first.stdout
+    assert pin_digest(settings) == hashlib.sha256(printed[0].encode()).hexdigest()
+    assert settings.stat().st_mode & 0o777 == 0o640, "only root and the kiosk read the PIN's digest"
+    # The settings still load, with the PIN in force.
+    from kiosk import config
+    assert config.load(path=settings, env={})["web.guard_pin_sha256"] == pin_digest(settings)
+    again = install("--root", str(tmp_path))
+    assert printed[0] not in again.stdout and f"kept: guard PIN (web.guard_pin_sha256 in {settings})" in again.stdout
+    assert pin_digest(settings) == hashlib.sha256(printed[0].encode()).hexdigest()
+
+
+def test_install_takes_the_operators_pin_and_refuses_a_bad_one(tmp_path):
+    assert install("--root", str(tmp_path), "--pin", "12ab").returncode == 2
+    assert not (tmp_path / "etc").exists(), "nothing installed with a bad PIN"
+    given = install("--root", str(tmp_path), "--pin", "48291375")
+    assert given.returncode == 0, given.stderr
+    assert "48291375" not in given.stdout, "a PIN given is not printed back"
+    assert pin_digest(tmp_path / "etc/kiosk/kiosk.toml") == hashlib.sha256(b"48291375").hexdigest()
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,

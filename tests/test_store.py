@@ -136,6 +136,8 @@ def test_outbox_reuse_and_recent(log):
     assert [d["id"] for d in log.recent(2)] == [e3.id, e2.id]
     assert log.shown_ago("a", T0 + 10) == pytest.approx(7.0)
     assert log.shown_ago("never", T0) is None
+    # the clock stepped back behind the last sighting: how long ago is not known
+    assert log.shown_ago("a", T0 - 3600) is None
     assert [d["id"] for d in log.unsynced(2)] == [e1.id, e2.id]
     log.mark_synced([e1.id, e2.id], T0 + 20)
     assert [d["id"] for d in log.unsynced(10)] == [e3.id]

@@ -220,9 +220,13 @@ def test_100_idle_connections_do_not_block_the_form(make_kiosk, site_key):
 
 
 # -- the guard's PIN ------------------------------------------------------------------------
-def override(kiosk, pin, entry_id, action="exit"):
+def override(kiosk, pin, entry_id, action="allow"):
+    # The dialog first (its key binds the choice to the entry), then the choice with the PIN.
+    opened = requests.post(kiosk.web_url + "/guard/override/open", timeout=5,
+                           json={"entry_id": entry_id, "action": action})
     return requests.post(kiosk.web_url + "/guard/override", timeout=5,
-                         json={"entry_id": entry_id, "action": action, "reason": "why_staff", "pin": pin})
+                         json={"entry_id": entry_id, "action": action, "reason": "why_staff", "pin": pin,
+                               "lock": opened.json().get("lock")})
 
 
 def test_guessing_the_pin_locks_overrides_and_each_wrong_pin_is_logged(kiosk, caplog):
@@ -255,7 +259,7 @@ def test_the_right_pin_opens_and_resets_the_count(kiosk):
     entry_id = an_entry(kiosk)
     assert override(kiosk, "0000", entry_id).status_code == 403
     r = override(kiosk, PIN, entry_id)
-    assert r.status_code == 200 and r.json()["override"]["action"] == "exit"
+    assert r.status_code == 200 and r.json()["override"]["action"] == "allow"
     assert kiosk.web_app.extensions["guard_pin"].failures == 0
 
 

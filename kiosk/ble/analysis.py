@@ -11,7 +11,8 @@ from .presence import PresenceTracker
 
 def presence_at(records: Iterable[Advertisement], tracker: PresenceTracker, times: list[float]) -> list[dict]:
     """The outcome at each time, as the door would have seen it then: the tracker has heard
-    exactly the advertisements stamped at or before that time."""
+    exactly the advertisements stamped at or before that time. `lineage` is the phone behind
+    the outcome and the identities joined into it, with why (PresenceTracker.lineage_at)."""
     records = sorted(records, key=lambda a: a.t)
     results = {}
     i = 0
@@ -20,7 +21,8 @@ def presence_at(records: Iterable[Advertisement], tracker: PresenceTracker, time
             tracker.record(records[i])
             i += 1
         p = tracker.at(at)
-        results[at] = {"at": at, "outcome": p.outcome, "family": p.family, "rssi": p.rssi}
+        results[at] = {"at": at, "outcome": p.outcome, "family": p.family, "rssi": p.rssi,
+                       "lineage": tracker.lineage_at(at)}
     return [results[at] for at in times]
 
 

@@ -12,9 +12,11 @@ from datetime import datetime, timezone
 from typing import Iterator
 
 from sqlalchemy import (Column, Integer, MetaData, String, Table, Text, UniqueConstraint, create_engine, delete,
-                        event, insert, select, text, update)
+                        event, insert, inspect, select, text, update)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from ..model import final_decision
 
 from ..entries import nfc_entry
 
@@ -38,6 +40,9 @@ entries = Table(
     Column("decision", String(10), nullable=False),
     Column("received_at", String(30), nullable=False),
     Column("body", Text, nullable=False),
+    # 1: stamped while the kiosk's clock was not trusted (the entry's "clock_unsynced"):
+    # its time may be wrong. A column, so a report can count or leave out such entries.
+    Column("clock_unsynced", Integer, nullable=False, server_default=text("0")),
 )
 
 # Signatures of accepted batches, for MAX_SKEW seconds: the same batch sent again is a replay.
@@ -92,7 +97,22 @@ def connect(url: str):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
     metadata.create_all(engine)
+    _add_missing_columns(engine)
     return engine
+
+
+def _add_missing_columns(engine) -> None:
+    """Columns added to `entries` since a database was created (create_all adds none to an
+    existing table)."""
+    have = {c["name"] for c in inspect(engine).get_columns("entries")}
+    if "clock_unsynced" not in have:
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("ALTER TABLE entries ADD COLUMN clock_unsynced INTEGER NOT NULL DEFAULT 0"))
+        except DBAPIError:
+            # Another central process starting at the same time added it first.
+            if "clock_unsynced" not in {c["name"] for c in inspect(engine).get_columns("entries")}:
+                raise
 
 
 def add_credential(engine, name: str, role: str, site: str | None = None, token: str | None = None) -> str:
@@ -132,8 +152,9 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
     received = now_iso()
     batch = [nfc_entry(e) for e in batch]      # names stored NFC: one spelling per name
     rows = [{"id": e["id"], "site": e["site"], "kiosk": e["kiosk"], "time": e["time"],
-             "decision": e["decision"], "received_at": received,
-             "body": json.dumps(e, ensure_ascii=False)} for e in batch]
+             "decision": final_decision(e), "received_at": received,
+             "body": json.dumps(e, ensure_ascii=False),
+             "clock_unsynced": 1 if e.get("clock_unsynced") is True else 0} for e in batch]
     with engine.begin() as conn:
         if not _first_sight(conn, signature, now, window):
             raise Replay(signature)
@@ -155,7 +176,7 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
             if r["id"] not in stored and e.get("override"):
                 conn.execute(update(entries)
                              .where(entries.c.id == r["id"], entries.c.kiosk == r["kiosk"], entries.c.site == r["site"])
-                             .values(body=r["body"]))
+                             .values(body=r["body"], decision=r["decision"]))
     return [i for i in ids if i in stored], [i for i in ids if i not in stored]
 
 
@@ -174,10 +195,10 @@ def _foreign(conn, rows: list[dict]) -> list[str]:
 # PostgreSQL: the batch as one JSON parameter, one short statement whatever its size (a
 # placeholder per value, or arrays, cost psycopg more to prepare than the insert itself).
 _PG_INSERT = text(
-    'INSERT INTO entries (id, site, kiosk, "time", decision, received_at, body) '
-    'SELECT r.id, r.site, r.kiosk, r."time", r.decision, r.received_at, r.body '
+    'INSERT INTO entries (id, site, kiosk, "time", decision, received_at, body, clock_unsynced) '
+    'SELECT r.id, r.site, r.kiosk, r."time", r.decision, r.received_at, r.body, r.clock_unsynced '
     'FROM json_to_recordset(CAST(:rows AS json)) AS r(id text, site text, kiosk text, "time" text, '
-    "decision text, received_at text, body text) "
+    "decision text, received_at text, body text, clock_unsynced integer) "
     "ORDER BY r.id ON CONFLICT (id) DO NOTHING RETURNING id")
 
 
@@ -195,8 +216,10 @@ def _insert_new(conn, rows: list[dict]) -> set[str]:
     return set(conn.execute(statement, rows).scalars())
 
 
-def _query(site, kiosk, since, until, after_id, limit):
+def _query(site, kiosk, since, until, after_id, limit, clock_unsynced=None):
     q = select(entries.c.id, entries.c.body).order_by(entries.c.id).limit(limit)
+    if clock_unsynced is not None:
+        q = q.where(entries.c.clock_unsynced == int(clock_unsynced))
     if site:
         q = q.where(entries.c.site == site)
     if kiosk:
@@ -210,11 +233,17 @@ def _query(site, kiosk, since, until, after_id, limit):
     return q
 
 
-def list_entries(engine, site=None, kiosk=None, since=None, until=None, limit=1000, after_id=None) -> list[dict]:
+def list_entries(engine, site=None, kiosk=None, since=None, until=None, limit=1000, after_id=None,
+                 clock_unsynced: bool | None = None) -> list[dict]:
     """Entries in id order (JSON form), filtered by site, kiosk, UTC time text (since
-    inclusive, until exclusive) and id (after `after_id`), at most `limit`."""
+    inclusive, until exclusive) and id (after `after_id`), at most `limit`.
+
+    :param clock_unsynced: True: only those stamped while the kiosk's clock was not trusted;
+        False: only the others; None: all.
+    """
     with engine.connect() as conn:
-        return [json.loads(body) for _, body in conn.execute(_query(site, kiosk, since, until, after_id, limit))]
+        return [json.loads(body) for _, body in
+                conn.execute(_query(site, kiosk, since, until, after_id, limit, clock_unsynced))]
 
 
 READ_CHUNK = 500                # rows per query of iter_entries

@@ -18,7 +18,7 @@ from datetime import date, datetime, timezone
 
 import base45
 import cbor2
-from ..model import EXPIRED, INVALID, REVIEW_STATUS, VALID, Declaration
+from ..model import EXPIRED, INVALID, LATEST, REVIEW_STATUS, VALID, Declaration
 from . import cose, dccschema
 from .trust import Signer, TrustList
 
@@ -185,9 +185,6 @@ def _within_certificate(signer: Signer, claims: dict) -> bool:
 
 
 # Times outside years 1970..9999 cannot be shown or stored: a hostile code's, not an issuer's.
-LATEST = 253_402_300_799
-
-
 def _sane_time(t) -> bool:
     return isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= LATEST
 

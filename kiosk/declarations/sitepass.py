@@ -17,7 +17,7 @@ import cbor2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..model import EXPIRED, INVALID, VALID, Declaration
+from ..model import EXPIRED, INVALID, LATEST, VALID, Declaration
 from . import cose
 
 PREFIX = "KP1:"
@@ -25,7 +25,6 @@ FORMAT = "sitepass"
 ISS, EXP, IAT, CTI = 1, 4, 6, 7
 # Passes issued by a kiosk whose clock runs a little ahead are still good.
 CLOCK_SKEW = 300
-LATEST = 253_402_300_799      # 9999-12-31: later times cannot be shown or stored
 
 
 def new_key():

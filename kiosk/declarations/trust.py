@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from ..files import write_atomically
 from ..model import iso, parse_iso
 
 
@@ -99,14 +99,4 @@ class TrustList:
                  for kid, signers in self.certificates.items() for signer in signers]
         body = json.dumps({"downloaded": iso(self.downloaded or 0), "source": self.source,
                            "certificates": items}, indent=1).encode()
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomically(path, body)

@@ -11,6 +11,7 @@ import cv2
 
 from .. import config
 from ..declarations import sitepass
+from ..model import final_decision
 from ..serving import BackgroundServer
 from ..shutdown import stop_on_signals
 from . import CAPTURE, FPS, HERE, PERIOD, SCENE
@@ -60,6 +61,39 @@ def _token(path: Path) -> str:
     return path.read_text().strip()
 
 
+def _pin(path: Path) -> str:
+    """The demo guard's PIN, made once (4 digits) and kept beside the tokens."""
+    if not path.exists():
+        path.write_text(f"{secrets.randbelow(10000):04d}")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def terminal_line(entry: dict) -> str:
+    """An entry as the demo's terminal prints it: the final decision first (a guard's override
+    counts), the door's own beside it when a guard changed it. No QR text."""
+    holder = entry["declaration"].get("holder") or "-"
+    line = (f"  {entry['time'][11:19]}Z  {final_decision(entry).upper():6}  {holder:24}  "
+            f"{entry['declaration']['format']}/{entry['declaration']['status']}  "
+            f"app {entry['ble']['outcome']}  {', '.join(entry['reasons'])}")
+    override = entry.get("override")
+    if override:
+        line += (f"  [guard {override['action']}: {override.get('reason')}, by {override.get('by')}"
+                 f" at {(override.get('at') or '')[11:19]}Z; door said {entry['decision'].upper()}]")
+    return line
+
+
+def write_trust_list(path: Path, now: float) -> None:
+    """A DCC trust list holding the demo's own document signer, fetched `now`: the demo's
+    trust-list line is green, as on a kiosk kept up to date, so red means something is wrong."""
+    from ..declarations.trust import TrustList
+    from ..testing.dcc_issuer import dsc
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _, der = dsc(not_before=now - 86400, not_after=now + 365 * 86400)
+    TrustList.from_der([der], downloaded=now, source="kiosk demo signer").save(path)
+
+
 def prepare(data: Path, web_port: int, central_port: int, form_port: int = 8081) -> tuple[config.Settings, dict]:
     """Create keys, tokens, frames; return the kiosk's settings and what to tell the user."""
     data.mkdir(parents=True, exist_ok=True)
@@ -69,6 +103,8 @@ def prepare(data: Path, web_port: int, central_port: int, form_port: int = 8081)
     site_key = sitepass.load_private_key(key_path)
     operator_token = _token(data / "operator.token")
     kiosk_token = _token(data / "kiosk.token")
+    # The demo has a PIN like any kiosk (overrides need one); it prints it on the terminal.
+    pin = _pin(data / "guard.pin")
     settings = config.load(path=HERE / "demo.toml")
     settings = config.load(base=settings, overrides={
         "data_dir": str(data / "kiosk"),
@@ -80,11 +116,13 @@ def prepare(data: Path, web_port: int, central_port: int, form_port: int = 8081)
         "form.port": form_port,
         "web.port": web_port,
         "web.operator_tokens": [hashlib.sha256(operator_token.encode()).hexdigest()],
+        "web.guard_pin_sha256": hashlib.sha256(pin.encode()).hexdigest(),
         "sync.url": f"http://127.0.0.1:{central_port}",
         "sync.token": kiosk_token,
     })
     render_frames(data / "frames", settings["site.id"], site_key, time.time())
-    return settings, {"operator_token": operator_token, "kiosk_token": kiosk_token}
+    write_trust_list(Path(settings["data_dir"]) / "trust-list.json", time.time())
+    return settings, {"operator_token": operator_token, "kiosk_token": kiosk_token, "pin": pin}
 
 
 def start_central(data: Path, port: int, settings, kiosk_token: str, operator_token: str):
@@ -112,6 +150,7 @@ def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds
     kiosk.start()
     print(f"""
   Guard screen   {kiosk.web_url}/   (open it in a browser; English: {kiosk.web_url}/?lang=en)
+  Guard PIN      {tokens['pin']}   (for the guard's overrides: Cho vào / Từ chối / Ra về)
   Operator API   curl -H 'Authorization: Bearer {tokens['operator_token']}' {kiosk.web_url}/api/v1/entries
   Declaration    {kiosk.form_url}/   (what a visitor's phone opens; gives a pass to show at the door)
   Central server http://127.0.0.1:{central_port}/api/v1/entries (same token)
@@ -126,10 +165,7 @@ def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds
             except Exception:
                 continue
             if kind == "entry":
-                holder = data_["declaration"].get("holder") or "-"
-                print(f"  {data_['time'][11:19]}Z  {data_['decision'].upper():6}  {holder:24}  "
-                      f"{data_['declaration']['format']}/{data_['declaration']['status']}  "
-                      f"app {data_['ble']['outcome']}  {', '.join(data_['reasons'])}", flush=True)
+                print(terminal_line(data_), flush=True)
     finally:
         print("  stopping...", flush=True)
         kiosk.stop()

@@ -18,7 +18,8 @@ from tinydb import where
 
 from ..exc import StoreUnavailable
 from ..model import id_time, iso
-from .storage import DurableDB, fsync_dir, gc_paused
+from ..files import fsync_dir
+from .storage import DurableDB, gc_paused
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 OPEN_DAYS = 3          # day databases kept open (today, yesterday, one an operator reads)
@@ -65,6 +66,37 @@ def read_entries(path: str | Path) -> list[dict]:
         docs += db.table("entries").all()
         db.close()
     return sorted((dict(d) for d in docs), key=lambda d: d["id"])
+
+
+def newest_id(path: str | Path) -> str | None:
+    """The greatest entry id in a log folder, read-only (for `kiosk doctor` beside a running
+    kiosk): the newest day folder with an entry holds it (clock.EntryStamps)."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    for folder in reversed(day_folders(path)):
+        db = DurableDB(folder, read_only=True)
+        try:
+            ids = [d["id"] for d in db.table("entries").all()]
+        finally:
+            db.close()
+        if ids:
+            return max(ids)
+    return None
+
+
+def misplaced(path: str | Path) -> list[str]:
+    """Ids of the entries of a log folder that are not in the folder of both their time's
+    and their id's UTC day, read-only (for the soak, and checks beside a running kiosk)."""
+    out = []
+    for folder in day_folders(Path(path)):
+        db = DurableDB(folder, read_only=True)
+        try:
+            out += [d["id"] for d in db.table("entries").all()
+                    if day_of(d["time"]) != folder.name or day_of_id(d["id"]) != folder.name]
+        finally:
+            db.close()
+    return out
 
 
 class DayShards:

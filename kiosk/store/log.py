@@ -257,6 +257,20 @@ class EntryLog(ReadPath):
         """
         return self._writer.call(lambda: self._append(entry.to_json()), timeout)
 
+    @on_writer
+    def newest_id(self) -> str | None:
+        """The greatest entry id in the log (held in memory or in the newest day), or None.
+
+        Ids sort by their time and each entry lives in its id's UTC day (clock.EntryStamps
+        keeps them so), so the newest day holds the greatest id.
+        """
+        ids = [d["id"] for d in self.hold.docs()]
+        for day in reversed(self.days.days()):      # the newest day with an entry
+            ids += [d["id"] for d in self.days.docs(day)]
+            if ids:
+                break
+        return max(ids, default=None)
+
     @on_writer(timeout=600)
     def import_entries(self, docs: list[dict]) -> None:
         """Write many entries at once, a record per day (migration, tests, benchmarks).
@@ -295,7 +309,11 @@ class EntryLog(ReadPath):
         # writer held up (a slow card) must not hold up the decision. One dict lookup is
         # atomic in CPython, and the writer only ever sets this dict's values.
         last = self._last_shown.get(fingerprint)
-        return None if last is None else at - last
+        if last is None or last > at:
+            # Last seen "after" now: the clock stepped back since, so how long ago is not
+            # known. The clock's own rule (behind the newest entry: review) covers that time.
+            return None
+        return at - last
 
     @on_writer
     def get(self, entry_id: str) -> dict | None:

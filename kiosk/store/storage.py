@@ -48,6 +48,7 @@ from tinydb.storages import Storage
 from tinydb.table import Table
 
 from ..exc import StoreUnavailable
+from ..files import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -196,14 +197,6 @@ def gc_paused():
     finally:
         if enabled:
             gc.enable()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def snapshot_path(folder: Path, gen: int) -> Path:

@@ -21,6 +21,16 @@ RATE = (5, 60.0)          # at most 5 declarations a minute from one address
 # bytes: a declaration is about 1 kB form-encoded (a long Vietnamese address percent-encoded
 # is 9 bytes a letter); 16 kB is room for that many times over, and nothing to hold in memory.
 MAX_BODY = 16 * 1024
+# What each field's error says beside it: (Vietnamese, English). The questions share one.
+FIELD_ERRORS = {
+    "name": ("Vui lòng nhập họ và tên (ít nhất 2 ký tự).", "Please enter your full name."),
+    "year_of_birth": ("Vui lòng nhập năm sinh bốn chữ số, ví dụ 1990.", "Enter your year of birth, e.g. 1990."),
+    "sex": ("Vui lòng chọn giới tính.", "Please choose one."),
+    "id_number": ("Số giấy tờ gồm 6 đến 12 chữ cái hoặc chữ số, không dấu cách hay gạch.",
+                  "6 to 12 letters or digits, no spaces or dashes."),
+    "phone": ("Số điện thoại gồm 8 đến 15 chữ số.", "8 to 15 digits."),
+    "question": ("Vui lòng chọn Có hoặc Không.", "Please answer Yes or No."),
+}
 
 
 def create_form_app(kiosk, signing_key) -> Flask:
@@ -34,10 +44,14 @@ def create_form_app(kiosk, signing_key) -> Flask:
     return app
 
 
+def _form_page(errors: list, values) -> str:
+    return render_template("form.html", questions=questionnaire.QUESTIONS, sexes=questionnaire.SEXES,
+                           errors=errors, values=values, messages=FIELD_ERRORS)
+
+
 @bp.get("/")
 def form():
-    return render_template("form.html", questions=questionnaire.QUESTIONS, sexes=questionnaire.SEXES,
-                           errors=[], values={})
+    return _form_page([], {})
 
 
 @bp.post("/")
@@ -46,11 +60,9 @@ def submit():
     now = kiosk.clock.now()
     submission, errors = questionnaire.parse_form(request.form, datetime.fromtimestamp(now, timezone.utc).year)
     if errors:
-        return render_template("form.html", questions=questionnaire.QUESTIONS, sexes=questionnaire.SEXES,
-                               errors=errors, values=request.form), 400
+        return _form_page(errors, request.form), 400
     if not current_app.extensions["form_rate"].allow(request.remote_addr or ""):
-        return render_template("form.html", questions=questionnaire.QUESTIONS, sexes=questionnaire.SEXES,
-                               errors=["rate"], values=request.form), 429
+        return _form_page(["rate"], request.form), 429
     declaration_id = new_id(now)
     kiosk.log.add_declaration({
         "id": declaration_id, "time": iso(now), "name": submission.name,
@@ -62,7 +74,11 @@ def submit():
     text = sitepass.issue(current_app.extensions["signing_key"], kiosk.settings["site.id"], submission.name,
                           now, hours * 3600, flags=submission.flags, declaration_id=declaration_id)
     qr = segno.make(text, error="m", micro=False)
+    # A viewBox and no fixed size, so CSS scales the whole code (quiet zone of 4 modules, the
+    # minimum ISO/IEC 18004 asks) to the phone's width; a white ground so a dark-mode page
+    # does not eat the quiet zone.
+    svg = qr.svg_inline(border=4, omitsize=True, light="#fff", svgclass="qr-code")
     return render_template("pass.html", name=submission.name, flags=submission.flags,
                            questions=dict((k, (vi, en)) for k, vi, en in questionnaire.QUESTIONS),
-                           svg=qr.svg_inline(scale=6, border=4), png=qr.png_data_uri(scale=8, border=4),
+                           svg=svg, png=qr.png_data_uri(scale=8, border=4),
                            hours=hours, payload=text)

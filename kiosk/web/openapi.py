@@ -3,6 +3,8 @@
 Kept by hand beside the code; tests check that every route is in it and that real
 responses validate against its schemas.
 """
+from ..health import CAUSES, PARTS, State
+from ..model import DIRECTIONS, OUTCOMES, OVERRIDE_ACTIONS, PRESENCE_OUTCOMES, STATUSES
 
 _TEXT_OR_NULL = {"type": ["string", "null"]}
 _FILTERS = [
@@ -10,10 +12,10 @@ _FILTERS = [
      "description": "YYYY-MM-DD (local midnight) or an ISO-8601 time (local when it names no zone); inclusive."},
     {"name": "to", "in": "query", "schema": {"type": "string"},
      "description": "YYYY-MM-DD (that whole local day included) or an ISO-8601 time; exclusive."},
-    {"name": "decision", "in": "query", "schema": {"enum": ["allow", "deny", "review"]},
+    {"name": "decision", "in": "query", "schema": {"enum": list(OUTCOMES)},
      "description": "The final decision: a guard's allow or deny override replaces the kiosk's."},
-    {"name": "app", "in": "query", "schema": {"enum": ["confirmed", "likely", "not_detected"]}},
-    {"name": "status", "in": "query", "schema": {"enum": ["valid", "invalid", "expired", "unknown", "review"]}},
+    {"name": "app", "in": "query", "schema": {"enum": list(PRESENCE_OUTCOMES)}},
+    {"name": "status", "in": "query", "schema": {"enum": list(STATUSES)}},
     {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100},
      "description": "Text in the holder's name; case and Vietnamese diacritics ignored (binh finds Bình)."},
     {"name": "site", "in": "query", "schema": {"type": "string", "maxLength": 100}},
@@ -27,7 +29,7 @@ _ERRORS = {code: {"description": text, "content": {"application/json": {"schema"
                               ("429", "Too many requests from this address"))}
 _COUNT = {"type": "integer", "minimum": 0}
 _SHARE = {"type": "number", "minimum": 0, "maximum": 1}
-_SUMMARY = {"entries": _COUNT, "admitted": {**_COUNT, "description": "Final decision allow, coming in, not let out"},
+_SUMMARY = {"entries": _COUNT, "admitted": {**_COUNT, "description": "Final decision allow, coming in (an exit override counts: it is taken for someone let in)"},
             "allow": {**_COUNT, "description": "Final decision allow"}, "deny": {**_COUNT, "description": "Final decision deny"},
             "review": {**_COUNT, "description": "Left for review, never decided"},
             "sent_to_review": {**_COUNT, "description": "The kiosk's own decision was review"},
@@ -61,18 +63,18 @@ SPEC = {
                     "id": {"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Z]{26}$"},
                     "site": {"type": "string"}, "kiosk": {"type": "string"},
                     "time": {"type": "string", "format": "date-time"},
-                    "direction": {"enum": ["in", "out"]},
+                    "direction": {"enum": list(DIRECTIONS)},
                     "declaration": {"type": "object", "required": ["format", "status"], "properties": {
                         "format": {"type": "string"}, "status": {"type": "string"}, "holder": _TEXT_OR_NULL,
                         "kind": _TEXT_OR_NULL, "expires": _TEXT_OR_NULL,
                         "flags": {"type": "array", "items": {"type": "string"}}}},
                     "ble": {"type": "object", "required": ["outcome"], "properties": {
-                        "outcome": {"enum": ["confirmed", "likely", "not_detected"]}, "family": _TEXT_OR_NULL,
+                        "outcome": {"enum": list(PRESENCE_OUTCOMES)}, "family": _TEXT_OR_NULL,
                         "rssi": {"type": ["integer", "null"]}, "count_near": {"type": "integer"}}},
-                    "decision": {"enum": ["allow", "deny", "review"]},
+                    "decision": {"enum": list(OUTCOMES)},
                     "reasons": {"type": "array", "items": {"type": "string"}},
                     "override": {"type": ["object", "null"], "properties": {
-                        "action": {"enum": ["allow", "deny", "exit"]}, "reason": {"type": "string"},
+                        "action": {"enum": list(OVERRIDE_ACTIONS)}, "reason": {"type": "string"},
                         "by": {"type": "string"}, "at": {"type": "string"}}},
                     "synced_at": _TEXT_OR_NULL,
                 },
@@ -101,7 +103,17 @@ SPEC = {
                 "log_held": {"type": "integer"}, "not_logged": {"type": "integer"},
                 "report": {"type": "object", "required": ["by", "ok"], "description":
                            "The daily report by email: by (kiosk, central, off); for kiosk: day, state "
-                           "(due, sending, failed, sent, missed), sent_at, attempts, error; ok is false when missed"}}},
+                           "(due, sending, failed, sent, missed), sent_at, attempts, error; ok is false when missed"},
+                "clock": {"type": "object", "required": ["status", "trusted"], "description":
+                          "The clock: status (synced, unsynced, unknown, behind), trusted, detail, now, floor"},
+                "parts": {"type": "object", "description": "Each part's typed state (kiosk/health.py)",
+                          "propertyNames": {"enum": list(PARTS)},
+                          "additionalProperties": {"$ref": "#/components/schemas/PartHealth"}}}},
+            "PartHealth": {"type": "object", "required": ["state", "cause", "detail"], "properties": {
+                "state": {"enum": [s.value for s in State]},
+                "cause": {"oneOf": [{"type": "null"}, {"enum": list(CAUSES)}]},
+                "detail": {"type": "string", "description": "Technical detail (English), for the operator"},
+                "figures": {"type": "object"}}},
         },
     },
     "security": [{"token": []}],

@@ -9,9 +9,13 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from ...model import OVERRIDE_REASONS as MODEL_REASONS
+
 LANGUAGES = ("vi", "en")
 _HERE = Path(__file__).parent
-OVERRIDE_REASONS = ("why_staff", "why_document", "why_invited", "why_health", "why_refused", "why_other")
+# Every reason a guard can pick (model.OVERRIDE_REASONS by action), and two an older version
+# offered that old entries may still carry.
+OVERRIDE_REASONS = tuple(r for reasons in MODEL_REASONS.values() for r in reasons) + ("why_health", "why_other")
 
 
 @lru_cache(maxsize=None)
@@ -22,11 +26,18 @@ def catalogue(lang: str) -> dict:
 
 
 def reason_text(code: str, words: dict) -> str:
-    """A reason code ("shown_again:42s", "declared:fever") in the guard's words."""
+    """A reason code ("shown_again:42s", "declared:fever") in the guard's words; a code no
+    catalogue phrases gets the generic phrase, never the code itself."""
     name, _, arg = code.partition(":")
     template = words.get(f"reason_{name}")
     if template is None:
-        return code
+        return words["reason_unknown"]
     if name == "declared":
-        arg = words.get(f"answer_{arg}", arg)
+        arg = words.get(f"answer_{arg}", words["answer_unknown"])
     return template.replace("{n}", arg.rstrip("s") if name == "shown_again" else arg)
+
+
+def word(words: dict, prefix: str, code: str | None) -> str:
+    """The phrase of `prefix + code` (a status, a format, a kind); the generic phrase of that
+    prefix when the catalogue has none (an entry synced from a newer kiosk, say)."""
+    return words.get(f"{prefix}{code}", words.get(f"{prefix}unknown", ""))
