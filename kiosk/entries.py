@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+# final_decision: a guard's allow or deny replaces the door's; an exit (taken only for someone
+# let in) stands for allow. Every filter, CSV row and report figure here reads it.
 from .model import ALLOW, CONFIRMED, LIKELY, NOT_DETECTED, OUTCOMES, PRESENCE_OUTCOMES, REVIEW, STATUSES, \
     VALID, final_decision, iso, parse_iso
 from .names import normalise
 
-__all__ = ["BadParameter", "Filters", "bound", "page_limit", "cursor_param", "final_decision", "fold", "nfc_entry", "public", "totals",
-           "CSV_COLUMNS", "csv_row", "safe_cell", "csv_chunks", "daily_report", "report_csv", "report_html",
+__all__ = ["BadParameter", "Filters", "bound", "page_limit", "cursor_param", "final_decision", "fold", "nfc_entry",
+           "public", "totals", "CSV_COLUMNS", "csv_row", "safe_cell", "csv_chunks", "daily_report", "report_csv", "report_html",
            "LANGUAGES"]
 
 DECISIONS = OUTCOMES
@@ -28,10 +30,6 @@ MAX_ARG_CHARS = 100             # a text parameter (site, kiosk, q); ids and nam
 
 class BadParameter(ValueError):
     """A query parameter that cannot be read; the message names it (an API answers 400)."""
-
-
-# -- the decision as finally taken: model.final_decision (a guard's allow or deny replaces the
-# door's; an exit, taken only for someone let in, stands for allow) ----------------------------
 
 
 # -- names ----------------------------------------------------------------------------------
