@@ -68,30 +68,34 @@ def run(config_path):
 @main.command()
 @click.option("--from", "since", help="First local day (YYYY-MM-DD) or ISO time; default: everything.")
 @click.option("--to", "until", help="Last local day (YYYY-MM-DD, included) or ISO time.")
+@click.option("--decision", type=click.Choice(["allow", "deny", "review"]), help="The final decision (after overrides).")
+@click.option("--app", type=click.Choice(["confirmed", "likely", "not_detected"]), help="The app's presence.")
+@click.option("--status", type=click.Choice(["valid", "invalid", "expired", "unknown", "review"]),
+              help="The declaration's status.")
+@click.option("-q", "text", help="Text in the holder's name (case and diacritics ignored).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("--out", type=click.File("w", encoding="utf-8"), default="-", help="File (default: standard output).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
-def export(since, until, fmt, out, config_path):
+def export(since, until, decision, app, status, text, fmt, out, config_path):
     """Export entries from this kiosk's log, as the operator API does (read-only, beside a running kiosk)."""
     from zoneinfo import ZoneInfo
 
-    from .export import CSV_COLUMNS, bound, csv_chunks, csv_row, public
+    from .entries import CSV_COLUMNS, BadParameter, Filters, csv_chunks, csv_row, public
     from .store import read_entries
 
     settings = _settings(config_path)
     tz = ZoneInfo(settings["timezone"])
-
-    def edge(value, end=False):
-        try:
-            return bound(value, tz, end)
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not YYYY-MM-DD or an ISO-8601 time") from None
-
-    lo, hi = edge(since), edge(until, end=True)
+    args = {k: v for k, v in (("from", since), ("to", until), ("decision", decision), ("app", app),
+                              ("status", status), ("q", text)) if v}
+    try:
+        filters = Filters.from_args(args, tz)
+    except BadParameter as e:
+        raise click.BadParameter(str(e)) from None
+    lo, hi = filters.since, filters.until
     path = Path(settings["data_dir"]) / "log"
     if not path.is_dir():
         raise click.ClickException(f"no entry log at {path}")
-    docs = [d for d in read_entries(path) if (lo is None or d["time"] >= lo) and (hi is None or d["time"] < hi)]
+    docs = [d for d in read_entries(path) if filters.match(d)]
     logging.getLogger("kiosk.export").info("export by %s on the command line: %s..%s: %d entries",
                                            os.environ.get("USER", "?"), lo, hi, len(docs))
     with click.progressbar(docs, label=f"{len(docs)} entries", file=sys.stderr,

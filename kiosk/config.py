@@ -139,7 +139,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("report.deadline", "15:00", "Local time (HH:MM) by which the report must be accepted; retries stop "
             "there and a missed report shows red."),
     Setting("report.from", "", "Sender address of the report (From:)."),
-    Setting("report.language", "vi", "Language of the report's subject and body.", ("vi", "en")),
+    Setting("report.language", "vi", "Language of the daily report: the mail's subject and body, the labels of its "
+            "CSV and printable page (the operator API's too; ?language= per request).", ("vi", "en")),
     Setting("report.smtp_host", "", "Mail server (SMTP) the report is handed to."),
     Setting("report.smtp_port", 587, "Port of the mail server (587 for starttls, 465 for tls, 25 for none).",
             bounds=(1, 65535)),

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .exc import ConfigError, KioskError, ReportNotSent
+from .entries import LABELS, bound, daily_report, report_csv
 from .files import write_atomically
-from .export import bound, csv_chunks, daily_summary
 from .model import iso
 
 __all__ = ["MailSettings", "Schedule", "Cycle", "build_report", "day_bounds", "render", "message_id", "compose",
@@ -39,7 +39,6 @@ logger = logging.getLogger(__name__)
 SMTP_TIMEOUT = 30.0          # seconds per SMTP connection: a stuck server must not hold the retries
 FIRST_BACKOFF = 60.0         # seconds before the first retry (the kiosk's housekeeping tick)
 MAX_BACKOFF = 600.0          # seconds: at least 5 attempts fit in the default hour to the deadline
-REPORT_COLUMNS = ("hour", "entries", "allow", "deny", "review", "app_confirmed_share", "valid_declaration_share")
 SENT, SENDING, FAILED, MISSED = "sent", "sending", "failed", "missed"
 LEDGER_FILE = "report-sent.json"      # in the kiosk's data folder
 
@@ -147,9 +146,10 @@ class Schedule:
 
 
 # -- the report and the message -----------------------------------------------------------
-def build_report(docs: list[dict], day: date, tz, site: str, kiosks: list[str]) -> dict:
-    """The daily report of `site` for local `day`: its kiosks and `daily_summary` of `docs`."""
-    return {"date": day.isoformat(), "site": site, "kiosks": sorted(kiosks), **daily_summary(docs, tz)}
+def build_report(docs, day: date, tz, site: str, kiosks: list[str] | None) -> dict:
+    """The daily report of `site` for local `day` (entries.daily_report, the operator APIs' own);
+    `kiosks` None = the kiosks of `docs`."""
+    return daily_report(docs, day, tz, site, kiosks)
 
 
 def day_bounds(day: date, tz) -> tuple[str, str]:
@@ -160,16 +160,16 @@ def day_bounds(day: date, tz) -> tuple[str, str]:
 WORDS = {
     "vi": {"subject": "Báo cáo điểm kiểm dịch {site} ngày {day}",
            "intro": "Báo cáo hằng ngày của điểm kiểm dịch {site}, ngày {day}.",
-           "kiosks": "Máy kiểm tra", "entries": "Tổng lượt quét", "allow": "Cho vào", "deny": "Từ chối",
-           "review": "Chuyển bảo vệ xem xét", "app": "Tỷ lệ có ứng dụng (Bluezone/PC-Covid)",
-           "valid": "Tỷ lệ khai báo hợp lệ", "busiest": "Giờ đông nhất",
+           "kiosks": "Máy kiểm tra", "entries": "Tổng lượt quét", "overrides": "Bảo vệ thay đổi quyết định",
+           "app": "Tỷ lệ có ứng dụng (Bluezone/PC-Covid)", "likely": "có thể", "not_detected": "không thấy",
+           "busiest": "Giờ đông nhất",
            "attached": "Số liệu theo từng giờ trong tệp CSV đính kèm.",
            "footer": "Thư này do máy kiểm dịch gửi tự động; xin đừng trả lời."},
     "en": {"subject": "Checkpoint report {site} for {day}",
            "intro": "Daily report of checkpoint {site}, {day}.",
-           "kiosks": "Kiosks", "entries": "Scans", "allow": "Allowed", "deny": "Denied",
-           "review": "Sent to the guard", "app": "Share with the app (Bluezone/PC-Covid)",
-           "valid": "Share with a valid declaration", "busiest": "Busiest hour",
+           "kiosks": "Kiosks", "entries": "Scans", "overrides": "Guard overrides",
+           "app": "Share with the app (Bluezone/PC-Covid)", "likely": "likely", "not_detected": "not detected",
+           "busiest": "Busiest hour",
            "attached": "Figures by hour are in the attached CSV file.",
            "footer": "Sent automatically by the checkpoint kiosk; please do not reply."},
 }
@@ -183,7 +183,8 @@ def render(report: dict, language: str) -> tuple[str, str, bytes]:
     """The mail of a daily report: (subject, plain-text body, CSV attachment bytes).
 
     The one seam between what the report says and how it travels: the CSV is the operator
-    API's daily-report CSV (a row per hour, then the total; UTF-8 with a BOM for Excel).
+    APIs' daily-report CSV (entries.report_csv: a row per hour, then the total, labels in
+    `language`; UTF-8 with a BOM for Excel).
     """
     words = WORDS.get(language, WORDS["vi"])
     day = date.fromisoformat(report["date"])
@@ -193,21 +194,28 @@ def render(report: dict, language: str) -> tuple[str, str, bytes]:
     def share(x: float) -> str:          # Vietnamese writes a decimal comma: 71,4%
         text = f"{x * 100:.1f}%"
         return text.replace(".", ",") if language == "vi" else text
+    labels = LABELS.get(language, LABELS["vi"])
+    overrides = report["overrides"]
+    symptoms = ", ".join(f"{flag} ({n})" for flag, n in report["symptoms"].items()) or labels["none"]
     lines = [words["intro"].format(**fill), "",
              f"{words['kiosks']}: {', '.join(report.get('kiosks') or []) or '-'}",
              f"{words['entries']}: {report['entries']}",
-             f"{words['allow']}: {report['allow']}",
-             f"{words['deny']}: {report['deny']}",
-             f"{words['review']}: {report['review']}",
-             f"{words['app']}: {share(report['app_confirmed_share'])}",
-             f"{words['valid']}: {share(report['valid_declaration_share'])}"]
+             f"{labels['admitted']}: {report['admitted']}",
+             f"{labels['deny']}: {report['deny']}",
+             f"{labels['sent_to_review']}: {report['sent_to_review']}",
+             f"{words['overrides']}: {overrides['allow'] + overrides['deny'] + overrides['exit']} "
+             f"({labels['override_allow']} {overrides['allow']}, {labels['override_deny']} {overrides['deny']}, "
+             f"{labels['override_exit']} {overrides['exit']})",
+             f"{labels['exits']}: {report['exits']}",
+             f"{labels['unique_visitors']}: {report['unique_visitors']}",
+             f"{words['app']}: {share(report['app_share']['confirmed'])} ({words['likely']} "
+             f"{share(report['app_share']['likely'])}, {words['not_detected']} {share(report['app_share']['not_detected'])})",
+             f"{labels['valid_declaration']}: {share(report['valid_declaration_share'])}",
+             f"{labels['with_symptoms']}: {report['with_symptoms']} ({symptoms})"]
     if busiest:
         lines.append(f"{words['busiest']}: {busiest['hour']:02d}:00 ({busiest['entries']})")
     lines += ["", words["attached"], "", "-- ", words["footer"], ""]
-    rows = [[r[c] for c in REPORT_COLUMNS] for r in report["by_hour"]]
-    rows.append(["total"] + [report[c] for c in REPORT_COLUMNS[1:]])
-    attachment = "".join(csv_chunks(rows, REPORT_COLUMNS)).encode("utf-8")
-    return words["subject"].format(**fill), "\n".join(lines), attachment
+    return words["subject"].format(**fill), "\n".join(lines), report_csv(report, language)
 
 
 def message_id(site: str, day: date, sender: str, generation: int = 0) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -72,7 +73,10 @@ class Declaration:
     def summary(self) -> dict:
         """What the entry log keeps: no date of birth, no key ids; text within the entry's
         bounds (a name comes from an unsigned QR code and may hold anything)."""
-        return {"format": self.format, "status": self.status, "holder": clean_text(self.holder),
+        # NFC: a name typed decomposed (NFD, as some phones and Macs send it) is stored as one
+        # spelling, so an exact comparison or a search finds it either way.
+        holder = None if self.holder is None else unicodedata.normalize("NFC", self.holder)
+        return {"format": self.format, "status": self.status, "holder": clean_text(holder),
                 "kind": self.details.get("kind"),
                 "expires": iso(self.expires) if self.expires is not None else None,
                 "flags": [clean_text(f) for f in self.flags[:MAX_ITEMS]]}

@@ -21,6 +21,8 @@ BENCHMARKS = [
     # A row per database and batch size; every entry reached the central (the bench asserts it).
     pytest.param("sync.py", 300, ["target at the default batch size", re.compile(r"^SQLite +100 ", re.M),
                                   re.compile(r"^PostgreSQL +100 ", re.M)], id="sync"),
+    pytest.param("central_queries.py", 300, ["sparse search, first page", "daily report of", "SQLite"],
+                 id="central_queries"),
     pytest.param("web_limits.py", 300, ["50 MB POST to each listener", "guard screens (SSE) open", "413"],
                  id="web_limits"),
 ]

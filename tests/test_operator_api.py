@@ -143,7 +143,10 @@ def test_daily_report(big):
     assert [h["hour"] for h in body["by_hour"]] == list(range(7, 24))     # the log starts at 07:30 local
     rows = list(csv.reader(io.StringIO(get(big, "/api/v1/reports/daily", date="2026-11-22", format="csv")
                                        .content.decode("utf-8-sig"))))
-    assert rows[-1][:2] == ["total", str(len(day))]
+    assert rows[0][:2] == ["Giờ", "Lượt quét"] and rows[-1][:2] == ["Tổng", str(len(day))]     # report.language vi
+    english = list(csv.reader(io.StringIO(get(big, "/api/v1/reports/daily", date="2026-11-22", format="csv",
+                                              language="en").content.decode("utf-8-sig"))))
+    assert english[0][:2] == ["Hour", "Scans"] and english[-1][:2] == ["Total", str(len(day))]
     assert get(big, "/api/v1/reports/daily", date="22/11/2026").status_code == 400
 
 

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kiosk import mail
+from kiosk.entries import report_table
 from kiosk.exc import ConfigError, ReportNotSent
 from kiosk.model import Scan
 from kiosk.testing import free_port
@@ -156,10 +157,12 @@ def test_a_lone_kiosk_mails_yesterdays_report_at_send_at_over_starttls_once_acro
     assert "not a declaration" not in got["raw"].decode("utf-8", "replace")   # no QR text in the mail
     filename, rows = csv_rows(message)
     assert filename == f"bao-cao-{SITE}-{REPORT_DAY}.csv"
-    assert rows[0] == list(mail.REPORT_COLUMNS)
-    assert [r[0] for r in rows[1:]] == ["8", "17", "total"]
+    assert rows[0] == report_table(mail.build_report([], REPORT_DAY, TZ, SITE, []), "vi")[0]   # Vietnamese labels
+    assert rows[0][:6] == ["Giờ", "Lượt quét", "Số người được vào", "Cho vào (quyết định cuối)", "Từ chối",
+                           "Chưa quyết định"]
+    assert [r[0] for r in rows[1:]] == ["8", "17", "Tổng"]
     assert rows[-1][1] == "3" and sum(int(r[1]) for r in rows[1:-1]) == 3
-    assert sum(int(x) for x in rows[-1][2:5]) == 3
+    assert sum(int(x) for x in rows[-1][3:6]) == 3                     # allow + deny + review, final
 
     ledger = json.loads((Path(kiosk.settings["data_dir"]) / mail.LEDGER_FILE).read_text())
     (record,) = ledger.values()
@@ -307,7 +310,7 @@ def test_dry_run_prints_the_message_and_sends_nothing(tmp_path, smtp_server, rep
     assert result.exit_code == 0, result.output
     printed = message_from_bytes(result.output.encode(), policy=policy.default)
     assert printed["Subject"] == f"Checkpoint report {SITE} for 2026-11-25"
-    assert csv_rows(printed)[1][-1] == ["total", "0", "0", "0", "0", "0.0", "0.0"]
+    assert csv_rows(printed)[1][-1] == ["Total"] + ["0"] * 11 + ["0.0"] * 4 + ["0"]
     assert smtp_server.attempts == 0 and not (tmp_path / "data" / mail.LEDGER_FILE).exists()
 
 
@@ -382,7 +385,7 @@ def test_the_central_sends_each_sites_report_across_its_kiosks_and_shows_a_misse
     message = smtp_server.parsed()
     assert message["Subject"] == f"Báo cáo điểm kiểm dịch {SITE} ngày 25/11/2026"
     assert "Tổng lượt quét: 2" in message.get_body(("plain",)).get_content()
-    assert csv_rows(message)[1][-1][:2] == ["total", "2"]
+    assert csv_rows(message)[1][-1][:2] == ["Tổng", "2"]
     result = CliRunner().invoke(central_main, args)
     assert result.exit_code == 0 and "nothing sent" in result.output and len(smtp_server.messages) == 1
 

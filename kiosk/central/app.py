@@ -2,31 +2,52 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
-from datetime import date, datetime, timezone
+from datetime import date
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Flask, abort, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request, stream_with_context
 from werkzeug.exceptions import HTTPException
 
 from .. import syncproto
 from ..config import SETTINGS
-from ..model import MAX_ENTRY_BYTES, entry_problem, iso, text_problem
+from ..entries import (CSV_COLUMNS, LANGUAGES, BadParameter, Filters, bound, csv_chunks, csv_row, cursor_param,
+                       daily_report, page_limit, public, report_csv, report_html)
+from ..model import MAX_ENTRY_BYTES, entry_problem, text_problem
 
 from . import db
+from .openapi import SPEC as CENTRAL_SPEC
 
 bp = Blueprint("central", __name__, url_prefix="/api/v1")
+log = logging.getLogger("kiosk.central.export")
+CSV_TYPE = "text/csv; charset=utf-8"    # content_type: Flask adds a charset to a bare text mimetype
+DEFAULT_TZ = "Asia/Ho_Chi_Minh"
 
 # The largest batch a kiosk sends is its `sync.batch_size` at the top of its bounds.
 MAX_BATCH_ENTRIES = int(next(s for s in SETTINGS if s.name == "sync.batch_size").bounds[1])
 # Bytes of an ingest body: the entries at a generous budget each, and the envelope around them.
 MAX_BODY_BYTES = MAX_BATCH_ENTRIES * MAX_ENTRY_BYTES + 4096
 MAX_LIST_LIMIT = 10_000         # entries per GET /entries (a larger limit is cut to this)
+MAX_SCAN = 50_000               # rows one GET /entries reads at most (a page may end short, with a next_cursor)
 MAX_ARG_CHARS = 100             # a site, kiosk or time-zone parameter (the id columns hold 100)
 
 
-def create_app(db_url: str = "sqlite:///central.db", engine=None) -> Flask:
-    """The central's app on the database at `db_url` (or an engine already connected)."""
+def create_app(db_url: str = "sqlite:///central.db", engine=None, timezone: str = DEFAULT_TZ,
+               language: str = "vi", max_scan: int = MAX_SCAN) -> Flask:
+    """The central's app on the database at `db_url` (or an engine already connected).
+
+    :param timezone: the zone of local days (from/to dates, the daily report) when a request
+        names none in `tz`.
+    :param language: the daily report's labels by default (vi, en).
+    :param max_scan: rows one GET /entries reads at most before it answers a short page.
+    """
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {', '.join(LANGUAGES)}")
     app = Flask(__name__)
+    app.config["KIOSK_TZ"] = ZoneInfo(timezone)
+    app.config["KIOSK_REPORT_LANGUAGE"] = language
+    app.config["KIOSK_MAX_SCAN"] = max_scan
     # Werkzeug answers 413 from the Content-Length header, before reading the body.
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["central_db"] = engine if engine is not None else db.connect(db_url)
@@ -38,6 +59,10 @@ def create_app(db_url: str = "sqlite:///central.db", engine=None) -> Flask:
         response.data = json.dumps({"error": e.description})
         response.content_type = "application/json"
         return response
+
+    @app.errorhandler(BadParameter)
+    def _bad_parameter(e):
+        return jsonify(error=str(e)), 400
 
     @app.errorhandler(Exception)
     def _unexpected(e):
@@ -114,39 +139,118 @@ def _batch_refusal(batch: list, cred) -> tuple[int, dict] | None:
     return None
 
 
+def _tz():
+    """The time zone of local days: the `tz` parameter, else the central's own."""
+    name = request.args.get("tz")
+    if not name:
+        return current_app.config["KIOSK_TZ"]
+    try:
+        if len(name) > MAX_ARG_CHARS or text_problem(name):
+            raise ValueError(name)
+        return ZoneInfo(name)
+    # ZoneInfoNotFoundError is a KeyError; ValueError: a path-like or unprintable name.
+    except (ValueError, KeyError, OSError):
+        raise BadParameter("tz must be a time zone name (Asia/Ho_Chi_Minh)") from None
+
+
+def _filters() -> Filters:
+    return Filters.from_args(request.args, _tz())
+
+
+def _matching(filters: Filters, after_id: str | None = None):
+    """The entries passing `filters`, oldest first: site, kiosk, time and cursor in SQL, the
+    rest (final decision, app, status, folded name) on the rows as they are read."""
+    rows = db.iter_entries(_engine(), filters.site, filters.kiosk, filters.since, filters.until, after_id)
+    return (d for d in rows if filters.match_content(d))
+
+
 @bp.get("/entries")
 def entries():
-    """Entries in id order, filtered by site, kiosk and UTC time (from inclusive, to exclusive)."""
+    """Entries in id order, a page at a time, filtered as the kiosk's operator API filters."""
     _require("operator")
-    return jsonify(entries=db.list_entries(_engine(), _text_arg("site"), _text_arg("kiosk"),
-                                           _time_arg("from"), _time_arg("to"), _limit_arg(1000)))
+    filters = _filters()
+    limit = page_limit(request.args.get("limit"), 1000, MAX_LIST_LIMIT)
+    rows = db.iter_entries(_engine(), filters.site, filters.kiosk, filters.since, filters.until,
+                           cursor_param(request.args.get("cursor")))
+    page, next_cursor = [], None
+    for scanned, d in enumerate(rows, 1):
+        if filters.match_content(d):
+            if len(page) == limit:
+                next_cursor = page[-1]["id"]
+                break
+            page.append(d)
+        if scanned == current_app.config["KIOSK_MAX_SCAN"]:
+            # A filter few rows pass: answer a short (even empty) page and where to go on,
+            # rather than hold the request and a thread while the whole table is read.
+            next_cursor = d["id"]
+            break
+    rows.close()
+    log.info("export by %s: entries json site=%s from=%s to=%s: %d", g.credential["name"], filters.site,
+             filters.since, filters.until, len(page))
+    return jsonify(entries=[public(d) for d in page], next_cursor=next_cursor)
+
+
+@bp.get("/entries.csv")
+def entries_csv():
+    """The same entries as CSV for Excel, streamed."""
+    _require("operator")
+    filters, tz = _filters(), _tz()
+    who = g.credential["name"]
+
+    def rows():
+        n = 0
+        try:
+            for d in _matching(filters):
+                n += 1
+                yield csv_row(d, tz)
+        finally:
+            log.info("export by %s: entries csv site=%s from=%s to=%s: %d", who, filters.site, filters.since,
+                     filters.until, n)
+    response = Response(stream_with_context(csv_chunks(rows(), CSV_COLUMNS)), content_type=CSV_TYPE)
+    response.headers["Content-Disposition"] = "attachment; filename=entries.csv"
+    return response
+
+
+REPORT_FORMATS = ("json", "csv", "html")
 
 
 @bp.get("/reports/daily")
 def daily():
-    """The per-site daily report across the site's kiosks (local day in `tz`)."""
-    from zoneinfo import ZoneInfo
-
-    from ..export import bound, daily_summary
-
+    """The per-site daily report across the site's kiosks (local day in `tz`): JSON, CSV, HTML."""
     _require("operator")
-    site = _text_arg("site")
+    site = Filters.from_args({"site": request.args.get("site")}, None).site
     if not site:
-        abort(400, description="site is required")
-    tz_name = _text_arg("tz") or "Asia/Ho_Chi_Minh"
+        raise BadParameter("site is required")
+    tz = _tz()
     day_text = request.args.get("date", "")
     try:
-        tz = ZoneInfo(tz_name)
-        if len(day_text) > 10:
+        if len(day_text) != 10:
             raise ValueError(day_text)
         day = date.fromisoformat(day_text)
-        since, until = bound(day.isoformat(), tz), bound(day.isoformat(), tz, end=True)
-    # ZoneInfoNotFoundError is a KeyError; OverflowError and OSError: a day at the end of time.
-    except (ValueError, KeyError, OverflowError, OSError):
-        abort(400, description="date must be YYYY-MM-DD and tz a time zone name")
-    docs = db.list_entries(_engine(), site=site, since=since, until=until, limit=10_000_000)
-    kiosks = sorted({d["kiosk"] for d in docs})
-    return jsonify(date=day.isoformat(), site=site, kiosks=kiosks, **daily_summary(docs, tz))
+        since, until = bound(day_text, tz), bound(day_text, tz, end=True)
+    # OverflowError and OSError: a day at the end of time.
+    except (ValueError, OverflowError, OSError):
+        raise BadParameter("date must be YYYY-MM-DD") from None
+    fmt = request.args.get("format") or "json"
+    language = request.args.get("language") or current_app.config["KIOSK_REPORT_LANGUAGE"]
+    if fmt not in REPORT_FORMATS:
+        raise BadParameter(f"format must be one of {', '.join(REPORT_FORMATS)}")
+    if language not in LANGUAGES:
+        raise BadParameter(f"language must be one of {', '.join(LANGUAGES)}")
+    report = daily_report(db.iter_entries(_engine(), site=site, since=since, until=until), day, tz, site)
+    if fmt == "csv":
+        response = Response(report_csv(report, language), content_type=CSV_TYPE)
+        response.headers["Content-Disposition"] = f"attachment; filename=bao-cao-{day_text}.csv"
+        return response
+    if fmt == "html":
+        return Response(report_html(report, language), content_type="text/html; charset=utf-8")
+    return jsonify(report)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The central's OpenAPI document (no token: it holds no data)."""
+    return jsonify(CENTRAL_SPEC)
 
 
 @bp.get("/health")
@@ -164,37 +268,3 @@ def report_sends():
 
     _require("operator")
     return jsonify(sends=recent_sends(_engine()), missed=missed(_engine()))
-
-
-def _text_arg(name: str) -> str | None:
-    """A text query parameter, None when absent or empty; 400 when unprintable or too long."""
-    value = request.args.get(name)
-    if not value:
-        return None
-    if len(value) > MAX_ARG_CHARS or text_problem(value):
-        abort(400, description=f"{name} must be printable text of at most {MAX_ARG_CHARS} characters")
-    return value
-
-
-def _time_arg(name: str) -> str | None:
-    """An ISO-8601 date or time parameter as the stored UTC text (no zone given = UTC)."""
-    value = request.args.get(name)
-    if not value:
-        return None
-    try:
-        if len(value) > 40:
-            raise ValueError(value)
-        t = datetime.fromisoformat(value)
-        return iso((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp())
-    except (ValueError, OverflowError, OSError):
-        abort(400, description=f"{name} must be an ISO-8601 date or time (2026-11-23, 2026-11-23T08:00:00+07:00)")
-
-
-def _limit_arg(default: int) -> int:
-    """The limit parameter: a whole number from 1; above MAX_LIST_LIMIT it is cut to it."""
-    value = request.args.get("limit")
-    if value is None:
-        return default
-    if not (value.isascii() and value.isdigit() and len(value) <= 12) or int(value) < 1:
-        abort(400, description=f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}")
-    return min(int(value), MAX_LIST_LIMIT)

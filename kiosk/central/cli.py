@@ -79,12 +79,22 @@ def _load_reports(path):
               help="Connections open at once; more wait in the listen queue. At least the number of kiosks.")
 @click.option("--channel-timeout", default=30, show_default=True, type=click.IntRange(1, 3600),
               help="Seconds an idle connection is kept open.")
+@click.option("--timezone", "tz_name", default="Asia/Ho_Chi_Minh", show_default=True, envvar="KIOSK_CENTRAL_TIMEZONE",
+              help="Time zone of local days in the operator API (from/to dates, the daily report) when a request names none.")
+@click.option("--language", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
+              envvar="KIOSK_CENTRAL_LANGUAGE", help="The daily report's labels (CSV, printable page) by default.")
 @_report_config_option
 @click.pass_obj
-def serve(db_url, host, port, connection_limit, channel_timeout, report_config):
+def serve(db_url, host, port, connection_limit, channel_timeout, tz_name, language, report_config):
     """Serve the ingest and operator API with waitress (and send the daily reports)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     import waitress
 
+    try:
+        ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"{tz_name!r} is not a time zone name", param_hint="--timezone") from None
     from .app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -100,7 +110,7 @@ def serve(db_url, host, port, connection_limit, channel_timeout, report_config):
         logging.getLogger("kiosk.central").info("daily reports at %s for %d sites",
                                                 reports.schedule.send_at.strftime("%H:%M"), len(reports.sites))
     try:
-        waitress.serve(create_app(engine=engine), host=host, port=port,
+        waitress.serve(create_app(engine=engine, timezone=tz_name, language=language), host=host, port=port,
                        **server_options(connection_limit, channel_timeout))
     finally:
         if sender is not None:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import secrets
 from datetime import datetime, timezone
+from typing import Iterator
 
 from sqlalchemy import (Column, Integer, MetaData, String, Table, Text, UniqueConstraint, create_engine, delete,
                         event, insert, inspect, select, text, update)
@@ -16,6 +17,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..model import final_decision
+
+from ..entries import nfc_entry
 
 metadata = MetaData()
 
@@ -147,6 +150,7 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
     """
     ids = [e["id"] for e in batch]
     received = now_iso()
+    batch = [nfc_entry(e) for e in batch]      # names stored NFC: one spelling per name
     rows = [{"id": e["id"], "site": e["site"], "kiosk": e["kiosk"], "time": e["time"],
              "decision": final_decision(e), "received_at": received,
              "body": json.dumps(e, ensure_ascii=False),
@@ -212,14 +216,8 @@ def _insert_new(conn, rows: list[dict]) -> set[str]:
     return set(conn.execute(statement, rows).scalars())
 
 
-def list_entries(engine, site=None, kiosk=None, since=None, until=None, limit=1000,
-                 clock_unsynced: bool | None = None) -> list[dict]:
-    """Stored entries (their JSON bodies), oldest id first.
-
-    :param clock_unsynced: True: only those stamped while the kiosk's clock was not trusted;
-        False: only the others; None: all.
-    """
-    q = select(entries.c.body).order_by(entries.c.id).limit(limit)
+def _query(site, kiosk, since, until, after_id, limit, clock_unsynced=None):
+    q = select(entries.c.id, entries.c.body).order_by(entries.c.id).limit(limit)
     if clock_unsynced is not None:
         q = q.where(entries.c.clock_unsynced == int(clock_unsynced))
     if site:
@@ -230,8 +228,39 @@ def list_entries(engine, site=None, kiosk=None, since=None, until=None, limit=10
         q = q.where(entries.c.time >= since)
     if until:
         q = q.where(entries.c.time < until)
+    if after_id:
+        q = q.where(entries.c.id > after_id)
+    return q
+
+
+def list_entries(engine, site=None, kiosk=None, since=None, until=None, limit=1000, after_id=None,
+                 clock_unsynced: bool | None = None) -> list[dict]:
+    """Entries in id order (JSON form), filtered by site, kiosk, UTC time text (since
+    inclusive, until exclusive) and id (after `after_id`), at most `limit`.
+
+    :param clock_unsynced: True: only those stamped while the kiosk's clock was not trusted;
+        False: only the others; None: all.
+    """
     with engine.connect() as conn:
-        return [json.loads(body) for body in conn.execute(q).scalars()]
+        return [json.loads(body) for _, body in
+                conn.execute(_query(site, kiosk, since, until, after_id, limit, clock_unsynced))]
+
+
+READ_CHUNK = 500                # rows per query of iter_entries
+
+
+def iter_entries(engine, site=None, kiosk=None, since=None, until=None, after_id=None,
+                 chunk: int = READ_CHUNK) -> Iterator[dict]:
+    """Every entry `list_entries` would give without a limit, read `chunk` rows per query (by
+    id, after the last one read), so that no query or transaction lasts as long as the range."""
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(_query(site, kiosk, since, until, after_id, chunk)).all()
+        for entry_id, body in rows:
+            yield json.loads(body)
+        if len(rows) < chunk:
+            return
+        after_id = rows[-1][0]
 
 
 def _first_sight(conn, signature: str, now: float, window: float) -> bool:

@@ -155,8 +155,8 @@ class DbLedger(SentLedger):
 def site_report(engine, site: str, day: date, tz) -> dict:
     """The report of `site` for local `day`, across every kiosk that synced entries of it."""
     since, until = day_bounds(day, tz)
-    docs = db.list_entries(engine, site=site, since=since, until=until, limit=10_000_000)
-    return build_report(docs, day, tz, site, sorted({d["kiosk"] for d in docs}))
+    # Read a chunk at a time; the report's kiosks are those with entries that day.
+    return build_report(db.iter_entries(engine, site=site, since=since, until=until), day, tz, site, None)
 
 
 def reporters(engine, reports: CentralReports, clock, deliver=deliver) -> list[DailyReporter]:

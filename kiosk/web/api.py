@@ -15,15 +15,14 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from ..export import CSV_COLUMNS, DECISIONS, bound, csv_chunks, csv_row, daily_summary, public
-from ..model import PRESENCE_OUTCOMES, STATUSES, final_decision
+from ..entries import (CSV_COLUMNS, LANGUAGES, BadParameter, Filters, bound, csv_chunks, csv_row, daily_report,
+                       page_limit, public, report_csv, report_html)
 from .openapi import SPEC
 from .params import is_entry_id
 from .ratelimit import RateLimit
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger("kiosk.export")
-
 
 
 class BadRequest(ValueError):
@@ -76,44 +75,26 @@ def bad_request(e):
     return jsonify(error=str(e)), 400
 
 
-def _bound(value: str | None, tz, end: bool = False) -> str | None:
+def _filters() -> Filters:
     try:
-        return bound(value, tz, end)
-    except (ValueError, OverflowError, OSError):      # OverflowError: a day past 9999-12-31
-        raise BadRequest(f"{value!r} is not a date (YYYY-MM-DD) or an ISO-8601 time") from None
-
-
-def _filters():
-    args = request.args
-    tz = ZoneInfo(_kiosk().settings["timezone"])
-    since, until = _bound(args.get("from"), tz), _bound(args.get("to"), tz, end=True)
-    decision, app, status = args.get("decision"), args.get("app"), args.get("status")
-    for value, allowed, name in ((decision, DECISIONS, "decision"), (app, PRESENCE_OUTCOMES, "app"),
-                                 (status, STATUSES, "status")):
-        if value is not None and value not in allowed:
-            raise BadRequest(f"{name} must be one of {', '.join(allowed)}")
-    text = (args.get("q") or "").casefold()
-
-    def match(d: dict) -> bool:
-        return ((decision is None or final_decision(d) == decision)
-                and (app is None or d["ble"]["outcome"] == app)
-                and (status is None or d["declaration"]["status"] == status)
-                and (not text or text in (d["declaration"].get("holder") or "").casefold()))
-    return match, since, until
+        return Filters.from_args(request.args, ZoneInfo(_kiosk().settings["timezone"]))
+    except BadParameter as e:
+        raise BadRequest(str(e)) from None
 
 
 def _limit(default: int, most: int) -> int:
     try:
-        return max(1, min(int(request.args.get("limit", default)), most))
-    except ValueError:
-        raise BadRequest("limit must be a whole number") from None
+        return page_limit(request.args.get("limit"), default, most)
+    except BadParameter as e:
+        raise BadRequest(str(e)) from None
 
 
 @bp.get("/entries")
 def entries():
-    match, since, until = _filters()
+    filters = _filters()
+    since, until = filters.since, filters.until
     limit = _limit(100, 1000)
-    page = _kiosk().log.search(match=match, since=since, until=until, after_id=request.args.get("cursor"),
+    page = _kiosk().log.search(match=filters.match, since=since, until=until, after_id=request.args.get("cursor"),
                                 limit=limit + 1)
     more = len(page) > limit
     page = page[:limit]
@@ -122,15 +103,20 @@ def entries():
     return jsonify(entries=[public(d) for d in page], next_cursor=page[-1]["id"] if more else None)
 
 
+# content_type, not mimetype: Flask adds "; charset=utf-8" to a text mimetype itself.
+CSV_TYPE = "text/csv; charset=utf-8"
+
+
 def _csv(rows, header) -> Response:
-    return Response(csv_chunks(rows, header), mimetype="text/csv; charset=utf-8")
+    return Response(csv_chunks(rows, header), content_type=CSV_TYPE)
 
 
 @bp.get("/entries.csv")
 def entries_csv():
-    match, since, until = _filters()
+    filters = _filters()
+    since, until = filters.since, filters.until
     tz = ZoneInfo(_kiosk().settings["timezone"])
-    docs = _kiosk().log.entries(match=match, since=since, until=until)
+    docs = _kiosk().log.entries(match=filters.match, since=since, until=until)
     operator = g.operator
 
     def rows():
@@ -149,27 +135,40 @@ def entries_csv():
     return response
 
 
-def daily_report(docs: list[dict], day: date, tz) -> dict:
-    settings = _kiosk().settings
-    return {"date": day.isoformat(), "site": settings["site.id"], "kiosk": settings["kiosk.id"],
-            **daily_summary(docs, tz)}
-
-
 @bp.get("/reports/daily")
 def report():
     kiosk = _kiosk()
-    tz = ZoneInfo(kiosk.settings["timezone"])
+    settings = kiosk.settings
+    tz = ZoneInfo(settings["timezone"])
     try:
         day = date.fromisoformat(request.args.get("date") or datetime.fromtimestamp(kiosk.clock.now(), tz).date().isoformat())
-    except ValueError:
+        since, until = bound(day.isoformat(), tz), bound(day.isoformat(), tz, end=True)
+    except (ValueError, OverflowError, OSError):      # OverflowError, OSError: a day past 9999-12-31
         raise BadRequest("date must be YYYY-MM-DD") from None
-    since, until = _bound(day.isoformat(), tz), _bound(day.isoformat(), tz, end=True)
-    result = daily_report(kiosk.log.search(since=since, until=until, limit=1_000_000), day, tz)
-    if request.args.get("format") == "csv":
-        columns = ("hour", "entries", *DECISIONS, "app_confirmed_share", "valid_declaration_share")
-        rows = [[r[c] for c in columns] for r in result["by_hour"]]
-        rows.append(["total"] + [result[c] for c in columns[1:]])
-        return _csv(rows, columns)
+    fmt, language = request.args.get("format") or "json", request.args.get("language") or settings["report.language"]
+    if fmt not in REPORT_FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(REPORT_FORMATS)}")
+    if language not in LANGUAGES:
+        raise BadRequest(f"language must be one of {', '.join(LANGUAGES)}")
+    docs = kiosk.log.entries(since=since, until=until)
+    try:
+        result = daily_report(docs, day, tz, settings["site.id"], [settings["kiosk.id"]])
+    finally:
+        docs.close()
+    return report_response(result, fmt, language)
+
+
+REPORT_FORMATS = ("json", "csv", "html")
+
+
+def report_response(result: dict, fmt: str, language: str) -> Response:
+    """The daily report as JSON, CSV (an attachment) or a printable HTML page."""
+    if fmt == "csv":
+        response = Response(report_csv(result, language), content_type=CSV_TYPE)
+        response.headers["Content-Disposition"] = f"attachment; filename=bao-cao-{result['date']}.csv"
+        return response
+    if fmt == "html":
+        return Response(report_html(result, language), content_type="text/html; charset=utf-8")
     return jsonify(result)
 
 

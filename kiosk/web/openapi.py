@@ -9,20 +9,45 @@ from ..model import DIRECTIONS, OUTCOMES, OVERRIDE_ACTIONS, PRESENCE_OUTCOMES, S
 _TEXT_OR_NULL = {"type": ["string", "null"]}
 _FILTERS = [
     {"name": "from", "in": "query", "schema": {"type": "string"},
-     "description": "YYYY-MM-DD (local midnight) or an ISO-8601 time; inclusive."},
+     "description": "YYYY-MM-DD (local midnight) or an ISO-8601 time (local when it names no zone); inclusive."},
     {"name": "to", "in": "query", "schema": {"type": "string"},
      "description": "YYYY-MM-DD (that whole local day included) or an ISO-8601 time; exclusive."},
-    {"name": "decision", "in": "query", "schema": {"enum": list(OUTCOMES)}},
+    {"name": "decision", "in": "query", "schema": {"enum": list(OUTCOMES)},
+     "description": "The final decision: a guard's allow or deny override replaces the kiosk's."},
     {"name": "app", "in": "query", "schema": {"enum": list(PRESENCE_OUTCOMES)}},
     {"name": "status", "in": "query", "schema": {"enum": list(STATUSES)}},
-    {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "Text in the holder's name."},
+    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100},
+     "description": "Text in the holder's name; case and Vietnamese diacritics ignored (binh finds Bình)."},
+    {"name": "site", "in": "query", "schema": {"type": "string", "maxLength": 100}},
+    {"name": "kiosk", "in": "query", "schema": {"type": "string", "maxLength": 100}},
+]
+_PAGING = [
+    {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous page."},
 ]
 _ERRORS = {code: {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
            for code, text in (("400", "Bad parameters"), ("401", "No valid operator token"),
                               ("429", "Too many requests from this address"))}
-_SUMMARY = {"entries": {"type": "integer"}, "allow": {"type": "integer"}, "deny": {"type": "integer"},
-            "review": {"type": "integer"}, "app_confirmed_share": {"type": "number"},
-            "valid_declaration_share": {"type": "number"}}
+_COUNT = {"type": "integer", "minimum": 0}
+_SHARE = {"type": "number", "minimum": 0, "maximum": 1}
+_SUMMARY = {"entries": _COUNT, "admitted": {**_COUNT, "description": "Final decision allow, coming in (an exit override counts: it is taken for someone let in)"},
+            "allow": {**_COUNT, "description": "Final decision allow"}, "deny": {**_COUNT, "description": "Final decision deny"},
+            "review": {**_COUNT, "description": "Left for review, never decided"},
+            "sent_to_review": {**_COUNT, "description": "The kiosk's own decision was review"},
+            "overrides": {"type": "object", "required": ["allow", "deny", "exit"], "properties": {
+                "allow": _COUNT, "deny": _COUNT, "exit": _COUNT}},
+            "exits": {**_COUNT, "description": "Entries going out, and exit overrides"},
+            "unique_visitors": {**_COUNT, "description": "Distinct payload fingerprints per kiosk"},
+            "app_share": {"type": "object", "required": ["confirmed", "likely", "not_detected"], "properties": {
+                "confirmed": _SHARE, "likely": _SHARE, "not_detected": _SHARE}},
+            "app_confirmed_share": _SHARE, "valid_declaration_share": _SHARE,
+            "with_symptoms": {**_COUNT, "description": "Entries whose declaration has a symptom or contact flag"},
+            "symptoms": {"type": "object", "additionalProperties": _COUNT, "description": "Entries by declared flag"}}
+_REPORT_PARAMS = [{"name": "format", "in": "query", "schema": {"enum": ["json", "csv", "html"]},
+                   "description": "csv: for Excel; html: a printable page."},
+                  {"name": "language", "in": "query", "schema": {"enum": ["vi", "en"]},
+                   "description": "Labels of the CSV and HTML forms; default report.language."}]
+_REPORT_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/DailyReport"}},
+                   "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}}
 
 SPEC = {
     "openapi": "3.1.0",
@@ -59,8 +84,9 @@ SPEC = {
                 "entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}},
                 "next_cursor": {"type": ["string", "null"],
                                 "description": "Pass as cursor for the next page; null on the last page."}}},
-            "DailyReport": {"type": "object", "required": ["date", "site", "kiosk", "by_hour", *_SUMMARY], "properties": {
-                "date": {"type": "string", "format": "date"}, "site": {"type": "string"}, "kiosk": {"type": "string"},
+            "DailyReport": {"type": "object", "required": ["date", "site", "kiosks", "by_hour", *_SUMMARY], "properties": {
+                "date": {"type": "string", "format": "date"}, "site": {"type": "string"},
+                "kiosks": {"type": "array", "items": {"type": "string"}},
                 **_SUMMARY,
                 "by_hour": {"type": "array", "items": {"type": "object", "required": ["hour", *_SUMMARY],
                                                         "properties": {"hour": {"type": "integer"}, **_SUMMARY}}}}},
@@ -94,8 +120,7 @@ SPEC = {
     "paths": {
         "/api/v1/entries": {"get": {
             "summary": "Entries, oldest first, a page at a time",
-            "parameters": _FILTERS + [
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous page."},
+            "parameters": _FILTERS + _PAGING + [
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
             "responses": {"200": {"description": "A page of entries", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/EntryPage"}}}}, **_ERRORS}}},
@@ -106,11 +131,8 @@ SPEC = {
         "/api/v1/reports/daily": {"get": {
             "summary": "The daily compliance report",
             "parameters": [{"name": "date", "in": "query", "schema": {"type": "string", "format": "date"},
-                            "description": "Local date; default today."},
-                           {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]}}],
-            "responses": {"200": {"description": "The report", "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/DailyReport"}},
-                "text/csv": {"schema": {"type": "string"}}}}, **_ERRORS}}},
+                            "description": "Local date; default today."}, *_REPORT_PARAMS],
+            "responses": {"200": {"description": "The report", "content": _REPORT_CONTENT}, **_ERRORS}}},
         "/api/v1/health": {"get": {
             "summary": "The kiosk's parts",
             "responses": {"200": {"description": "Health", "content": {
