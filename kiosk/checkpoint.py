@@ -73,6 +73,8 @@ class Kiosk:
                             reuse_window=settings["policy.reuse_window"],
                             hold_bytes=int(settings["store.hold_mb"] * 2**20))
         self.sync = SyncWorker.from_settings(settings, self.log, self.clock)
+        if self.sync is not None:
+            self.sync.status = self.sync_status
         from .mail import kiosk_reporter
 
         self.reporter = kiosk_reporter(settings, self.clock, lambda since, until: self.log.search(
@@ -383,6 +385,24 @@ class Kiosk:
             "scans": self.scans,
             "report": self._report_health(),
         }
+
+    def sync_status(self) -> dict:
+        """What the central's kiosk page shows of this kiosk: version, entries not yet at the
+        central (this batch included), and its parts in a line ("camera ok · ble ok · log ok")."""
+        from . import __version__
+
+        try:
+            backlog = self.log.backlog()
+        except StoreUnavailable:
+            backlog = None
+        parts = (("camera", self.camera_status), ("ble", self.scanner.status()),
+                 ("log", "ok" if self.log.error is None else "unavailable"),
+                 ("clock", self.clock_health().get("status", "unknown")))
+        status = {"version": __version__,
+                  "health": " · ".join(f"{name} {str(value)[:60]}" for name, value in parts)}
+        if backlog is not None:
+            status["backlog"] = backlog
+        return status
 
     def _report_health(self) -> dict:
         from .mail import who_sends

@@ -24,16 +24,25 @@ MAX_LIST_LIMIT = 10_000         # entries per GET /entries (a larger limit is cu
 MAX_ARG_CHARS = 100             # a site, kiosk or time-zone parameter (the id columns hold 100)
 
 
-def create_app(db_url: str = "sqlite:///central.db", engine=None) -> Flask:
-    """The central's app on the database at `db_url` (or an engine already connected)."""
+def create_app(db_url: str = "sqlite:///central.db", engine=None, reports=None) -> Flask:
+    """The central's app on the database at `db_url` (or an engine already connected).
+
+    :param reports: the report settings (report_mail.CentralReports): the report page's 'send now'.
+    """
+    from . import pages
+
     app = Flask(__name__)
     # Werkzeug answers 413 from the Content-Length header, before reading the body.
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["central_db"] = engine if engine is not None else db.connect(db_url)
     app.register_blueprint(bp)
+    # The operators' pages, with the session (cookie flags, secret from the database).
+    pages.init_app(app, app.extensions["central_db"], reports)
 
     @app.errorhandler(HTTPException)
     def _error(e):
+        if request.blueprint == "pages":
+            return pages.error_page(e)
         response = e.get_response()        # keeps headers such as Allow on a 405
         response.data = json.dumps({"error": e.description})
         response.content_type = "application/json"
@@ -92,6 +101,9 @@ def ingest():
         abort(409, description="this batch was already received (a replay)")
     except db.ForeignEntries:
         abort(403, description="entry ids of another kiosk or site: the batch is refused")
+    status = db.clean_status(body.get("status"))
+    if status is not None and cred["site"]:
+        db.put_kiosk_status(_engine(), cred["name"], cred["site"], status)
     return jsonify(stored=stored, duplicate=duplicate)
 
 
@@ -117,9 +129,19 @@ def _batch_refusal(batch: list, cred) -> tuple[int, dict] | None:
 @bp.get("/entries")
 def entries():
     """Entries in id order, filtered by site, kiosk and UTC time (from inclusive, to exclusive)."""
-    _require("operator")
-    return jsonify(entries=db.list_entries(_engine(), _text_arg("site"), _text_arg("kiosk"),
-                                           _time_arg("from"), _time_arg("to"), _limit_arg(1000)))
+    cred = _require("operator")
+    site = _text_arg("site")
+    _require_site(cred, site)
+    return jsonify(entries=db.list_entries(_engine(), site, _text_arg("kiosk"),
+                                           _time_arg("from"), _time_arg("to"), _limit_arg(1000),
+                                           sites=db.allowed_sites(cred)))
+
+
+def _require_site(cred, site: str | None) -> None:
+    """403 when the operator's credential may not read `site` (None: no site named; the
+    query is then kept to the credential's sites)."""
+    if site is not None and not db.may_read(cred, site):
+        abort(403, description="this credential may not read that site")
 
 
 @bp.get("/reports/daily")
@@ -129,10 +151,11 @@ def daily():
 
     from ..export import bound, daily_summary
 
-    _require("operator")
+    cred = _require("operator")
     site = _text_arg("site")
     if not site:
         abort(400, description="site is required")
+    _require_site(cred, site)
     tz_name = _text_arg("tz") or "Asia/Ho_Chi_Minh"
     day_text = request.args.get("date", "")
     try:
@@ -162,8 +185,9 @@ def report_sends():
     """The daily report's sent state per site and day (latest 14 days), and the missed ones."""
     from .report_mail import missed, recent_sends
 
-    _require("operator")
-    return jsonify(sends=recent_sends(_engine()), missed=missed(_engine()))
+    allowed = db.allowed_sites(_require("operator"))
+    return jsonify(sends=[r for r in recent_sends(_engine()) if allowed is None or r["site"] in allowed],
+                   missed=[r for r in missed(_engine()) if allowed is None or r["site"] in allowed])
 
 
 def _text_arg(name: str) -> str | None:

@@ -24,6 +24,16 @@ credentials = Table(
     Column("site", String(100)),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", String(30), nullable=False),
+    # An operator's sites, a JSON list; NULL: every site (operators created before scoping).
+    Column("sites", Text),
+)
+
+# The central's own secrets (the session cookie's signing key), made once at first start:
+# never in code, and the same for every central process on the database.
+central_secrets = Table(
+    "central_secrets", metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", String(200), nullable=False),
 )
 
 entries = Table(
@@ -71,6 +81,16 @@ report_claims = Table(
     Column("until", Integer, nullable=False),
 )
 
+# What each kiosk last said of itself in a sync batch (its "status" field): version, backlog,
+# health. One row per kiosk, replaced by each accepted batch; old kiosks send none.
+kiosk_status = Table(
+    "kiosk_status", metadata,
+    Column("kiosk", String(100), primary_key=True),
+    Column("site", String(100), nullable=False),
+    Column("at", String(30), nullable=False),
+    Column("body", Text, nullable=False),
+)
+
 REQUIRED = ("id", "site", "kiosk", "time", "decision")
 INSERT_CHUNK = 1000             # rows per INSERT statement (SQLite allows 32,766 parameters)
 
@@ -96,26 +116,66 @@ def connect(url: str):
     return engine
 
 
+_ADDED_COLUMNS = (("entries", "clock_unsynced", "INTEGER NOT NULL DEFAULT 0"),
+                  ("credentials", "sites", "TEXT"))
+
+
 def _add_missing_columns(engine) -> None:
-    """Columns added to `entries` since a database was created (create_all adds none to an
-    existing table)."""
-    have = {c["name"] for c in inspect(engine).get_columns("entries")}
-    if "clock_unsynced" not in have:
+    """Columns added since a database was created (create_all adds none to an existing table)."""
+    for table, column, kind in _ADDED_COLUMNS:
+        if column in {c["name"] for c in inspect(engine).get_columns(table)}:
+            continue
         try:
             with engine.begin() as conn:
-                conn.execute(text("ALTER TABLE entries ADD COLUMN clock_unsynced INTEGER NOT NULL DEFAULT 0"))
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
         except DBAPIError:
             # Another central process starting at the same time added it first.
-            if "clock_unsynced" not in {c["name"] for c in inspect(engine).get_columns("entries")}:
+            if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
                 raise
 
 
-def add_credential(engine, name: str, role: str, site: str | None = None, token: str | None = None) -> str:
+def add_credential(engine, name: str, role: str, site: str | None = None, token: str | None = None,
+                   sites: list[str] | None = None) -> str:
+    """Store a credential; return its token (a random one unless `token` is given).
+
+    :param site: a kiosk's site.
+    :param sites: the sites an operator may read; None: every site.
+    """
     token = token or secrets.token_urlsafe(32)
     with engine.begin() as conn:
-        conn.execute(insert(credentials).values(name=name, role=role, site=site,
-                                                token_hash=token_hash(token), created_at=now_iso()))
+        conn.execute(insert(credentials).values(
+            name=name, role=role, site=site, token_hash=token_hash(token), created_at=now_iso(),
+            sites=None if sites is None else json.dumps(sorted(set(sites)), ensure_ascii=False)))
     return token
+
+
+def allowed_sites(cred) -> frozenset[str] | None:
+    """The sites a credential may read: None for every site, else a set (maybe empty).
+    A kiosk's credential reads its own site only."""
+    if cred["role"] == "kiosk":
+        return frozenset([cred["site"]]) if cred["site"] else frozenset()
+    raw = cred.get("sites")
+    return None if raw is None else frozenset(json.loads(raw))
+
+
+def may_read(cred, site: str | None) -> bool:
+    """True when `cred` may read `site` (None: the request names no site)."""
+    allowed = allowed_sites(cred)
+    return allowed is None or (site is not None and site in allowed)
+
+
+def session_secret(engine) -> str:
+    """The session cookie's signing key, made at the first call and kept in the database."""
+    with engine.begin() as conn:
+        value = conn.execute(select(central_secrets.c.value).where(central_secrets.c.name == "session")).scalar()
+        if value is not None:
+            return value
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(central_secrets).values(name="session", value=secrets.token_hex(32)))
+        except IntegrityError:
+            pass                    # another process made it first: use theirs
+        return conn.execute(select(central_secrets.c.value).where(central_secrets.c.name == "session")).scalar()
 
 
 def find_credential(engine, token: str):
@@ -211,13 +271,23 @@ def _insert_new(conn, rows: list[dict]) -> set[str]:
 
 
 def list_entries(engine, site=None, kiosk=None, since=None, until=None, limit=1000,
-                 clock_unsynced: bool | None = None) -> list[dict]:
+                 clock_unsynced: bool | None = None, sites=None, after: str | None = None,
+                 decision: str | None = None) -> list[dict]:
     """Stored entries (their JSON bodies), oldest id first.
 
     :param clock_unsynced: True: only those stamped while the kiosk's clock was not trusted;
         False: only the others; None: all.
+    :param sites: only entries of these sites (an operator's `allowed_sites`); None: any site.
+    :param after: only ids after this one (the cursor of the previous page).
+    :param decision: only entries with this decision.
     """
     q = select(entries.c.body).order_by(entries.c.id).limit(limit)
+    if sites is not None:
+        q = q.where(entries.c.site.in_(sorted(sites)))
+    if after:
+        q = q.where(entries.c.id > after)
+    if decision:
+        q = q.where(entries.c.decision == decision)
     if clock_unsynced is not None:
         q = q.where(entries.c.clock_unsynced == int(clock_unsynced))
     if site:
@@ -242,3 +312,71 @@ def _first_sight(conn, signature: str, now: float, window: float) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def site_names(engine) -> list[str]:
+    """Every site the central knows: of its entries and of its kiosks' credentials."""
+    with engine.connect() as conn:
+        known = set(conn.execute(select(entries.c.site).distinct()).scalars())
+        known |= set(conn.execute(select(credentials.c.site).where(credentials.c.role == "kiosk")).scalars())
+    return sorted(s for s in known if s)
+
+
+def kiosk_activity(engine, sites=None) -> list[dict]:
+    """Per kiosk: its site, when its latest batch arrived, its latest entry's time, entries held.
+
+    :param sites: only kiosks of these sites; None: all.
+    """
+    from sqlalchemy import func
+
+    q = (select(entries.c.site, entries.c.kiosk, func.max(entries.c.received_at).label("last_seen"),
+                func.max(entries.c.time).label("last_entry"), func.count().label("entries"))
+         .group_by(entries.c.site, entries.c.kiosk).order_by(entries.c.site, entries.c.kiosk))
+    if sites is not None:
+        q = q.where(entries.c.site.in_(sorted(sites)))
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+STATUS_KEYS = {"version": 40, "backlog": None, "health": 300}    # field: longest text kept (None: a count)
+
+
+def clean_status(status) -> dict | None:
+    """The known fields of a kiosk's reported status, text cut short; None when it has none."""
+    if not isinstance(status, dict):
+        return None
+    clean = {}
+    for key, chars in STATUS_KEYS.items():
+        value = status.get(key)
+        if chars is None:
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9:
+                clean[key] = value
+        elif isinstance(value, str) and value.isprintable():
+            clean[key] = value[:chars]
+    return clean or None
+
+
+def put_kiosk_status(engine, kiosk: str, site: str, status: dict) -> None:
+    """Keep what `kiosk` said of itself just now (its latest accepted batch)."""
+    values = {"site": site, "at": now_iso(), "body": json.dumps(status, ensure_ascii=False)}
+    with engine.begin() as conn:
+        if conn.execute(update(kiosk_status).where(kiosk_status.c.kiosk == kiosk).values(**values)).rowcount:
+            return
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(kiosk_status).values(kiosk=kiosk, **values))
+        except IntegrityError:          # a racing batch of the same kiosk inserted it first
+            conn.execute(update(kiosk_status).where(kiosk_status.c.kiosk == kiosk).values(**values))
+
+
+def kiosk_statuses(engine, sites=None) -> list[dict]:
+    """What each kiosk last reported: site, kiosk, at (UTC text) and the status fields.
+
+    :param sites: only kiosks of these sites; None: all.
+    """
+    q = select(kiosk_status).order_by(kiosk_status.c.site, kiosk_status.c.kiosk)
+    if sites is not None:
+        q = q.where(kiosk_status.c.site.in_(sorted(sites)))
+    with engine.connect() as conn:
+        return [{"site": r["site"], "kiosk": r["kiosk"], "at": r["at"], **json.loads(r["body"])}
+                for r in conn.execute(q).mappings()]
