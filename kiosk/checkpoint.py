@@ -388,7 +388,8 @@ class Kiosk:
 
     def sync_status(self) -> dict:
         """What the central's kiosk page shows of this kiosk: version, entries not yet at the
-        central (this batch included), and its parts in a line ("camera ok · ble ok · log ok")."""
+        central (the sync worker leaves out the batch it sends), and its parts in a line
+        ("camera ok · ble ok · log ok · clock synced")."""
         from . import __version__
 
         try:

@@ -285,7 +285,8 @@ def test_the_kiosks_page_shows_what_a_real_kiosk_reported(central, make_kiosk):
     kiosk.camera.show(visitor_frame("a code the kiosk does not know"), frames=2)
     (reported,) = wait_for(lambda: db.kiosk_statuses(central.engine), timeout=20)
     assert (reported["kiosk"], reported["site"], reported["version"]) == ("gate-1", SITE, __version__)
-    assert reported["backlog"] >= 1 and reported["health"].startswith("camera ")
+    # the backlog behind the batch that carried it: the one entry was in that batch
+    assert reported["backlog"] == 0 and reported["health"].startswith("camera ")
     s = logged_in(central, OPERATOR_TOKEN)
     page = s.get(central.url + "/kiosks", timeout=10).text
     row = re.search(r'data-kiosk="gate-1">(.*?)</tr>', page, re.S).group(1)
@@ -299,3 +300,171 @@ def test_a_kiosk_status_is_kept_short_and_unknown_fields_dropped():
         {"version": "0.1.0", "backlog": 3, "health": "x" * 300}
     assert db.clean_status({"backlog": -1, "version": 5}) is None
     assert db.clean_status("nope") is None
+
+
+# -- in Chromium ---------------------------------------------------------------------------------
+from .test_guard_screen import CHROMIUM, SCREENS, browser  # noqa: E402,F401  (the Chromium fixture)
+from .test_report_mail import _central_toml, csv_rows, report_settings, smtp_server  # noqa: E402,F401
+
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                    reason="chromium is not installed (make test installs Debian's chromium)")
+
+
+@pytest.fixture
+def desk(browser):
+    """A page at an operator's laptop size."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="vi-VN")
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shoot(page, name: str) -> None:
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / f"central-{name}.png"), full_page=True)
+
+
+def log_in(page, url: str, token: str) -> None:
+    page.goto(url + "/")
+    page.fill("input[name=token]", token)
+    page.click("form.login button[type=submit]")
+    page.wait_for_selector("nav")
+
+
+def fourteen_days(engine, today: date) -> list[dict]:
+    """Two kiosks' entries over the 14 days to today: more each day, the app's share rising."""
+    docs, n = [], 0
+    for back in range(14):
+        day = today - timedelta(days=13 - back)
+        for i in range(10 + 3 * back):
+            n += 1
+            hour = 6 + (i * 7) % 12
+            outcome = "confirmed" if i % 10 < 3 + back // 2 else "not_detected"
+            decision = "deny" if i % 11 == 0 else ("review" if outcome != "confirmed" and i % 3 == 0 else "allow")
+            docs.append(entry(n, local_at(day, hour, i % 60), SITE, "gate-1" if i % 2 else "gate-2",
+                              decision=decision, outcome=outcome, holder=f"Khách {n}"))
+    store(engine, docs)
+    return docs
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_an_operator_sees_the_chart_the_entries_and_sends_the_days_report(
+        tmp_path, central, desk, smtp_server, report_settings):
+    from kiosk.central.report_mail import load_config
+
+    today = datetime.now(TZ).date()
+    docs = fourteen_days(central.engine, today)
+    reports = load_config(_central_toml(tmp_path / "reports.toml", report_settings, {SITE: ["ytdp@soyte.example.vn"]}))
+    server = BackgroundServer(create_app(engine=central.engine, reports=reports), "127.0.0.1", 0, threads=4,
+                              name="central-pages", max_body=MAX_BODY_BYTES + 1).start()
+    try:
+        page = desk
+        page.goto(server.url + "/sites")
+        assert "/login" in page.url
+        shoot(page, "login")
+        log_in(page, server.url, OPERATOR_TOKEN)
+        # Sites: today's count and a chart of 14 bars with the share's line
+        section = page.locator(f"section.site[data-site='{SITE}']")
+        assert section.locator("table.counts td.n").first.inner_text() == str(10 + 3 * 13)
+        assert section.locator("svg.chart rect.bar").count() == 14
+        assert section.locator("svg.chart polyline.share").count() == 1
+        shoot(page, "sites")
+        # Kiosks
+        page.click("nav a[href='/kiosks']")
+        assert page.locator("tr.kiosk").count() == 2
+        shoot(page, "kiosks")
+        # Entries: today's, page by page
+        page.click("nav a[href='/entries']")
+        page.fill("input[name=from]", today.isoformat())
+        page.click("form.filters button[type=submit]")
+        assert page.locator("tr.entry").count() == 10 + 3 * 13
+        shoot(page, "entries")
+        # The daily report of yesterday: the table, the hourly chart, not sent yet
+        yesterday = today - timedelta(days=1)
+        page.goto(f"{server.url}/report?site={SITE}&date={yesterday.isoformat()}")
+        assert page.locator(".sent-state").get_attribute("class").split() == ["sent-state", "unsent"]
+        assert page.locator("svg.chart rect.bar").count() == 24
+        table = [[c.strip() for c in row.split("\t")] for row in page.locator("table.report").inner_text().splitlines()]
+        page.click("button.send")
+        page.wait_for_selector(".notice")
+        assert "Máy chủ thư đã nhận báo cáo" in page.inner_text(".notice")
+        assert page.locator(".sent-state").get_attribute("class").split() == ["sent-state", "sent"]
+        shoot(page, "report")
+        assert len(smtp_server.messages) == 1
+        name, rows = csv_rows(smtp_server.parsed())
+        assert name == f"bao-cao-{SITE}-{yesterday.isoformat()}.csv"
+        # The attachment opens as the same table: the same hours and counts as on the page
+        day_docs = [d for d in docs if datetime.fromisoformat(d["time"].replace("Z", "+00:00")).astimezone(TZ).date()
+                    == yesterday]
+        assert rows[-1][:5] == ["total", str(len(day_docs)), *[str(sum(d["decision"] == k for d in day_docs))
+                                                               for k in ("allow", "deny", "review")]]
+        assert [r[1:5] for r in rows[1:]] == [t[1:5] for t in table[1:]]
+        assert [int(r[0]) for r in rows[1:-1]] == [int(t[0][:2]) for t in table[1:-1]]
+        # The English page says the same
+        page.goto(f"{server.url}/report?site={SITE}&date={yesterday.isoformat()}&lang=en")
+        assert "The mail server accepted" not in page.inner_text("main")
+        assert page.inner_text(".sent-state").startswith("sent")
+        page.goto(server.url + "/sites")
+        assert "Sites" in page.inner_text("h1")
+        shoot(page, "sites-en")
+    finally:
+        server.stop()
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_make_demo_prints_the_central_and_a_login_that_shows_the_demo_kiosks_entries(tmp_path, desk):
+    """`kiosk demo` (what `make demo` runs) as a user runs it; the operator logs in with the
+    token it prints and sees the demo kiosk's entries, the chart and today's report."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from kiosk.testing import free_port
+
+    port, central_port, form_port = free_port(), free_port(), free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("kiosk")), "demo", "--data", str(tmp_path / "demo"),
+                             "--port", str(port), "--central-port", str(central_port), "--form-port", str(form_port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+    try:
+        while not any("Central pages" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        printed = re.search(r"Central pages\s+(http://\S+)/\s+\(log in with the operator token: (\S+)\)",
+                            "".join(lines))
+        url, token = printed.group(1), printed.group(2)
+        assert url == f"http://127.0.0.1:{central_port}"
+        page = desk
+        log_in(page, url, token)
+        today = datetime.now(TZ).date().isoformat()
+        since = (datetime.now(TZ).date() - timedelta(days=1)).isoformat()     # the demo's data is fresh
+
+        def demo_entries():
+            page.goto(f"{url}/entries?from={since}")
+            return page.locator("tr.entry").count() >= 3
+        wait_for(demo_entries, timeout=60, interval=1)
+        assert "Nguyễn Văn An" in page.inner_text("table.entries")
+        shoot(page, "demo-entries")
+        page.goto(url + "/sites")
+        assert page.locator("section.site svg.chart rect.bar").count() == 14
+        shoot(page, "demo-sites")
+        from kiosk import __version__
+
+        page.goto(url + "/kiosks")                          # what the demo kiosk says of itself
+        assert page.inner_text("tr.kiosk[data-kiosk='gate-1'] td.version") == __version__
+        assert "camera ok" in page.inner_text("tr.kiosk[data-kiosk='gate-1'] td.health")
+        shoot(page, "demo-kiosks")
+        page.goto(f"{url}/report?date={today}")
+        assert page.locator("table.report tr.total").count() == 1
+        assert int(page.locator("table.report tr.total td").first.inner_text()) >= 3
+        assert "Chưa cấu hình người nhận" in page.inner_text("section.mail")     # the demo mails nothing
+        shoot(page, "demo-report")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, "".join(lines) + out

@@ -380,3 +380,31 @@ def kiosk_statuses(engine, sites=None) -> list[dict]:
     with engine.connect() as conn:
         return [{"site": r["site"], "kiosk": r["kiosk"], "at": r["at"], **json.loads(r["body"])}
                 for r in conn.execute(q).mappings()]
+
+
+def _json_text(conn, *path: str):
+    """A text field inside the entry's JSON body, read by the database (no body parsed here)."""
+    from sqlalchemy import func
+
+    if conn.dialect.name == "postgresql":
+        return text(f"(CAST(entries.body AS json) #>> '{{{','.join(path)}}}')")
+    return func.json_extract(entries.c.body, "$." + ".".join(path))
+
+
+def entry_summaries(engine, sites=None, since=None, until=None) -> list[dict]:
+    """Per entry, only what counts need: site, time, decision, the app's outcome and the
+    declaration's status (as {"ble": {"outcome"}, "declaration": {"status"}}), oldest first.
+
+    :param sites: only these sites; None: all.
+    """
+    with engine.connect() as conn:
+        q = select(entries.c.site, entries.c.time, entries.c.decision,
+                   _json_text(conn, "ble", "outcome"), _json_text(conn, "declaration", "status")).order_by(entries.c.id)
+        if sites is not None:
+            q = q.where(entries.c.site.in_(sorted(sites)))
+        if since:
+            q = q.where(entries.c.time >= since)
+        if until:
+            q = q.where(entries.c.time < until)
+        return [{"site": site, "time": time_, "decision": decision, "ble": {"outcome": outcome},
+                 "declaration": {"status": status}} for site, time_, decision, outcome, status in conn.execute(q)]

@@ -125,7 +125,10 @@ class SyncWorker:
         payload = {"kiosk": self.kiosk_id, "entries": batch}
         if self.status is not None:
             try:
-                payload["status"] = self.status()
+                status = dict(self.status())
+                if isinstance(status.get("backlog"), int):       # what waits once this batch is in
+                    status["backlog"] = max(0, status["backlog"] - len(batch))
+                payload["status"] = status
             except Exception:            # the entries matter; the status is a courtesy
                 logger.exception("the kiosk's status for the central failed; sent without it")
         body, headers = syncproto.signed_request(self._token, payload)
