@@ -173,11 +173,13 @@ def test_the_session_secret_lives_in_the_database(tmp_path, central):
 
 
 # -- scoping -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)
 def test_site_as_operator_cannot_read_site_b_by_page_api_or_csv(two_sites):
     central = two_sites
     a = logged_in(central, TOKEN_A)
     sites = a.get(central.url + "/sites", timeout=10).text
     assert SITE_A in sites and SITE_B not in sites
+    assert re.search(r'<td class="n">3</td>', sites)          # today's count, read by the database
     listing = a.get(central.url + "/entries", timeout=10).text
     assert "Nguyễn Văn An" in listing and "Trần Thị Bình" not in listing and SITE_B not in listing
     for path in (f"/entries?site={SITE_B}", f"/entries.csv?site={SITE_B}", f"/report?site={SITE_B}"):
