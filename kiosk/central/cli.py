@@ -82,7 +82,8 @@ def _load_reports(path):
 @_report_config_option
 @click.pass_obj
 def serve(db_url, host, port, connection_limit, channel_timeout, report_config):
-    """Serve the ingest and operator API with waitress (and send the daily reports)."""
+    """Serve the ingest, the operator API and the operators' pages (/) with waitress, and
+    send the daily reports."""
     import waitress
 
     from .app import create_app
