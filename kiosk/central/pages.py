@@ -18,7 +18,7 @@ from flask import (Blueprint, Response, abort, current_app, flash, g, get_flashe
 from flask.sessions import SecureCookieSessionInterface
 from markupsafe import Markup, escape
 
-from ..export import CSV_COLUMNS, DECISIONS, csv_chunks, csv_row, daily_summary
+from ..export import CSV_COLUMNS, DECISIONS, csv_chunks, csv_row
 from ..model import parse_iso, text_problem
 from ..web.ratelimit import RateLimit
 from . import db
@@ -26,7 +26,7 @@ from .words import LANGUAGES, WORDS
 
 __all__ = ["PAGE_SIZE", "SESSION_SECONDS", "LOGIN_ATTEMPTS", "bp", "init_app", "bar_chart"]
 
-bp = Blueprint("pages", __name__, template_folder="templates", static_folder="static",
+bp = Blueprint("pages", __name__, template_folder="templates", static_folder="assets",
                static_url_path="/assets")
 
 PAGE_SIZE = 50                  # entries per page
