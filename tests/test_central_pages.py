@@ -173,6 +173,30 @@ def test_the_session_secret_lives_in_the_database(tmp_path, central):
         second.stop()
 
 
+def test_what_was_tried_against_the_pages(central):
+    """Markup in a name or site, a redirect away after login, a forged cookie: none works."""
+    today = datetime.now(TZ).date()
+    site = 'x"><script>alert(1)</script>'
+    store(central.engine, [entry(1, local_at(today, 0, 1), site, "gate-1", holder="<img src=x onerror=alert(2)>")])
+    s = requests.Session()
+    csrf = csrf_of(s.get(central.url + "/login", timeout=10).text)
+    r = s.post(central.url + "/login?next=//evil.example/", data={"csrf": csrf, "token": OPERATOR_TOKEN},
+               timeout=10, allow_redirects=False)
+    assert r.headers["Location"] == "/sites"
+    for path in ("/sites", "/entries", "/kiosks", "/report?site=" + requests.utils.quote(site)):
+        page = s.get(central.url + path, timeout=10).text
+        assert "<script>alert" not in page and "<img src=x" not in page, path
+    assert "&lt;img src=x onerror=alert(2)&gt;" in s.get(central.url + "/entries", timeout=10).text
+    # a cookie with the operator's name but not the central's signature
+    import base64
+    import json as json_
+
+    forged = base64.urlsafe_b64encode(json_.dumps({"op": "ops", "at": int(time.time())}).encode()).decode().rstrip("=")
+    r = requests.get(central.url + "/sites", cookies={"central_session": forged + ".AAAA.BBBB"}, timeout=10,
+                     allow_redirects=False)
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+
+
 # -- scoping -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)
 def test_site_as_operator_cannot_read_site_b_by_page_api_or_csv(two_sites):
