@@ -197,6 +197,17 @@ def test_what_was_tried_against_the_pages(central):
     assert r.status_code == 302 and "/login" in r.headers["Location"]
 
 
+def test_every_word_of_the_pages_is_in_both_languages():
+    from kiosk.central.words import WORDS
+
+    assert set(WORDS["vi"]) == set(WORDS["en"])
+    templates = ROOT / "kiosk" / "central" / "templates" / "central"
+    used = set()
+    for path in templates.glob("*.html"):
+        used |= set(re.findall(r"\bw\.(\w+)", path.read_text(encoding="utf-8")))
+    assert used - {"get"} <= set(WORDS["vi"]), used - set(WORDS["vi"])
+
+
 # -- scoping -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)
 def test_site_as_operator_cannot_read_site_b_by_page_api_or_csv(two_sites):
