@@ -210,7 +210,7 @@ def test_every_word_of_the_pages_is_in_both_languages():
 
 # -- scoping -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)
-def test_site_as_operator_cannot_read_site_b_by_page_api_or_csv(two_sites):
+def test_site_a_operator_cannot_read_site_b_by_page_api_or_csv(two_sites):
     central = two_sites
     a = logged_in(central, TOKEN_A)
     sites = a.get(central.url + "/sites", timeout=10).text
