@@ -76,6 +76,8 @@ class Kiosk:
                             reuse_window=settings["policy.reuse_window"],
                             hold_bytes=int(settings["store.hold_mb"] * 2**20))
         self.sync = SyncWorker.from_settings(settings, self.log, self.clock)
+        if self.sync is not None:
+            self.sync.status = self.sync_status
         from .mail import kiosk_reporter
 
         self.reporter = kiosk_reporter(settings, self.clock, lambda since, until: self.log.search(
@@ -454,6 +456,24 @@ class Kiosk:
             "report": self._report_health(),
             "parts": {name: h.to_json() for name, h in parts.items()},
         }
+
+    def sync_status(self) -> dict:
+        """What the central's kiosk page shows of this kiosk: version, entries not yet at the
+        central (the sync worker leaves out the batch it sends), and its parts in a line
+        ("camera ok · ble ble_quiet · log ok · clock ok": a part's cause code, or its state)."""
+        from . import __version__
+
+        try:
+            backlog = self.log.backlog()
+        except StoreUnavailable:
+            backlog = None
+        parts = self.parts()
+        status = {"version": __version__,
+                  "health": " · ".join(f"{name} {h.cause or h.state.value}"
+                                       for name, h in parts.items() if name in ("camera", "ble", "log", "clock"))}
+        if backlog is not None:
+            status["backlog"] = backlog
+        return status
 
     def _report_health(self) -> dict:
         from .mail import who_sends

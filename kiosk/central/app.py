@@ -34,14 +34,17 @@ MAX_ARG_CHARS = 100             # a site, kiosk or time-zone parameter (the id c
 
 
 def create_app(db_url: str = "sqlite:///central.db", engine=None, timezone: str = DEFAULT_TZ,
-               language: str = "vi", max_scan: int = MAX_SCAN) -> Flask:
+               language: str = "vi", max_scan: int = MAX_SCAN, reports=None) -> Flask:
     """The central's app on the database at `db_url` (or an engine already connected).
 
     :param timezone: the zone of local days (from/to dates, the daily report) when a request
         names none in `tz`.
     :param language: the daily report's labels by default (vi, en).
     :param max_scan: rows one GET /entries reads at most before it answers a short page.
+    :param reports: the report settings (report_mail.CentralReports): the report page's 'send now'.
     """
+    from . import pages
+
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {', '.join(LANGUAGES)}")
     app = Flask(__name__)
@@ -52,9 +55,13 @@ def create_app(db_url: str = "sqlite:///central.db", engine=None, timezone: str 
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["central_db"] = engine if engine is not None else db.connect(db_url)
     app.register_blueprint(bp)
+    # The operators' pages, with the session (cookie flags, secret from the database).
+    pages.init_app(app, app.extensions["central_db"], reports, timezone)
 
     @app.errorhandler(HTTPException)
     def _error(e):
+        if request.blueprint == "pages":
+            return pages.error_page(e)
         response = e.get_response()        # keeps headers such as Allow on a 405
         response.data = json.dumps({"error": e.description})
         response.content_type = "application/json"
@@ -117,6 +124,9 @@ def ingest():
         abort(409, description="this batch was already received (a replay)")
     except db.ForeignEntries:
         abort(403, description="entry ids of another kiosk or site: the batch is refused")
+    status = db.clean_status(body.get("status"))
+    if status is not None and cred["site"]:
+        db.put_kiosk_status(_engine(), cred["name"], cred["site"], status)
     return jsonify(stored=stored, duplicate=duplicate)
 
 
@@ -157,21 +167,24 @@ def _filters() -> Filters:
     return Filters.from_args(request.args, _tz())
 
 
-def _matching(filters: Filters, after_id: str | None = None):
-    """The entries passing `filters`, oldest first: site, kiosk, time and cursor in SQL, the
-    rest (final decision, app, status, folded name) on the rows as they are read."""
-    rows = db.iter_entries(_engine(), filters.site, filters.kiosk, filters.since, filters.until, after_id)
+def _matching(filters: Filters, after_id: str | None = None, sites=None):
+    """The entries passing `filters`, oldest first: site, kiosk, time, cursor and the
+    operator's sites in SQL, the rest (final decision, app, status, folded name) on the rows
+    as they are read."""
+    rows = db.iter_entries(_engine(), filters.site, filters.kiosk, filters.since, filters.until, after_id,
+                           sites=sites)
     return (d for d in rows if filters.match_content(d))
 
 
 @bp.get("/entries")
 def entries():
     """Entries in id order, a page at a time, filtered as the kiosk's operator API filters."""
-    _require("operator")
+    cred = _require("operator")
     filters = _filters()
+    _require_site(cred, filters.site)
     limit = page_limit(request.args.get("limit"), 1000, MAX_LIST_LIMIT)
     rows = db.iter_entries(_engine(), filters.site, filters.kiosk, filters.since, filters.until,
-                           cursor_param(request.args.get("cursor")))
+                           cursor_param(request.args.get("cursor")), sites=db.allowed_sites(cred))
     page, next_cursor = [], None
     for scanned, d in enumerate(rows, 1):
         if filters.match_content(d):
@@ -193,14 +206,15 @@ def entries():
 @bp.get("/entries.csv")
 def entries_csv():
     """The same entries as CSV for Excel, streamed."""
-    _require("operator")
+    cred = _require("operator")
     filters, tz = _filters(), _tz()
+    _require_site(cred, filters.site)
     who = g.credential["name"]
 
     def rows():
         n = 0
         try:
-            for d in _matching(filters):
+            for d in _matching(filters, sites=db.allowed_sites(cred)):
                 n += 1
                 yield csv_row(d, tz)
         finally:
@@ -214,13 +228,23 @@ def entries_csv():
 REPORT_FORMATS = ("json", "csv", "html")
 
 
+def _require_site(cred, site: str | None) -> None:
+    """403 when the operator's credential may not read `site` (None: no site named; the
+    query is then kept to the credential's sites)."""
+    if site is not None and not db.may_read(cred, site):
+        abort(403, description="this credential may not read that site")
+
+
+
+
 @bp.get("/reports/daily")
 def daily():
     """The per-site daily report across the site's kiosks (local day in `tz`): JSON, CSV, HTML."""
-    _require("operator")
+    cred = _require("operator")
     site = Filters.from_args({"site": request.args.get("site")}, None).site
     if not site:
         raise BadParameter("site is required")
+    _require_site(cred, site)
     tz = _tz()
     day_text = request.args.get("date", "")
     try:
@@ -266,5 +290,6 @@ def report_sends():
     """The daily report's sent state per site and day (latest 14 days), and the missed ones."""
     from .report_mail import missed, recent_sends
 
-    _require("operator")
-    return jsonify(sends=recent_sends(_engine()), missed=missed(_engine()))
+    allowed = db.allowed_sites(_require("operator"))
+    return jsonify(sends=[r for r in recent_sends(_engine()) if allowed is None or r["site"] in allowed],
+                   missed=[r for r in missed(_engine()) if allowed is None or r["site"] in allowed])

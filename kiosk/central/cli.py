@@ -86,7 +86,8 @@ def _load_reports(path):
 @_report_config_option
 @click.pass_obj
 def serve(db_url, host, port, connection_limit, channel_timeout, tz_name, language, report_config):
-    """Serve the ingest and operator API with waitress (and send the daily reports)."""
+    """Serve the ingest, the operator API and the operators' pages (/) with waitress, and
+    send the daily reports."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     import waitress
@@ -110,7 +111,8 @@ def serve(db_url, host, port, connection_limit, channel_timeout, tz_name, langua
         logging.getLogger("kiosk.central").info("daily reports at %s for %d sites",
                                                 reports.schedule.send_at.strftime("%H:%M"), len(reports.sites))
     try:
-        waitress.serve(create_app(engine=engine, timezone=tz_name, language=language), host=host, port=port,
+        waitress.serve(create_app(engine=engine, timezone=tz_name, language=language, reports=reports),
+                       host=host, port=port,
                        **server_options(connection_limit, channel_timeout))
     finally:
         if sender is not None:
@@ -130,10 +132,13 @@ def add_kiosk(db_url, name, site, token):
 @main.command("add-operator")
 @click.argument("name")
 @click.option("--token", help="Use this token instead of a random one.")
+@click.option("--site", "sites", multiple=True,
+              help="A site the operator may read (repeat for several); without it, every site.")
 @click.pass_obj
-def add_operator(db_url, name, token):
-    """Register an operator; print the token for the entries API."""
-    click.echo(db.add_credential(db.connect(db_url), name, "operator", None, token))
+def add_operator(db_url, name, token, sites):
+    """Register an operator; print the token for the pages (login) and the entries API."""
+    click.echo(db.add_credential(db.connect(db_url), name, "operator", None, token,
+                                 sites=list(sites) if sites else None))
 
 
 @main.group()

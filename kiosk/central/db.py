@@ -29,6 +29,16 @@ credentials = Table(
     Column("site", String(100)),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", String(30), nullable=False),
+    # An operator's sites, a JSON list; NULL: every site (operators created before scoping).
+    Column("sites", Text),
+)
+
+# The central's own secrets (the session cookie's signing key), made once at first start:
+# never in code, and the same for every central process on the database.
+central_secrets = Table(
+    "central_secrets", metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", String(200), nullable=False),
 )
 
 entries = Table(
@@ -76,6 +86,16 @@ report_claims = Table(
     Column("until", Integer, nullable=False),
 )
 
+# What each kiosk last said of itself in a sync batch (its "status" field): version, backlog,
+# health. One row per kiosk, replaced by each accepted batch; old kiosks send none.
+kiosk_status = Table(
+    "kiosk_status", metadata,
+    Column("kiosk", String(100), primary_key=True),
+    Column("site", String(100), nullable=False),
+    Column("at", String(30), nullable=False),
+    Column("body", Text, nullable=False),
+)
+
 REQUIRED = ("id", "site", "kiosk", "time", "decision")
 INSERT_CHUNK = 1000             # rows per INSERT statement (SQLite allows 32,766 parameters)
 
@@ -101,26 +121,66 @@ def connect(url: str):
     return engine
 
 
+_ADDED_COLUMNS = (("entries", "clock_unsynced", "INTEGER NOT NULL DEFAULT 0"),
+                  ("credentials", "sites", "TEXT"))
+
+
 def _add_missing_columns(engine) -> None:
-    """Columns added to `entries` since a database was created (create_all adds none to an
-    existing table)."""
-    have = {c["name"] for c in inspect(engine).get_columns("entries")}
-    if "clock_unsynced" not in have:
+    """Columns added since a database was created (create_all adds none to an existing table)."""
+    for table, column, kind in _ADDED_COLUMNS:
+        if column in {c["name"] for c in inspect(engine).get_columns(table)}:
+            continue
         try:
             with engine.begin() as conn:
-                conn.execute(text("ALTER TABLE entries ADD COLUMN clock_unsynced INTEGER NOT NULL DEFAULT 0"))
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
         except DBAPIError:
             # Another central process starting at the same time added it first.
-            if "clock_unsynced" not in {c["name"] for c in inspect(engine).get_columns("entries")}:
+            if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
                 raise
 
 
-def add_credential(engine, name: str, role: str, site: str | None = None, token: str | None = None) -> str:
+def add_credential(engine, name: str, role: str, site: str | None = None, token: str | None = None,
+                   sites: list[str] | None = None) -> str:
+    """Store a credential; return its token (a random one unless `token` is given).
+
+    :param site: a kiosk's site.
+    :param sites: the sites an operator may read; None: every site.
+    """
     token = token or secrets.token_urlsafe(32)
     with engine.begin() as conn:
-        conn.execute(insert(credentials).values(name=name, role=role, site=site,
-                                                token_hash=token_hash(token), created_at=now_iso()))
+        conn.execute(insert(credentials).values(
+            name=name, role=role, site=site, token_hash=token_hash(token), created_at=now_iso(),
+            sites=None if sites is None else json.dumps(sorted(set(sites)), ensure_ascii=False)))
     return token
+
+
+def allowed_sites(cred) -> frozenset[str] | None:
+    """The sites a credential may read: None for every site, else a set (maybe empty).
+    A kiosk's credential reads its own site only."""
+    if cred["role"] == "kiosk":
+        return frozenset([cred["site"]]) if cred["site"] else frozenset()
+    raw = cred.get("sites")
+    return None if raw is None else frozenset(json.loads(raw))
+
+
+def may_read(cred, site: str | None) -> bool:
+    """True when `cred` may read `site` (None: the request names no site)."""
+    allowed = allowed_sites(cred)
+    return allowed is None or (site is not None and site in allowed)
+
+
+def session_secret(engine) -> str:
+    """The session cookie's signing key, made at the first call and kept in the database."""
+    with engine.begin() as conn:
+        value = conn.execute(select(central_secrets.c.value).where(central_secrets.c.name == "session")).scalar()
+        if value is not None:
+            return value
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(central_secrets).values(name="session", value=secrets.token_hex(32)))
+        except IntegrityError:
+            pass                    # another process made it first: use theirs
+        return conn.execute(select(central_secrets.c.value).where(central_secrets.c.name == "session")).scalar()
 
 
 def find_credential(engine, token: str):
@@ -216,8 +276,12 @@ def _insert_new(conn, rows: list[dict]) -> set[str]:
     return set(conn.execute(statement, rows).scalars())
 
 
-def _query(site, kiosk, since, until, after_id, limit, clock_unsynced=None):
+def _query(site, kiosk, since, until, after_id, limit, clock_unsynced=None, sites=None, decision=None):
     q = select(entries.c.id, entries.c.body).order_by(entries.c.id).limit(limit)
+    if sites is not None:                     # an operator's allowed_sites
+        q = q.where(entries.c.site.in_(sorted(sites)))
+    if decision:                              # the final decision (after a guard's override)
+        q = q.where(entries.c.decision == decision)
     if clock_unsynced is not None:
         q = q.where(entries.c.clock_unsynced == int(clock_unsynced))
     if site:
@@ -234,28 +298,33 @@ def _query(site, kiosk, since, until, after_id, limit, clock_unsynced=None):
 
 
 def list_entries(engine, site=None, kiosk=None, since=None, until=None, limit=1000, after_id=None,
-                 clock_unsynced: bool | None = None) -> list[dict]:
+                 clock_unsynced: bool | None = None, sites=None, decision: str | None = None) -> list[dict]:
     """Entries in id order (JSON form), filtered by site, kiosk, UTC time text (since
     inclusive, until exclusive) and id (after `after_id`), at most `limit`.
 
     :param clock_unsynced: True: only those stamped while the kiosk's clock was not trusted;
         False: only the others; None: all.
+    :param sites: only entries of these sites (an operator's `allowed_sites`); None: any site.
+    :param decision: only entries whose final decision is this one.
     """
     with engine.connect() as conn:
         return [json.loads(body) for _, body in
-                conn.execute(_query(site, kiosk, since, until, after_id, limit, clock_unsynced))]
+                conn.execute(_query(site, kiosk, since, until, after_id, limit, clock_unsynced, sites, decision))]
 
 
 READ_CHUNK = 500                # rows per query of iter_entries
 
 
 def iter_entries(engine, site=None, kiosk=None, since=None, until=None, after_id=None,
-                 chunk: int = READ_CHUNK) -> Iterator[dict]:
+                 chunk: int = READ_CHUNK, sites=None) -> Iterator[dict]:
     """Every entry `list_entries` would give without a limit, read `chunk` rows per query (by
-    id, after the last one read), so that no query or transaction lasts as long as the range."""
+    id, after the last one read), so that no query or transaction lasts as long as the range.
+
+    :param sites: only entries of these sites (an operator's `allowed_sites`); None: any site.
+    """
     while True:
         with engine.connect() as conn:
-            rows = conn.execute(_query(site, kiosk, since, until, after_id, chunk)).all()
+            rows = conn.execute(_query(site, kiosk, since, until, after_id, chunk, sites=sites)).all()
         for entry_id, body in rows:
             yield json.loads(body)
         if len(rows) < chunk:
@@ -273,3 +342,102 @@ def _first_sight(conn, signature: str, now: float, window: float) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def site_names(engine) -> list[str]:
+    """Every site the central knows: of its entries and of its kiosks' credentials."""
+    with engine.connect() as conn:
+        known = set(conn.execute(select(entries.c.site).distinct()).scalars())
+        known |= set(conn.execute(select(credentials.c.site).where(credentials.c.role == "kiosk")).scalars())
+    return sorted(s for s in known if s)
+
+
+def kiosk_activity(engine, sites=None) -> list[dict]:
+    """Per kiosk: its site, when its latest batch arrived, its latest entry's time, entries held.
+
+    :param sites: only kiosks of these sites; None: all.
+    """
+    from sqlalchemy import func
+
+    q = (select(entries.c.site, entries.c.kiosk, func.max(entries.c.received_at).label("last_seen"),
+                func.max(entries.c.time).label("last_entry"), func.count().label("entries"))
+         .group_by(entries.c.site, entries.c.kiosk).order_by(entries.c.site, entries.c.kiosk))
+    if sites is not None:
+        q = q.where(entries.c.site.in_(sorted(sites)))
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+STATUS_KEYS = {"version": 40, "backlog": None, "health": 300}    # field: longest text kept (None: a count)
+
+
+def clean_status(status) -> dict | None:
+    """The known fields of a kiosk's reported status, text cut short; None when it has none."""
+    if not isinstance(status, dict):
+        return None
+    clean = {}
+    for key, chars in STATUS_KEYS.items():
+        value = status.get(key)
+        if chars is None:
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9:
+                clean[key] = value
+        elif isinstance(value, str) and value.isprintable():
+            clean[key] = value[:chars]
+    return clean or None
+
+
+def put_kiosk_status(engine, kiosk: str, site: str, status: dict) -> None:
+    """Keep what `kiosk` said of itself just now (its latest accepted batch)."""
+    values = {"site": site, "at": now_iso(), "body": json.dumps(status, ensure_ascii=False)}
+    with engine.begin() as conn:
+        if conn.execute(update(kiosk_status).where(kiosk_status.c.kiosk == kiosk).values(**values)).rowcount:
+            return
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(kiosk_status).values(kiosk=kiosk, **values))
+        except IntegrityError:          # a racing batch of the same kiosk inserted it first
+            conn.execute(update(kiosk_status).where(kiosk_status.c.kiosk == kiosk).values(**values))
+
+
+def kiosk_statuses(engine, sites=None) -> list[dict]:
+    """What each kiosk last reported: site, kiosk, at (UTC text) and the status fields.
+
+    :param sites: only kiosks of these sites; None: all.
+    """
+    q = select(kiosk_status).order_by(kiosk_status.c.site, kiosk_status.c.kiosk)
+    if sites is not None:
+        q = q.where(kiosk_status.c.site.in_(sorted(sites)))
+    with engine.connect() as conn:
+        return [{"site": r["site"], "kiosk": r["kiosk"], "at": r["at"], **json.loads(r["body"])}
+                for r in conn.execute(q).mappings()]
+
+
+def _json_text(conn, *path: str):
+    """A text field inside the entry's JSON body, read by the database (no body parsed here)."""
+    from sqlalchemy import func
+
+    if conn.dialect.name == "postgresql":
+        return text(f"(CAST(entries.body AS json) #>> '{{{','.join(path)}}}')")
+    return func.json_extract(entries.c.body, "$." + ".".join(path))
+
+
+def entry_summaries(engine, sites=None, since=None, until=None) -> list[dict]:
+    """Per entry, only what counts need: site, time, final decision, direction, the app's
+    outcome and the declaration's status (as {"ble": {"outcome"}, "declaration": {"status"}}),
+    oldest first.
+
+    :param sites: only these sites; None: all.
+    """
+    with engine.connect() as conn:
+        q = select(entries.c.id, entries.c.site, entries.c.time, entries.c.decision, _json_text(conn, "direction"),
+                   _json_text(conn, "ble", "outcome"), _json_text(conn, "declaration", "status")).order_by(entries.c.id)
+        if sites is not None:
+            q = q.where(entries.c.site.in_(sorted(sites)))
+        if since:
+            q = q.where(entries.c.time >= since)
+        if until:
+            q = q.where(entries.c.time < until)
+        # `decision` is the stored column: the final decision (after a guard's override).
+        return [{"id": id_, "site": site, "time": time_, "decision": decision, "direction": direction,
+                 "ble": {"outcome": outcome}, "declaration": {"status": status}}
+                for id_, site, time_, decision, direction, outcome, status in conn.execute(q)]

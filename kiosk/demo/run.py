@@ -153,7 +153,8 @@ def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds
   Guard PIN      {tokens['pin']}   (for the guard's overrides: Cho vào / Từ chối / Ra về)
   Operator API   curl -H 'Authorization: Bearer {tokens['operator_token']}' {kiosk.web_url}/api/v1/entries
   Declaration    {kiosk.form_url}/   (what a visitor's phone opens; gives a pass to show at the door)
-  Central server http://127.0.0.1:{central_port}/api/v1/entries (same token)
+  Central pages  http://127.0.0.1:{central_port}/   (log in with the operator token: {tokens['operator_token']})
+  Central API    curl -H 'Authorization: Bearer {tokens['operator_token']}' http://127.0.0.1:{central_port}/api/v1/entries
   Data folder    {data}
   Visitors come every few seconds (a {PERIOD:.0f} s loop); Ctrl-C stops everything.
 """, flush=True)

@@ -12,6 +12,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 
 import requests
 
@@ -47,6 +48,9 @@ class SyncWorker:
         self.last_error: str | None = None
         self.delivered = 0
         self.refused = 0          # entries the central refused for good (set aside, logged)
+        # What the kiosk says of itself in each batch ({"version", "backlog", "health"}), for
+        # the central's kiosk page; None sends nothing (a central ignores fields it does not know).
+        self.status: Callable[[], dict] | None = None
 
     @classmethod
     def from_settings(cls, settings, entry_log, clock) -> "SyncWorker | None":
@@ -118,7 +122,16 @@ class SyncWorker:
         batch = self.log.unsynced(self.batch_size)
         if not batch:
             return 0
-        body, headers = syncproto.signed_request(self._token, {"kiosk": self.kiosk_id, "entries": batch})
+        payload = {"kiosk": self.kiosk_id, "entries": batch}
+        if self.status is not None:
+            try:
+                status = dict(self.status())
+                if isinstance(status.get("backlog"), int):       # what waits once this batch is in
+                    status["backlog"] = max(0, status["backlog"] - len(batch))
+                payload["status"] = status
+            except Exception:            # the entries matter; the status is a courtesy
+                logger.exception("the kiosk's status for the central failed; sent without it")
+        body, headers = syncproto.signed_request(self._token, payload)
         response = self._session.post(self.url, data=body, headers=headers, timeout=self.timeout,
                                       verify=self._verify)
         if response.status_code == 400 and self._set_aside(response, batch):
