@@ -76,6 +76,7 @@ class Kiosk:
         self._form_server = None
         self.camera_status = "starting"
         self.camera_fps = 0.0
+        self.frames_decoded = 0
         self.scans = 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -151,8 +152,11 @@ class Kiosk:
                 backoff = 0.5
                 last_frame = time.monotonic()
                 window_start, frames = last_frame, 0
+                max_fps = self.settings["decoder.max_fps"]
                 while not self._stop.is_set():
+                    cpu = time.thread_time()
                     frame = self.camera.read(timeout=0.5)
+                    self.decoder.cpu["grab"] += time.thread_time() - cpu
                     now = time.monotonic()
                     if frame is None:
                         stall = self.camera.stall_after
@@ -162,9 +166,14 @@ class Kiosk:
                     last_frame = now
                     self.handle_frame(frame)
                     frames += 1
+                    self.frames_decoded += 1
                     if now - window_start >= 2.0:      # effective frames decoded per second
                         self.camera_fps = frames / (now - window_start)
                         window_start, frames = now, 0
+                    if max_fps:
+                        # The frames that come while waiting are skipped by the source
+                        # (newest frame only), so the cap leaves the CPU to others.
+                        self._stop.wait(max(0.0, now + 1 / max_fps - time.monotonic()))
             except (CameraFault, BackendUnavailable) as e:
                 self.camera_status = f"offline: {e}"
                 self.camera_fps = 0.0
@@ -204,12 +213,15 @@ class Kiosk:
     def handle_frame(self, frame) -> list[Entry]:
         payloads = self.decoder.decode(frame.image)
         entries = []
+        cpu = time.thread_time()
         for payload in self.presentations.new(payloads, frame.t):
             try:
                 entries.append(self.handle_scan(Scan(payload, frame.t)))
             except Exception:
                 # One bad scan must not stop the camera thread; the payload is not logged.
                 log.exception("failed to handle a %d-byte scan", len(payload))
+        if entries:
+            self.decoder.cpu["scan"] += time.thread_time() - cpu
         return entries
 
     def id_hash(self, id_number: str) -> str:
@@ -306,4 +318,28 @@ class Kiosk:
             "trust_list": self._trust_list_health(),
             "door": self.signals.door,
             "scans": self.scans,
+            "frames_decoded": self.frames_decoded,
+            "cpu_seconds": self.cpu_seconds(),
         }
+
+    # Threads by the stage of the door they serve (their names are set where they start).
+    STAGES = {"camera": "camera", "camera-grabber": "grab", "ble": "ble", "entry-log": "store", "web": "web",
+              "form": "web", "sync": "sync", "housekeeping": "store"}
+
+    def cpu_seconds(self) -> dict:
+        """CPU seconds used since start: by step of the camera thread (grab, gray, zbar,
+        zxing, finder, straighten, scan), by the threads of the other stages (ble, store,
+        web with waitress's workers, sync), and by the whole process."""
+        out = {stage: round(seconds, 3) for stage, seconds in self.decoder.cpu.items()}
+        for thread in threading.enumerate():
+            stage = "web" if thread.name.startswith("waitress-") else self.STAGES.get(thread.name)
+            if stage is None or thread.ident is None:
+                continue
+            try:
+                seconds = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+            except (OSError, ProcessLookupError):      # the thread ended meanwhile
+                continue
+            key = f"{stage} thread"
+            out[key] = round(out.get(key, 0.0) + seconds, 3)
+        out["process"] = round(time.process_time(), 3)
+        return out
