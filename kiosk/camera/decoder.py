@@ -35,52 +35,8 @@ the ones before read nothing.
    benchmark's corpus has independent images, so bench/qr_decode.py measures this step on
    its own pairs (a read frame, then a degraded frame of the same code moved a little).
 
-Measured on the corpus (bench/qr_decode.py, 30 per category, seeds 2026 and 7, hard
-categories, 640x480 / 1280x720), 2026-11-25, newest first:
-- this ladder: 92.1% / 96.4% (seed 2026), 92.7% / 98.2% (seed 7); per category, seed 2026
-  then 7: tilt 97% / 97%, 100% / 100% (zxing-cpp 100% everywhere); inverted 97% / 100%,
-  100% / 100%; motion blur 27% / 80%, 37% / 83% (zxing-cpp 30% / 93%, 37% / 90%); 113-116
-  frames/s with no code at 640x480, p95 26 ms (640x480) and 47-50 ms (1280x720). Reads by
-  step, 640x480 / 1280x720, seed 2026: gray 254 / 276, rectified 58 / 64, sharpened 21 / 7,
-  re-rectified 1 / 0, sharpened frame 0 / 1 (seed 7: 249 / 278, 63 / 66, 23 / 10, 1 / 0,
-  0 / 0). Each change alone, on seeds 2026 + 7 (tilt, motion, focus, inverted read, 4 x 30
-  each): the quiet-zone ring for polarity +4 tilt and +1 focus (it had inverted tilted codes
-  whose outer margin was background); re-rectified +1 inverted (read otherwise by nothing);
-  threshold windows 6/14/22: tilt +1 and +3, motion -1 -1 (seed 2026) +3 (seed 7), and on
-  seed 99 equal. Dropped in that round: windows 5/15 or 6/16 (+3, 2 passes, cheaper, but
-  fewer tilted reads at 640x480 than 6/14/22), 7/17 (+3); validBitIdThreshold 0.98 (finds
-  the 1280x720 tilted codes, loses 19/30 of them elsewhere); the plain (not inverted-aware)
-  finder on the frame or on the sharpened frame instead of the inverted-aware one: 1280x720
-  tilt +1 / +3 but 640x480 tilt or focus -1 on each of seeds 2026, 7, 99 (a tie); a third
-  finder pass on frames with no code (not allowed: cost on empty frames). Still unread:
-  small tilted codes at 640x480 that no finder finds (2 of 30, seed 2026), and motion blur
-  the finder does not find (3-4 of 26 blurred codes found at 640x480).
-- the ladder before that round: 91.8% / 96.1% (seed 2026), 91.2% / 97.3% (seed 7),
-  zxing-cpp 88.8% / 95.5% and 89.1% / 94.5%; 95 frames/s with no code at 640x480, p95
-  29-33 ms (640x480) and 69-71 ms (1280x720) with a code. Reads by step, seed 2026, 640x480 / 1280x720: gray
-  254 / 276, rectified 57 / 62, sharpened 21 / 7, sharpened frame 1 / 2 (seed 7: 249 / 278,
-  62 / 61, 20 / 10, 0 / 2). Last location, on pairs: motion blur 27% -> 33% (640x480, seed
-  2026), 40% -> 47% and 93% -> 97% (seed 7), nothing else changed.
-- before: zbar gray -> zbar inverted frame -> cv2.QRCodeDetector + rectify: 79.4% / 92.1%,
-  49 frames/s with no code at 640x480.
-- cv2.QRCodeDetector (plain) as the finder: found 10/30 tilted codes at 640x480 where the
-  ArUco finder found 26, costs 7.6 ms (vs 2.0) on an empty 640x480 frame and 40 ms (vs 6.4)
-  at 1280x720, and finds "codes" in 4/30 empty frames: replaced. As a third finder for
-  motion blur (on a sigma-3 sharpened frame, then zbar on that frame) it read +2 (640x480)
-  and +3 (1280x720) motion-blurred codes, but cut frames/s with no code from ~105 to ~36
-  at 640x480 and from 33 to 15 at 1280x720: dropped.
-- detectMulti: 15 ms on an empty 640x480 frame, found fewer codes than detect: dropped.
-- zbar on the inverted frame: replaced by the inverted-aware finder + step 3 (29/30 and
-  30/30 inverted codes instead of 30/30, for 6 ms less per frame with no code).
-- the straightened square sharpened at x1 (unsharp sigma 2), at x2 with sigma 6, at x1.5:
-  +1, +1, 0 on seed 2026 and 0, 0, 0 on seed 7 after steps 3-5: dropped.
-- Otsu or adaptive threshold of the straightened square, or of the frame: never more than
-  the unsharp mask, and fewer on tilted codes (23 vs 26): dropped.
-- the frame downscaled by 2 (finder or zbar): loses small and tilted codes: dropped.
-- ArUco finder parameters (polygon accuracy, module-size and timing mismatch,
-  larger threshold windows): no more finds on motion blur (8/30 at 640x480), larger windows
-  cost 2x: kept then (the 6/14/22 windows of step 2 came in the later round). Earlier:
-  CLAHE on the frame or square read nothing the steps missed.
+What each step added when it came, and what was tried and dropped: docs/performance.md
+("QR decoding: the ladder's history").
 """
 from __future__ import annotations
 

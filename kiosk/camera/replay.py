@@ -44,6 +44,11 @@ class ReplayCamera(FrameSource):
                    settings["camera.replay_loop"])
 
     # -- controls for tests ------------------------------------------------------------
+    @property
+    def started(self) -> float | None:
+        """time.monotonic() at which frame 0 of a folder or video was due (None before open)."""
+        return self._started
+
     def show(self, image, frames: int = 1) -> None:
         """Put `image` (a numpy array) in front of the camera for `frames` reads."""
         self._pushed.put(image, frames)
