@@ -75,8 +75,9 @@ def test_the_health_strip_counts_cpu_by_stage(make_kiosk):
     assert kiosk.camera.wait_idle()
     wait_for(lambda: kiosk.log.recent(1))
     cpu = kiosk.health()["cpu_seconds"]
-    for stage in ("grab", "gray", "zxing", "zbar", "finder", "scan", "camera thread", "ble thread",
+    # zbar runs only on frames where the finder saw a code zxing-cpp did not read: not here.
+    for stage in ("grab", "gray", "zxing", "finder", "scan", "camera thread", "ble thread",
                   "store thread", "web thread", "process"):
         assert stage in cpu, (stage, cpu)
-    assert cpu["zbar"] > 0 and cpu["finder"] > 0 and cpu["process"] >= cpu["camera thread"] > 0
+    assert cpu["zxing"] > 0 and cpu["finder"] > 0 and cpu["process"] >= cpu["camera thread"] > 0
     assert kiosk.health()["frames_decoded"] == 5

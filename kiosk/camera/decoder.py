@@ -63,8 +63,14 @@ def _longest_side(quad) -> float:
 class QRDecoder:
     """Frame -> QR payloads (bytes, as decoded; binary payloads are not mangled).
 
-    Keeps where the last code was read (`remember` frames) for step 6; one decoder per
-    camera."""
+    Keeps where the last code was read (`remember` frames) for step 8; one decoder per
+    camera. :attr:`steps` counts the step that read each frame, :attr:`cpu` the CPU seconds
+    of each stage (gray, zxing, finder, zbar, straighten), as the camera thread's health
+    reports them.
+
+    :param int max_payload: the largest payload returned, in bytes
+    :param int remember: frames after a read during which step 8 looks where the code was
+    """
 
     def __init__(self, max_payload: int = 4096, remember: int = 15):
         self.max_payload = max_payload

@@ -66,7 +66,13 @@ SPEC = {
                 "camera": {"type": "string"}, "camera_fps": {"type": "number"}, "ble": {"type": "string"},
                 "log": {"type": "string"},
                 "sync": {"type": "object"}, "disk_free_mb": {"type": "integer"}, "trust_list": {"type": "string"},
-                "door": {"type": "string"}, "scans": {"type": "integer"}, "ble_heard": {"type": "integer"}}},
+                "door": {"type": "string"}, "scans": {"type": "integer"}, "ble_heard": {"type": "integer"},
+                "frames_decoded": {"type": "integer", "description": "Frames decoded since start."},
+                "cpu_seconds": {"type": "object", "additionalProperties": {"type": "number"},
+                                "description": "CPU seconds since start by stage of the camera thread (grab, gray, "
+                                               "zxing, finder, zbar, straighten, scan), by thread of the other "
+                                               "stages ('ble thread', 'store thread', 'web thread', ...) and "
+                                               "for the whole process."}}},
         },
     },
     "security": [{"token": []}],
