@@ -156,6 +156,9 @@ def settings_file(work: Path, frames: Path, capture: Path, port: int, loop: bool
     return path
 
 
+RUNNING: list = []              # kiosk processes to end however the bench ends
+
+
 class KioskProcess:
     """`kiosk run` in its own process, in `cap` when given; its health and entries through
     the operator API, its decisions through the guard screen's event stream."""
@@ -166,6 +169,7 @@ class KioskProcess:
         self.proc = subprocess.Popen([sys.executable, "-c", "from kiosk.cli import main; main()", "run", "--config", str(config)],
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      preexec_fn=cap.enter if cap else None)
+        RUNNING.append(self.proc)
         self.arrived: dict[str, float] = {}     # entry id -> wall time it reached the screen's stream
         import requests
 
@@ -205,8 +209,8 @@ class KioskProcess:
         return r.json()["entries"]
 
     def stop(self) -> None:
+        self.proc.terminate()           # first: closing the stream waits for the server
         self._stream.close()
-        self.proc.terminate()
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
@@ -320,10 +324,17 @@ def main():
             print(f"\n## presentations inside the cap (bench/qr_clips.py, {count} clips)")
             sys.stdout.flush()
             env = dict(os.environ, PYTHONPATH=str(ROOT))
-            subprocess.run([sys.executable, str(ROOT / "bench" / "qr_clips.py"), "--clips", str(count)],
-                           env=env, preexec_fn=cap.enter, check=True)
+            child = subprocess.Popen([sys.executable, str(ROOT / "bench" / "qr_clips.py"), "--clips", str(count)],
+                                     env=env, preexec_fn=cap.enter)
+            RUNNING.append(child)
+            if child.wait() != 0:
+                raise RuntimeError("bench/qr_clips.py failed inside the cap")
         print("\ngoals under the cap: >= 15 decoded frames/s with no code; scan-to-screen p95 <= 300 ms")
     finally:
+        for proc in RUNNING:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         cap.close()
         shutil.rmtree(work, ignore_errors=True)
 

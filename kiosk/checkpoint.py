@@ -58,7 +58,7 @@ class Kiosk:
         from .camera.decoder import PresentationFilter, QRDecoder
 
         self.camera = camera.open_source(settings, self.clock)
-        self.decoder = QRDecoder(settings["decoder.max_payload"])
+        self.decoder = QRDecoder(settings["decoder.max_payload"], climb_every=settings["decoder.climb_every"])
         self.presentations = PresentationFilter(settings["decoder.cooldown"])
         self.scanner = ble.open_source(settings, self.clock)
         self.presence = PresenceTracker.from_settings(settings)

@@ -178,3 +178,17 @@ def test_a_roughly_found_code_is_straightened_a_second_time():
     squares = [decoder._rectified(gray, quad, 1) for quad in (decoder._find(gray),) if quad is not None]
     assert squares and decoder._payloads(decoder._symbols(squares[0])) == []
     assert decoder._payloads(decoder._symbols(decoder._again(squares[0]))) == [expected]
+
+
+def test_while_a_code_stays_unread_the_slow_steps_wait_their_turn():
+    # A defocused code zxing-cpp alone does not read; the ladder's sharpened square does.
+    frame, expected = _corpus("focus_blur", (640, 480), 4, 1)[0]
+    empty = visitor_frame(None)
+    assert QRDecoder(climb_every=0.5).decode(frame, t=0.0) == [expected]     # the first frame climbs
+    decoder = QRDecoder(climb_every=0.5)
+    assert decoder.decode(empty, t=0.0) == []                                 # climbed, found nothing
+    assert decoder.decode(frame, t=0.1) == [] and decoder.steps["none"] == 2  # zxing-cpp only
+    assert decoder.decode(frame, t=0.6) == [expected]                         # its turn again
+    # Every frame climbs without the setting (kiosk decode, the benchmark).
+    plain = QRDecoder()
+    assert plain.decode(empty) == [] and plain.decode(frame) == [expected]

@@ -49,6 +49,7 @@ import zxingcpp
 from pyzbar import pyzbar
 
 QR = [pyzbar.ZBarSymbol.QRCODE]
+CLIMB_SHARE = 3      # with climb_every: climbs wait 3x their own cost (at most 1/4 of the time)
 
 
 def _sharpen(gray, sigma: float, amount: float):
@@ -70,11 +71,17 @@ class QRDecoder:
 
     :param int max_payload: the largest payload returned, in bytes
     :param int remember: frames after a read during which step 8 looks where the code was
+    :param float climb_every: seconds between two climbs past step 1 (0 = every frame): at a
+        door a presentation lasts seconds, and on a slow core the later steps on every frame
+        would leave the newest frames unread while the phone steadies
     """
 
-    def __init__(self, max_payload: int = 4096, remember: int = 15):
+    def __init__(self, max_payload: int = 4096, remember: int = 15, climb_every: float = 0.0):
         self.max_payload = max_payload
         self.remember = remember
+        self.climb_every = climb_every
+        self._climbed: float | None = None     # when the steps after the first last ran
+        self._climb_cost: float | None = None  # how long that took (until the next call)
         self._finder = cv2.QRCodeDetectorAruco()
         params = self._finder.getArucoParameters()
         params.detectInvertedMarker = True        # dark-mode phones: light modules on black
@@ -86,12 +93,29 @@ class QRDecoder:
         self.steps: Counter = Counter()          # which step read the code (for the benchmark)
         self.cpu: Counter = Counter()            # CPU seconds by stage (gray, zbar, zxing, finder, ...)
 
-    def decode(self, image) -> list[bytes]:
+    def decode(self, image, t: float | None = None) -> list[bytes]:
+        """Payloads in `image` (BGR or gray).
+
+        :param float t: the frame's time in seconds (time.monotonic() when None); with
+            `climb_every` > 0, the steps after zxing-cpp run on a frame only when they last
+            ran at least `climb_every` seconds before
+        """
         start = time.thread_time()
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         self.cpu["gray"] += time.thread_time() - start
         self._since += 1
-        found, step, where = self._ladder(gray)
+        climb = True
+        if self.climb_every > 0:
+            t = time.monotonic() if t is None else t
+            if self._climbed is not None and self._climb_cost is None:
+                # The last climb took until this call: later climbs wait CLIMB_SHARE times
+                # as long, so they take at most a quarter of the loop's time on any core.
+                self._climb_cost = t - self._climbed
+            climb = self._climbed is None or t - self._climbed >= max(self.climb_every,
+                                                                      CLIMB_SHARE * self._climb_cost)
+            if climb:
+                self._climbed, self._climb_cost = t, None
+        found, step, where = self._ladder(gray, climb)
         self.steps[step] += 1
         if found:
             self._last, self._since = where, 0
@@ -104,10 +128,12 @@ class QRDecoder:
         finally:
             self.cpu[stage] += time.thread_time() - start
 
-    def _ladder(self, gray):
+    def _ladder(self, gray, climb: bool = True):
         found, where = self._zxing(gray)
         if found:
             return found, "zxing", where
+        if not climb:
+            return [], "none", None
         sharp = self._timed("finder", _sharpen, gray, 2, 2)
         seen = False
         for picture in (gray, sharp):
