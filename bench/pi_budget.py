@@ -27,7 +27,6 @@ import platform
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -166,9 +165,12 @@ class KioskProcess:
     def __init__(self, config: Path, port: int, cap: CpuCap | None):
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen([sys.executable, "-c", "from kiosk.cli import main; main()", "run", "--config", str(config)],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=cap.enter if cap else None)
+        # Its log to a file: a pipe nobody reads would stop the kiosk once 64 kB are written.
+        self.log = config.with_suffix(".log")
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-c", "from kiosk.cli import main; main()", "run",
+                                          "--config", str(config)], env=env, stdout=subprocess.DEVNULL, stderr=log,
+                                         preexec_fn=cap.enter if cap else None)
         RUNNING.append(self.proc)
         self.arrived: dict[str, float] = {}     # entry id -> wall time it reached the screen's stream
         import requests
@@ -181,7 +183,7 @@ class KioskProcess:
                 break
             except requests.RequestException:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("kiosk run did not start: " + self.proc.stderr.read().decode()[-2000:])
+                    raise RuntimeError("kiosk run did not start: " + self.log.read_text()[-2000:])
                 time.sleep(0.2)
         self._stream = requests.get(self.url + "/events", stream=True, timeout=60)
         threading.Thread(target=self._listen, daemon=True).start()

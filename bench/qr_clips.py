@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -202,8 +201,8 @@ def main():
         from kiosk import config
 
         every = next(s.default for s in config.SETTINGS if s.name == "decoder.climb_every")
-        for name, make in (("model: kiosk decoder", lambda: QRDecoder(climb_every=every).decode), ("model: pyzbar loop", lambda: plain_pyzbar),
-                           ("model: zxing-cpp loop", lambda: plain_zxing)):
+        for name, make in (("model: kiosk decoder", lambda: QRDecoder(climb_every=every).decode),
+                           ("model: pyzbar loop", lambda: plain_pyzbar), ("model: zxing-cpp loop", lambda: plain_zxing)):
             times = []
             for frames, payload, first, _ in played:
                 times.append(loop_model(make(), frames, payload, first, args.slower))
