@@ -16,8 +16,10 @@ setup(
         # Reading frames and images (replay, USB cameras, `kiosk decode`).
         "opencv-python-headless>=4.8",
         "numpy>=1.24",
-        # QR decoding; needs the system library libzbar0.
+        # QR decoding; pyzbar needs the system library libzbar0. zxing-cpp runs first in the
+        # ladder (keystone angles, dim screens); wheels for the Pi's aarch64 on CPython 3.11.
         "pyzbar>=0.1.9",
+        "zxing-cpp>=2.2",
         # Declarations: COSE/CBOR/base45 as the EU DCC spec uses them, signatures via cryptography.
         "cbor2>=5.4",
         "base45>=0.4",

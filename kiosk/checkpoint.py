@@ -64,7 +64,7 @@ class Kiosk:
         from .camera.decoder import PresentationFilter, QRDecoder
 
         self.camera = camera.open_source(settings, self.clock)
-        self.decoder = QRDecoder(settings["decoder.max_payload"])
+        self.decoder = QRDecoder(settings["decoder.max_payload"], climb_every=settings["decoder.climb_every"])
         self.presentations = PresentationFilter(settings["decoder.cooldown"])
         self.scanner = ble.open_source(settings, self.clock)
         self.presence = PresenceTracker.from_settings(settings)
@@ -95,6 +95,7 @@ class Kiosk:
         self._form_server = None
         self.camera_health = Health("camera", State.DEGRADED, "camera_starting", "starting")
         self.camera_fps = 0.0
+        self.frames_decoded = 0
         self.scans = 0
         self.not_logged = 0       # scans whose entry could not be logged (the door stayed shut)
 
@@ -179,8 +180,11 @@ class Kiosk:
                 backoff = 0.5
                 last_frame = time.monotonic()
                 window_start, frames = last_frame, 0
+                max_fps = self.settings["decoder.max_fps"]
                 while not self._stop.is_set():
+                    cpu = time.thread_time()
                     frame = self.camera.read(timeout=0.5)
+                    self.decoder.cpu["grab"] += time.thread_time() - cpu
                     now = time.monotonic()
                     if frame is None:
                         stall = self.camera.stall_after
@@ -190,9 +194,14 @@ class Kiosk:
                     last_frame = now
                     self.handle_frame(frame)
                     frames += 1
+                    self.frames_decoded += 1
                     if now - window_start >= 2.0:      # effective frames decoded per second
                         self.camera_fps = frames / (now - window_start)
                         window_start, frames = now, 0
+                    if max_fps:
+                        # The frames that come while waiting are skipped by the source
+                        # (newest frame only), so the cap leaves the CPU to others.
+                        self._stop.wait(max(0.0, now + 1 / max_fps - time.monotonic()))
             except (CameraFault, BackendUnavailable) as e:
                 self.camera_health = Health("camera", State.DOWN, "camera_offline", str(e))
                 self.camera_fps = 0.0
@@ -243,12 +252,15 @@ class Kiosk:
     def handle_frame(self, frame) -> list[Entry]:
         payloads = self.decoder.decode(frame.image)
         entries = []
+        cpu = time.thread_time()
         for payload in self.presentations.new(payloads, frame.t):
             try:
                 entries.append(self.handle_scan(Scan(payload, frame.t)))
             except Exception:
                 # One bad scan must not stop the camera thread; the payload is not logged.
                 logger.exception("failed to handle a %d-byte scan", len(payload))
+        if entries:
+            self.decoder.cpu["scan"] += time.thread_time() - cpu
         return entries
 
     def id_hash(self, id_number: str) -> str:
@@ -455,6 +467,8 @@ class Kiosk:
             "scans": self.scans,
             "report": self._report_health(),
             "parts": {name: h.to_json() for name, h in parts.items()},
+            "frames_decoded": self.frames_decoded,
+            "cpu_seconds": self.cpu_seconds(),
         }
 
     def sync_status(self) -> dict:
@@ -484,3 +498,26 @@ class Kiosk:
             return {"by": "kiosk", **self.reporter.status()}
         except OSError as e:
             return {"by": "kiosk", "ok": False, "state": "unknown", "error": str(e)}
+
+
+    # Threads by the stage of the door they serve (their names are set where they start).
+    STAGES = {"camera": "camera", "camera-grabber": "grab", "ble": "ble", "entry-log": "store", "web": "web",
+              "form": "web", "sync": "sync", "housekeeping": "store"}
+
+    def cpu_seconds(self) -> dict:
+        """CPU seconds used since start: by step of the camera thread (grab, gray, zbar,
+        zxing, finder, straighten, scan), by the threads of the other stages (ble, store,
+        web with waitress's workers, sync), and by the whole process."""
+        out = {stage: round(seconds, 3) for stage, seconds in self.decoder.cpu.items()}
+        for thread in threading.enumerate():
+            stage = "web" if thread.name.startswith("waitress-") else self.STAGES.get(thread.name)
+            if stage is None or thread.ident is None:
+                continue
+            try:
+                seconds = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+            except (OSError, ProcessLookupError):      # the thread ended meanwhile
+                continue
+            key = f"{stage} thread"
+            out[key] = round(out.get(key, 0.0) + seconds, 3)
+        out["process"] = round(time.process_time(), 3)
+        return out

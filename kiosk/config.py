@@ -53,6 +53,10 @@ SETTINGS: tuple[Setting, ...] = (
 
     Setting("decoder.cooldown", 2.0, "Seconds a payload must be out of view before it counts as a new scan."),
     Setting("decoder.max_payload", 4096, "Largest QR payload accepted, in bytes."),
+    Setting("decoder.climb_every", 0.1, "Seconds between two climbs of the decoder's ladder past zxing-cpp while a "
+            "code stays unread (each climb then waits 3x its own cost); 0 = every frame.", bounds=(0, 5)),
+    Setting("decoder.max_fps", 0.0, "Most frames decoded per second (0 = as many as the camera gives); "
+            "frames in between are skipped, e.g. 10 on a Pi that also runs Chromium.", bounds=(0, 120)),
 
     Setting("ble.backend", "bluepy", "Advertisement source.", ("bluepy", "replay")),
     Setting("ble.iface", 0, "bluepy: HCI adapter number (0 = hci0)."),

@@ -25,6 +25,9 @@ BENCHMARKS = [
                  id="central_queries"),
     pytest.param("web_limits.py", 300, ["50 MB POST to each listener", "guard screens (SSE) open", "413"],
                  id="web_limits"),
+    pytest.param("qr_clips.py", 600, ["kiosk: camera loop -> guard screen", "model: kiosk decoder",
+                                      "model: pyzbar loop", "model: zxing-cpp loop",
+                                      re.compile(r"kiosk loop: \d+ frames decoded of \d+ played")], id="qr_clips"),
 ]
 
 
@@ -39,3 +42,17 @@ def test_benchmark_runs(script, timeout, expected):
             assert wanted.search(result.stdout), (wanted.pattern, result.stdout)
         else:
             assert wanted in result.stdout, (wanted, result.stdout)
+
+
+@pytest.mark.slow
+def test_pi_budget_benchmark_runs_and_leaves_no_cgroup():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "pi_budget.py"), "--quick"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "decoded/s no code" in result.stdout and "CPU by stage" in result.stdout
+    assert re.search(r"^uncapped +\d", result.stdout, re.M), result.stdout
+    # Capped where a cgroup can be made (root), else a stated reason; never a cgroup left behind.
+    assert re.search(r"^Pi 4 model \(1/4 core\) +\d", result.stdout, re.M) or "cap: skipped, " in result.stdout
+    for root in (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")):
+        if root.is_dir():
+            assert not [p for p in root.iterdir() if p.name.startswith("kiosk-pi-budget-")]

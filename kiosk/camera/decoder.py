@@ -1,47 +1,55 @@
-"""QR decoding with pyzbar, and the once-per-presentation rule.
+"""QR decoding with zxing-cpp and pyzbar, and the once-per-presentation rule.
 
 pyzbar needs the system library libzbar0; this module is imported by the camera thread and
-`kiosk decode`, never by `import kiosk`. pyzbar (zbar) is the only thing that decodes; OpenCV
-only sharpens, finds and straightens codes for it.
+`kiosk decode`, never by `import kiosk`. zxing-cpp and pyzbar (zbar) decode; OpenCV only
+sharpens, finds and straightens codes for them.
 
-The ladder (bench/qr_decode.py measures what each step adds, and `self.steps` counts which
-step read each frame). Each step runs only when the ones before read nothing.
-1. "gray": zbar on the grayscale frame: reads most codes; with 2. the only cost of a frame
-   with no code (the common case at the door).
+The ladder (bench/qr_decode.py measures what each step adds, `self.steps` counts which
+step read each frame, `self.cpu` the CPU seconds of each stage). Each step runs only when
+the ones before read nothing.
+1. "zxing": zxing-cpp on the grayscale frame: reads most codes, codes at a steep keystone
+   angle in both axes and dim screens too, in 0.6 ms at 640x480 (zbar took 5 ms here).
+   With 2. the only cost of a frame with no code (the common case at the door).
 2. Evidence: OpenCV's ArUco-based QR finder (cv2.QRCodeDetectorAruco, inverted codes too)
    on the frame, then on the frame sharpened with an unsharp mask (sigma 2, amount 2), which
    finds defocused codes. Adaptive-threshold windows 6, 14, 22 px (OpenCV's default 3, 13,
-   23 lets tilted codes at 1280x720 slip). Steps 3-6 run only when it found a code (or 7
-   remembers one).
-3. "rectified": the found code perspective-warped to an upright square with a quiet zone
+   23 lets tilted codes at 1280x720 slip). About 2 + 3 ms at 640x480 on an x86 core, no
+   false finds on the corpus's empty frames. The steps below run only when it found a code
+   (or 8 remembers one).
+3. "gray": zbar on the grayscale frame (once per frame).
+4. "rectified": the found code perspective-warped to an upright square with a quiet zone
    (codes tilted 30-50 degrees, small codes), turned light-on-dark when the border is darker
    than the code (phones in dark mode). The
    border is a thin ring just outside the code (its quiet zone): the outer margin of a
-   tilted code reaches past the screen or paper into the background.
-4. "sharpened": the square at twice the size, unsharp-masked (sigma 4, amount 2):
-   focus and motion blur.
-5. "re-rectified": the finder again on the square of step 3, and the square straightened a
+   tilted code reaches past the screen or paper into the background. zbar, then zxing-cpp.
+5. "sharpened": the square at twice the size, unsharp-masked (sigma 4, amount 2):
+   focus and motion blur. zbar, then zxing-cpp.
+6. "re-rectified": the finder again on the square of step 4, and the square straightened a
    second time from those corners (the finder guesses the fourth corner, which has no
    finder pattern; on the nearly upright square it guesses better).
-6. "sharpened frame": zbar on the whole sharpened frame from step 2 (blur where the found
+7. "sharpened frame": zbar on the whole sharpened frame from step 2 (blur where the found
    corners were too rough to straighten).
-7. "last location": when 2. found nothing but a code was read within the last
+8. "last location": when 2. found nothing but a code was read within the last
    `remember` frames, zbar on the sharpened crop around where it was (a phone moving fast
    blurs the finder patterns away; the phone is still where it was a frame ago). The
    benchmark's corpus has independent images, so bench/qr_decode.py measures this step on
    its own pairs (a read frame, then a degraded frame of the same code moved a little).
 
-What each step reads, and the steps measured and dropped: docs/performance.md.
+What each step added when it came, and what was tried and dropped: docs/performance.md
+("QR decoding: the ladder's history").
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import cv2
 import numpy as np
+import zxingcpp
 from pyzbar import pyzbar
 
 QR = [pyzbar.ZBarSymbol.QRCODE]
+CLIMB_SHARE = 3      # with climb_every: climbs wait 3x their own cost (at most 1/4 of the time)
 
 
 def _sharpen(gray, sigma: float, amount: float):
@@ -56,15 +64,24 @@ def _longest_side(quad) -> float:
 class QRDecoder:
     """Frame -> QR payloads (bytes, as decoded; binary payloads are not mangled).
 
-    Keeps where the last code was read for step 7 of the ladder; one decoder per camera.
+    Keeps where the last code was read (`remember` frames) for step 8; one decoder per
+    camera. :attr:`steps` counts the step that read each frame, :attr:`cpu` the CPU seconds
+    of each stage (gray, zxing, finder, zbar, straighten), as the camera thread's health
+    reports them.
 
     :param int max_payload: Longest payload returned, in bytes; longer ones are dropped.
-    :param int remember: How many frames after a read step 7 still looks where the code was.
+    :param int remember: How many frames after a read step 8 still looks where the code was.
+    :param float climb_every: Seconds between two climbs past step 1 (0 = every frame): at a
+        door a presentation lasts seconds, and on a slow core the later steps on every frame
+        would leave the newest frames unread while the phone steadies.
     """
 
-    def __init__(self, max_payload: int = 4096, remember: int = 15):
+    def __init__(self, max_payload: int = 4096, remember: int = 15, climb_every: float = 0.0):
         self.max_payload = max_payload
         self.remember = remember
+        self.climb_every = climb_every
+        self._climbed: float | None = None     # when the steps after the first last ran
+        self._climb_cost: float | None = None  # how long that took (until the next call)
         self._finder = cv2.QRCodeDetectorAruco()
         params = self._finder.getArucoParameters()
         params.detectInvertedMarker = True        # dark-mode phones: light modules on black
@@ -74,45 +91,80 @@ class QRDecoder:
         self._last: tuple[int, int, int, int] | None = None   # x0, y0, x1, y1 of the last code read
         self._since = 0                                        # frames since it was read
         self.steps: Counter = Counter()          # which step read the code (for the benchmark)
+        self.cpu: Counter = Counter()            # CPU seconds by stage (gray, zbar, zxing, finder, ...)
 
-    def decode(self, image) -> list[bytes]:
+    def decode(self, image, t: float | None = None) -> list[bytes]:
         """Read the QR codes in one frame; returns their payloads, each once, in reading order.
 
         :param numpy.ndarray image: The frame, BGR (height x width x 3) or grayscale
             (height x width), 8 bits per channel.
+        :param float t: The frame's time in seconds (time.monotonic() when None); with
+            `climb_every` > 0, the steps after zxing-cpp run on a frame only when they last
+            ran at least `climb_every` seconds before.
         :returns: The payloads as decoded bytes; empty when no step of the ladder read one.
         """
+        start = time.thread_time()
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        self.cpu["gray"] += time.thread_time() - start
         self._since += 1
-        found, step, where = self._ladder(gray)
+        climb = True
+        if self.climb_every > 0:
+            t = time.monotonic() if t is None else t
+            if self._climbed is not None and self._climb_cost is None:
+                # The last climb took until this call: later climbs wait CLIMB_SHARE times
+                # as long, so they take at most a quarter of the loop's time on any core.
+                self._climb_cost = t - self._climbed
+            climb = self._climbed is None or t - self._climbed >= max(self.climb_every,
+                                                                      CLIMB_SHARE * self._climb_cost)
+            if climb:
+                self._climbed, self._climb_cost = t, None
+        found, step, where = self._ladder(gray, climb)
         self.steps[step] += 1
         if found:
             self._last, self._since = where, 0
         return found
 
-    def _ladder(self, gray):
-        symbols = self._symbols(gray)
-        found = self._payloads(symbols)
+    def _timed(self, stage: str, work, *args):
+        start = time.thread_time()
+        try:
+            return work(*args)
+        finally:
+            self.cpu[stage] += time.thread_time() - start
+
+    def _ladder(self, gray, climb: bool = True):
+        found, where = self._zxing(gray)
         if found:
-            return found, "gray", self._box(np.concatenate([s.polygon for s in symbols]))
-        sharp = _sharpen(gray, 2, 2)
+            return found, "zxing", where
+        if not climb:
+            return [], "none", None
+        sharp = self._timed("finder", _sharpen, gray, 2, 2)
         seen = False
         for picture in (gray, sharp):
             quad = self._find(picture)
             if quad is None:
                 continue
             where = self._box(quad)
-            square = self._rectified(gray, quad, 1)
-            steps = [("rectified", lambda: square),
-                     ("sharpened", lambda: _sharpen(self._rectified(gray, quad, 2), 4, 2)),
-                     ("re-rectified", lambda: self._again(square))]
+            if not seen:
+                symbols = self._symbols(gray)
+                found = self._payloads(symbols)
+                if found:
+                    return found, "gray", self._box(np.concatenate([s.polygon for s in symbols]))
+            square = self._timed("straighten", self._rectified, gray, quad, 1)
+            steps = [("rectified", lambda: square, True),
+                     ("sharpened", lambda: self._timed("straighten", self._sharpened, gray, quad), True),
+                     ("re-rectified", lambda: self._again(square), False)]
             if not seen:                        # the whole sharpened frame: once, not per find
-                steps.append(("sharpened frame", lambda: sharp))
+                steps.append(("sharpened frame", lambda: sharp, False))
             seen = True
-            for step, read in steps:
-                found = self._payloads(self._symbols(read()))
+            for step, read, both in steps:
+                picture = read()
+                found = self._payloads(self._symbols(picture))
                 if found:
                     return found, step, where
+                if both:
+                    found, _ = self._zxing(picture)
+                    if found:
+                        return found, f"{step} (zxing)", where
         if not seen and self._last is not None and self._since <= self.remember:
             x0, y0, x1, y1 = self._last
             h, w = gray.shape
@@ -123,12 +175,35 @@ class QRDecoder:
                 return found, "last location", self._last
         return [], "none", None
 
+    def _sharpened(self, gray, quad):
+        """The code straightened at twice its size, unsharp-masked (sigma 4, amount 2)."""
+        return _sharpen(self._rectified(gray, quad, 2), 4, 2)
+
+    def _zxing(self, gray):
+        """Payloads zxing-cpp reads in `gray`, and the box around them."""
+        if gray.size == 0:
+            return [], None
+        start = time.thread_time()
+        try:
+            results = zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormat.QRCode)
+        finally:
+            self.cpu["zxing"] += time.thread_time() - start
+        found = self._payloads(r.bytes for r in results)
+        if not found:
+            return [], None
+        corners = [(p.x, p.y) for r in results for p in (r.position.top_left, r.position.top_right,
+                                                           r.position.bottom_right, r.position.bottom_left)]
+        return found, self._box(corners)
+
     def _find(self, gray):
         """Corners of a code found by OpenCV's finder, or None."""
+        start = time.thread_time()
         try:
             ok, points = self._finder.detect(gray)
         except cv2.error:
             return None
+        finally:
+            self.cpu["finder"] += time.thread_time() - start
         if not ok or points is None:
             return None
         quad = points.reshape(-1, 4, 2)[0].astype(np.float32)
@@ -166,16 +241,20 @@ class QRDecoder:
             square = cv2.bitwise_not(square)
         return square
 
-    @staticmethod
-    def _symbols(gray):
+    def _symbols(self, gray):
         if gray.size == 0:
             return []
-        return pyzbar.decode(gray, symbols=QR)
+        start = time.thread_time()
+        try:
+            return pyzbar.decode(gray, symbols=QR)
+        finally:
+            self.cpu["zbar"] += time.thread_time() - start
 
     def _payloads(self, symbols) -> list[bytes]:
+        """The payloads (pyzbar symbols, or bytes) within max_payload, each once."""
         out = []
         for symbol in symbols:
-            data = symbol.data
+            data = symbol if isinstance(symbol, bytes) else symbol.data
             if len(data) <= self.max_payload and data not in out:
                 out.append(data)
         return out

@@ -19,6 +19,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 class ReplayCamera(FrameSource):
     """Frames from `path` (folder of images in name order, or a video file) at `fps`.
 
+    At `fps` > 0 it plays at real time, as a live camera: a read returns the newest frame
+    due, and the frames that fell due while the kiosk was decoding are skipped (counted in
+    :attr:`dropped`), never queued. At `fps` 0 every frame is returned, as fast as read.
     With `path=None` the camera yields only what :meth:`show` pushed, stamped with the
     kiosk's clock when read.
     """
@@ -33,6 +36,7 @@ class ReplayCamera(FrameSource):
         self._video = None
         self._index = 0
         self._started: float | None = None
+        self.dropped = 0
 
     @classmethod
     def from_settings(cls, settings, clock) -> "ReplayCamera":
@@ -40,6 +44,11 @@ class ReplayCamera(FrameSource):
                    settings["camera.replay_loop"])
 
     # -- controls for tests ------------------------------------------------------------
+    @property
+    def started(self) -> float | None:
+        """time.monotonic() at which frame 0 of a folder or video was due (None before open)."""
+        return self._started
+
     def show(self, image, frames: int = 1) -> None:
         """Put `image` (a numpy array) in front of the camera for `frames` reads."""
         self._pushed.put(image, frames)
@@ -79,6 +88,11 @@ class ReplayCamera(FrameSource):
                 return None
             if delay > 0:
                 time.sleep(delay)
+            # A live camera holds only its newest frame: skip what fell due while the
+            # caller was busy (a backlog would show the door what happened seconds ago).
+            newest = int((time.monotonic() - self._started) * self._fps)
+            if newest > self._index:
+                self._skip(newest - self._index)
         image = self._next_image()
         self._index += 1
         return Frame(image, self._clock.now())
@@ -86,6 +100,18 @@ class ReplayCamera(FrameSource):
     def _read_pushed(self, timeout: float) -> Frame | None:
         image = self._pushed.take(timeout)
         return None if image is None else Frame(image, self._clock.now())
+
+    def _skip(self, frames: int) -> None:
+        if self._frames is not None:
+            if not self._loop:
+                frames = min(frames, max(0, len(self._frames) - 1 - self._index))
+        else:
+            for n in range(frames):
+                if not self._video.grab():       # the end: the next read says so (or loops)
+                    frames = n
+                    break
+        self._index += frames
+        self.dropped += frames
 
     def _next_image(self):
         import cv2

@@ -108,7 +108,13 @@ SPEC = {
                           "The clock: status (synced, unsynced, unknown, behind), trusted, detail, now, floor"},
                 "parts": {"type": "object", "description": "Each part's typed state (kiosk/health.py)",
                           "propertyNames": {"enum": list(PARTS)},
-                          "additionalProperties": {"$ref": "#/components/schemas/PartHealth"}}}},
+                          "additionalProperties": {"$ref": "#/components/schemas/PartHealth"}},
+                "frames_decoded": {"type": "integer", "description": "Frames decoded since start."},
+                "cpu_seconds": {"type": "object", "additionalProperties": {"type": "number"},
+                                "description": "CPU seconds since start by stage of the camera thread (grab, gray, "
+                                               "zxing, finder, zbar, straighten, scan), by thread of the other "
+                                               "stages ('ble thread', 'store thread', 'web thread', ...) and "
+                                               "for the whole process."}}},
             "PartHealth": {"type": "object", "required": ["state", "cause", "detail"], "properties": {
                 "state": {"enum": [s.value for s in State]},
                 "cause": {"oneOf": [{"type": "null"}, {"enum": list(CAUSES)}]},
