@@ -151,7 +151,7 @@ def kiosk_loop(folder: Path, played, names, settings_dir: Path, key_path: Path):
     started = kiosk.camera.started
     total = played[-1][3] + len(played[-1][0]) + GAP
     deadline = time.monotonic() + total / FPS + 5
-    while not kiosk.camera_status.startswith("offline") and time.monotonic() < deadline:
+    while kiosk.camera_health.cause != "camera_offline" and time.monotonic() < deadline:
         time.sleep(0.05)
     dropped, decoded = kiosk.camera.dropped, kiosk.frames_decoded
     stream.close()

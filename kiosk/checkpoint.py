@@ -3,6 +3,10 @@
 camera thread: frame -> QR payloads -> once per presentation -> handle_scan
 BLE thread:    advertisement -> presence tracker
 handle_scan:   verify + presence + reuse -> policy -> signals, entry log, event bus, sync
+
+About 400 lines, over the house's ~300: the one class that builds the parts, runs the camera,
+BLE and housekeeping threads and holds the door's two sequences (a scan, an override). What it
+reports about itself lives in kiosk/checkup.py; the rules it applies, in kiosk/policy.py.
 """
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ import hmac
 import logging
 import os
 import secrets
-import shutil
 import threading
 import time
 from dataclasses import replace
@@ -19,13 +22,13 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from . import ble, camera, policy
+from . import ble, camera, checkup, policy
 from .ble.presence import PresenceTracker
 from .clock import BEHIND, ClockWatch, EntryStamps, SystemClock
 from .declarations import Verifier, sitepass
 from .events import EventBus
 from .exc import BackendUnavailable, CameraFault, OverrideRefused, StoreUnavailable
-from .health import Health, State, clock_health, disk_health, report_health, trust_list_health
+from .health import Health, State
 from .model import (ALLOW, DENY, MAX_TEXT, OVERRIDE_ACTIONS, OVERRIDE_REASONS, REVIEW, Decision, Entry, Scan,
                     final_decision, iso)
 from .signals import DoorSignals
@@ -38,7 +41,6 @@ JOIN_TIMEOUT = 5.0
 APPEND_TIMEOUT = 2.0             # seconds the door waits for the entry log before failing safe
 NOT_LOGGED = "not_logged"        # the reason shown when an entry could not be logged
 HOUSEKEEPING_INTERVAL = 60.0     # seconds
-BLE_QUIET_AFTER = 60.0           # seconds without any advertisement before Bluetooth counts as quiet
 
 
 def load_secret(path: Path) -> bytes:
@@ -379,145 +381,17 @@ class Kiosk:
         return "ok" if self.clock_watch.state().trusted else "unsynced"
 
     def parts(self) -> dict[str, Health]:
-        """Each part's typed state, by part name (health.PARTS order)."""
-        now = self.clock.now()
-        parts = {"camera": replace(self.camera_health, figures={"fps": round(self.camera_fps, 1)})
-                 if self.camera_health.ok else self.camera_health}
-        ble_status = self.scanner.status()
-        last = self.presence.last_heard
-        if ble_status == "starting":
-            parts["ble"] = Health("ble", State.DEGRADED, "ble_starting", ble_status)
-        elif ble_status != "ok":
-            parts["ble"] = Health("ble", State.DOWN, "ble_down", ble_status)
-        elif last is None or now - last > BLE_QUIET_AFTER:
-            parts["ble"] = Health("ble", State.DEGRADED, "ble_quiet",
-                                  f"no advertisement for {BLE_QUIET_AFTER:.0f} s")
-        else:
-            parts["ble"] = Health("ble", figures={"heard": self.presence.heard})
-        parts["sync"] = self._sync_health()
-        parts["log"] = self._log_health()
-        state, days = self.verifier.trust_state(now)
-        parts["trust_list"] = trust_list_health(state, days, len(self.verifier.trust))
-        parts["disk"] = disk_health(shutil.disk_usage(self.data_dir).free)
-        parts["clock"] = clock_health(self.clock_state())
-        parts["report"] = report_health(self._report_health())
-        return parts
-
-    def _sync_health(self) -> Health:
-        if self.sync is None:
-            return Health("sync", State.OK, "sync_off", "sync.url is empty: entries stay on this kiosk")
-        try:
-            backlog = self.log.backlog()
-        except StoreUnavailable:
-            backlog = None
-        figures = {"backlog": backlog, "last_success": self.sync.last_success, "refused": self.sync.refused}
-        if self.sync.last_error:
-            return Health("sync", State.DEGRADED, "sync_failing", self.sync.last_error, figures)
-        if self.sync.refused:
-            return Health("sync", State.DEGRADED, "sync_refused",
-                          f"{self.sync.refused} entries refused by the central", figures)
-        return Health("sync", State.OK, None, "ok", figures)
-
-    def _log_health(self) -> Health:
-        figures = {"held": len(self.log.hold), "not_logged": self.not_logged}
-        if self.log.error is not None:
-            return Health("log", State.DOWN, "log_unavailable", str(self.log.error), figures)
-        damage = list(self.log.damage)
-        if damage:
-            lost = sum(d.records_lost for d in damage)
-            return Health("log", State.DEGRADED, "log_damaged",
-                          f"recovered from damage: {lost} records lost, damaged files kept (log_damage)",
-                          {**figures, "lost": lost})
-        if self.not_logged:
-            return Health("log", State.DEGRADED, "log_not_logged",
-                          f"{self.not_logged} scans could not be logged", figures)
-        if self.log.hold:
-            return Health("log", State.DEGRADED, "log_held", f"{len(self.log.hold)} entries held in memory", figures)
-        return Health("log", State.OK, None, "ok", figures)
+        """Each part's typed state, by part name (health.PARTS order): kiosk.checkup.parts."""
+        return checkup.parts(self)
 
     def health(self) -> dict:
-        """The operator API's health document: the typed parts under "parts", and the
-        one-line fields older readers use."""
-        parts = self.parts()
-        try:
-            backlog = self.log.backlog()
-        except StoreUnavailable:
-            backlog = None
-        camera = parts["camera"]
-        log = parts["log"]
-        return {
-            "camera": ("ok" if camera.ok else "starting" if camera.cause == "camera_starting"
-                       else f"offline: {camera.detail}"),
-            "camera_fps": round(self.camera_fps, 1),
-            "ble": self.scanner.status(),
-            "ble_heard": self.presence.heard,
-            "log": ("ok" if log.cause in (None, "log_held", "log_not_logged") else
-                    f"unavailable: {log.detail}" if log.cause == "log_unavailable" else log.detail),
-            "log_damage": [d.to_json() for d in list(self.log.damage)],
-            "log_held": len(self.log.hold),
-            "not_logged": self.not_logged,
-            "sync": {"enabled": self.sync is not None, "backlog": backlog,
-                     "last_success": self.sync.last_success if self.sync else None,
-                     "error": self.sync.last_error if self.sync else None,
-                     "refused": self.sync.refused if self.sync else 0},
-            "disk_free_mb": parts["disk"].figures["mb"],
-            "trust_list": parts["trust_list"].detail,
-            "clock": self.clock_health(),
-            "door": self.signals.door,
-            "scans": self.scans,
-            "report": self._report_health(),
-            "parts": {name: h.to_json() for name, h in parts.items()},
-            "frames_decoded": self.frames_decoded,
-            "cpu_seconds": self.cpu_seconds(),
-        }
+        """The operator API's health document (kiosk.checkup.document)."""
+        return checkup.document(self)
 
     def sync_status(self) -> dict:
-        """What the central's kiosk page shows of this kiosk: version, entries not yet at the
-        central (the sync worker leaves out the batch it sends), and its parts in a line
-        ("camera ok · ble ble_quiet · log ok · clock ok": a part's cause code, or its state)."""
-        from . import __version__
-
-        try:
-            backlog = self.log.backlog()
-        except StoreUnavailable:
-            backlog = None
-        parts = self.parts()
-        status = {"version": __version__,
-                  "health": " · ".join(f"{name} {h.cause or h.state.value}"
-                                       for name, h in parts.items() if name in ("camera", "ble", "log", "clock"))}
-        if backlog is not None:
-            status["backlog"] = backlog
-        return status
-
-    def _report_health(self) -> dict:
-        from .mail import who_sends
-
-        if self.reporter is None:
-            return {"by": who_sends(self.settings), "ok": True}
-        try:
-            return {"by": "kiosk", **self.reporter.status()}
-        except OSError as e:
-            return {"by": "kiosk", "ok": False, "state": "unknown", "error": str(e)}
-
-
-    # Threads by the stage of the door they serve (their names are set where they start).
-    STAGES = {"camera": "camera", "camera-grabber": "grab", "ble": "ble", "entry-log": "store", "web": "web",
-              "form": "web", "sync": "sync", "housekeeping": "store"}
+        """What a sync batch tells the central of this kiosk (kiosk.checkup.sync_status)."""
+        return checkup.sync_status(self)
 
     def cpu_seconds(self) -> dict:
-        """CPU seconds used since start: by step of the camera thread (grab, gray, zbar,
-        zxing, finder, straighten, scan), by the threads of the other stages (ble, store,
-        web with waitress's workers, sync), and by the whole process."""
-        out = {stage: round(seconds, 3) for stage, seconds in self.decoder.cpu.items()}
-        for thread in threading.enumerate():
-            stage = "web" if thread.name.startswith("waitress-") else self.STAGES.get(thread.name)
-            if stage is None or thread.ident is None:
-                continue
-            try:
-                seconds = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
-            except (OSError, ProcessLookupError):      # the thread ended meanwhile
-                continue
-            key = f"{stage} thread"
-            out[key] = round(out.get(key, 0.0) + seconds, 3)
-        out["process"] = round(time.process_time(), 3)
-        return out
+        """CPU seconds since start by stage (kiosk.checkup.cpu_seconds)."""
+        return checkup.cpu_seconds(self)

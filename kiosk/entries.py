@@ -2,6 +2,9 @@
 their local-day date rules, the decision as finally taken, Excel-safe CSV and the daily report.
 
 Pure: entries (their JSON form, Entry.to_json) and a time zone in, values out.
+
+Over the house's ~300 lines: the filters, the CSV and the report are the one definition of
+what an entry means to a reader; kiosk and central must not drift apart.
 """
 from __future__ import annotations
 

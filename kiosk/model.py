@@ -1,6 +1,9 @@
 """The domain records that travel between the kiosk's parts.
 
 Frozen dataclasses with plain-JSON forms. Nothing here touches a device, a file or the clock.
+
+Over the house's ~300 lines: the records, and the one check of an entry's JSON shape that
+the kiosk and the central share (entry_problem), which must sit beside what it checks.
 """
 from __future__ import annotations
 

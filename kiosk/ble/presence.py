@@ -21,6 +21,9 @@ The rules (docs/ble.md has the reasoning and the sources of every number):
 
 Memory is bounded: RSSI is kept per second (sum, count) for HISTORY seconds per lineage,
 and beacons unheard for longer than that are forgotten.
+
+Over the house's ~300 lines: the lineage rules above are one judgement, each step tied to
+the numbers in docs/ble.md; split, they would be read apart from their reasons.
 """
 from __future__ import annotations
 

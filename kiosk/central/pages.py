@@ -3,6 +3,9 @@
 Server-rendered (Jinja), no script and no asset from elsewhere; a login with an operator
 token opens a session cookie; every form carries a CSRF token; an operator sees only the
 sites of their credential (db.allowed_sites).
+
+Over the house's ~300 lines: the login, the session and CSRF, and four pages with their
+server-drawn chart; the data access is kept to a few small functions at the top.
 """
 from __future__ import annotations
 

@@ -27,6 +27,9 @@ torn tail (a power cut mid-append) and is cut off. A bad line before it is corru
 file is copied aside (never truncated), every record that reads before and after it is
 replayed, the damage is logged at ERROR with its byte offset and kept in `damage`, and the
 recovered state is written at once as the next generation.
+
+Over the house's ~300 lines: the journal's format, its recovery (torn tail, damage, CRC,
+shapes) and the generations are one contract with the disk, read and changed together.
 """
 from __future__ import annotations
 

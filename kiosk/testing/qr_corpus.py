@@ -5,7 +5,11 @@ small and far, or put off centre, with a fixed seed so runs compare. The door's 
 too: phones held at a steep keystone angle in both axes (through a real camera's focal
 length), codes at the frame's edge, a notch or status bar over the code's margin, a screen
 turned too dim, a pass next to a printed menu's code; and clips() of whole presentations at
-30 fps (the phone approaches, shakes, settles)."""
+30 fps (the phone approaches, shakes, settles).
+
+Over the house's ~300 lines: one generator per category, each short; test code, never
+imported by the kiosk.
+"""
 from __future__ import annotations
 
 import random

@@ -1,6 +1,10 @@
 """The guard's touchscreen: the latest decision, recent entries, today's counts, health, and
 the guard's overrides; live over server-sent events. Served to the kiosk's own browser only
-(loopback) unless `web.guard_from_lan` says otherwise."""
+(loopback) unless `web.guard_from_lan` says otherwise.
+
+Over the house's ~300 lines: the page, the event stream, the health strip's words and the
+override's two steps (open the dialog, apply) share the guard's catalogue and checks.
+"""
 from __future__ import annotations
 
 import hashlib
