@@ -6,9 +6,10 @@ Pure: the composition root measures, these functions classify. Each state has a 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["CAUSES", "Health", "MIN_FREE_MB", "PARTS", "State", "clock_health", "disk_health", "report_health",
            "trust_list_health"]

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 ALLOW, DENY, REVIEW = "allow", "deny", "review"
 OUTCOMES = (ALLOW, DENY, REVIEW)
@@ -52,7 +53,7 @@ class Advertisement:
                 "rssi": self.rssi, "raw": self.raw.hex()}
 
     @classmethod
-    def from_json(cls, d: Mapping) -> "Advertisement":
+    def from_json(cls, d: Mapping) -> Advertisement:
         return cls(addr=str(d["addr"]), rssi=int(d["rssi"]), t=float(d["t"]),
                    raw=bytes.fromhex(d["raw"]), addr_type=str(d.get("addr_type", "random")))
 
@@ -128,7 +129,7 @@ class Entry:
         return d
 
     @classmethod
-    def from_json(cls, d: Mapping) -> "Entry":
+    def from_json(cls, d: Mapping) -> Entry:
         return cls(id=d["id"], site=d["site"], kiosk=d["kiosk"], t=parse_iso(d["time"]),
                    direction=d["direction"], declaration=d["declaration"],
                    fingerprint=d["fingerprint"], ble=d["ble"], decision=d["decision"],
@@ -308,7 +309,7 @@ _ENTRY_FIELDS = {
 
 def iso(t: float) -> str:
     """UNIX seconds as an ISO-8601 UTC string with milliseconds (sorts as text)."""
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def parse_iso(s: str) -> float:

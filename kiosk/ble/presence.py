@@ -49,14 +49,15 @@ JUNCTION = 3.0         # s of the new identity's first sightings (3 packets at 1
 TAIL_PACKETS = 5       # the old identity's level: its last JUNCTION s, at least this many packets
 # Duty cycle: a silence longer than PAUSE ends a burst. Android's slowest advertising mode
 # sends one packet a second (ADVERTISE_MODE_LOW_POWER), so PAUSE is five lost packets in a
-# row (0.2% of bursts at 30% loss), and well under Bluezone's 15 s pause. Bluezone pauses 15 s between 15 s bursts, timed by exact alarms
-# (setExactAndAllowWhileIdle), which fire late but never early: a new identity first heard
-# sooner into a pause than the shortest pause its lineage has shown, by more than
-# CYCLE_EARLY (lost packets at a burst's edges make a measured pause look longer), is
-# another phone. Likewise a burst does not run past its usual length: a new identity first
-# heard just after the old one's burst should have ended, by more than CYCLE_LATE, comes
-# while that phone is paused (the lineage's longest burst, measured from heard packets, is
-# short of the true one by the packets lost at its edges: two or three at 30% loss).
+# row (0.2% of bursts at 30% loss), and well under Bluezone's 15 s pause. Bluezone pauses 15 s
+# between 15 s bursts, timed by exact alarms (setExactAndAllowWhileIdle), which fire late but
+# never early: a new identity first heard sooner into a pause than the shortest pause its
+# lineage has shown, by more than CYCLE_EARLY (lost packets at a burst's edges make a measured
+# pause look longer), is another phone. Likewise a burst does not run past its usual length:
+# a new identity first heard just after the old one's burst should have ended, by more than
+# CYCLE_LATE, comes while that phone is paused (the lineage's longest burst, measured from
+# heard packets, is short of the true one by the packets lost at its edges: two or three at
+# 30% loss).
 PAUSE = 6.0
 CYCLE_EARLY = 3.0
 CYCLE_LATE = 3.0
@@ -105,7 +106,7 @@ class _Lineage:
         else:
             self.bursts.append([t, t])
 
-    def absorb(self, other: "_Lineage") -> None:
+    def absorb(self, other: _Lineage) -> None:
         """Take over the sightings of `other`, a newer identity of the same phone."""
         for second, total, count in other.seconds:
             if self.seconds and self.seconds[-1][0] == second:
@@ -113,7 +114,7 @@ class _Lineage:
                 self.seconds[-1][2] += count
             else:
                 self.seconds.append([second, total, count])
-        if any(a[0] > b[0] for a, b in zip(self.seconds, itertools.islice(self.seconds, 1, None))):
+        if any(a[0] > b[0] for a, b in itertools.pairwise(self.seconds)):
             self.seconds = deque(sorted(self.seconds))
         for start, end in other.bursts:
             if self.bursts and start - self.bursts[-1][1] <= PAUSE:
@@ -124,7 +125,7 @@ class _Lineage:
 
     def shortest_pause(self) -> float | None:
         """The shortest silence between two bursts seen in this lineage (s), if any."""
-        pauses = [b[0] - a[1] for a, b in zip(self.bursts, itertools.islice(self.bursts, 1, None))]
+        pauses = [b[0] - a[1] for a, b in itertools.pairwise(self.bursts)]
         return min(pauses) if pauses else None
 
     def burst_should_end(self) -> float | None:
@@ -149,7 +150,7 @@ class _Beacon:
     sightings: deque = field(default_factory=deque)   # (t, rssi) within the look-back window
     head: list = field(default_factory=list)          # rssi of the first JUNCTION seconds
     settled: bool = False                             # its lineage is decided
-    successor: "_Beacon | None" = None                # the newer identity that took over its lineage
+    successor: _Beacon | None = None                # the newer identity that took over its lineage
     joined: dict | None = None                        # why it continues an older identity
 
     @property
@@ -158,7 +159,7 @@ class _Beacon:
 
     def interval(self, gaps_needed: int) -> float | None:
         """Shortest gap between packets within a burst (s), once `gaps_needed` are seen."""
-        gaps = [b[0] - a[0] for a, b in zip(self.sightings, itertools.islice(self.sightings, 1, None))]
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(self.sightings)]
         gaps = [g for g in gaps if MIN_GAP <= g <= PAUSE]
         return min(gaps) if len(gaps) >= gaps_needed else None
 
@@ -184,7 +185,7 @@ class PresenceTracker:
         self._swept = float("-inf")
 
     @classmethod
-    def from_settings(cls, settings) -> "PresenceTracker":
+    def from_settings(cls, settings) -> PresenceTracker:
         return cls(tuple(settings["ble.required_families"]), settings["ble.window"],
                    settings["ble.rssi_near"], settings["ble.arrival_window"], settings["ble.rise_db"])
 

@@ -6,8 +6,8 @@ r||s, not DER), PS256 (RSA-PSS, SHA-256, 32-byte salt) and EdDSA (Ed25519).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import cbor2
 from cryptography.exceptions import InvalidSignature

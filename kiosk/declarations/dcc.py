@@ -14,10 +14,11 @@ from __future__ import annotations
 import base64
 import zlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import base45
 import cbor2
+
 from ..model import EXPIRED, INVALID, LATEST, REVIEW_STATUS, VALID, Declaration
 from . import cose, dccschema
 from .trust import Signer, TrustList
@@ -49,7 +50,7 @@ class CertificateRules:
     trust_max_age: float = 7 * 86400.0
 
     @classmethod
-    def from_settings(cls, settings) -> "CertificateRules":
+    def from_settings(cls, settings) -> CertificateRules:
         return cls(settings["dcc.vaccination_min_days"], settings["dcc.pcr_max_hours"],
                    settings["dcc.rat_max_hours"], settings["dcc.recovery_max_days"],
                    settings["dcc.trust_max_age_days"] * 86400.0)
@@ -77,7 +78,7 @@ class Inspection:
     schema_errors: list[str] | None = None
     reasons: list[str] = field(default_factory=list)
 
-    def fail(self, reason: str) -> "Inspection":
+    def fail(self, reason: str) -> Inspection:
         self.reasons.append(reason)
         return self
 
@@ -96,7 +97,7 @@ def _plain(obj):
     """cbor2 6 gives frozendicts, tuples and (for tagged dates) datetimes: make JSON-like
     data, dates as the ISO text the schema uses."""
     if isinstance(obj, datetime):
-        text = obj.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        text = obj.astimezone(UTC).isoformat().replace("+00:00", "Z")
         return text
     if isinstance(obj, date):
         return obj.isoformat()
@@ -207,7 +208,7 @@ def _day(value: str) -> float:
     """A DCC date or date-time (ISO 8601) as UNIX seconds (dates at 00:00 UTC)."""
     value = str(value)
     if len(value) == 10:
-        return datetime.combine(date.fromisoformat(value), datetime.min.time(), timezone.utc).timestamp()
+        return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC).timestamp()
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import gc
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tinydb import where
 
@@ -171,7 +171,7 @@ class EntryLog(ReadPath):
             groups.setdefault(day_of(doc["time"]), []).append(doc)
         for day, group in groups.items():
             self.days.unsyncing(day)
-            for doc, doc_id in zip(group, self.days.entries(day).insert_multiple(group)):
+            for doc, doc_id in zip(group, self.days.entries(day).insert_multiple(group), strict=True):
                 if doc.get("synced_at") is None:
                     self.outbox.add(doc["id"], doc_id)
             self.hold.remove(d["id"] for d in group if d["id"] in self.hold)
@@ -282,7 +282,7 @@ class EntryLog(ReadPath):
             groups.setdefault(day_of(doc["time"]), []).append(doc)
         for day, group in groups.items():
             self.days.unsyncing(day)
-            for doc, doc_id in zip(group, self.days.entries(day).insert_multiple(group)):
+            for doc, doc_id in zip(group, self.days.entries(day).insert_multiple(group), strict=True):
                 self._index(doc, doc_id)
             self.days.close_idle()
 

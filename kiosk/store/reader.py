@@ -22,9 +22,9 @@ import logging
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import orjson
 
@@ -163,8 +163,8 @@ class ReadPath:
         """
         local = datetime.fromtimestamp(now, tz)
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        since = iso(midnight.astimezone(timezone.utc).timestamp())
-        until = iso((midnight + timedelta(days=1)).astimezone(timezone.utc).timestamp())
+        since = iso(midnight.astimezone(UTC).timestamp())
+        until = iso((midnight + timedelta(days=1)).astimezone(UTC).timestamp())
         counts = totals([d for d in self._views(since, until) if since <= d["time"] < until])
         return {k: counts[k] for k in ("entries", "allow", "deny", "review")}
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import logging
 import os
 import re
@@ -172,7 +173,7 @@ def _salvage(line: bytes) -> tuple[list[dict], int, bool]:
     by a byte that became a newline, or a record whose beginning was hit."""
     cuts = [0] + [m.start() for m in _RECORD_START.finditer(line, 1)] + [len(line)]
     records, starts, unread = [], 0, False
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         piece = line[a:b]
         record = decode_record(piece)
         if record is None and len(piece) > 1:

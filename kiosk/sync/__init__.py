@@ -49,7 +49,7 @@ class SyncWorker:
         self.refused = 0          # entries the central refused for good (set aside, logged)
 
     @classmethod
-    def from_settings(cls, settings, entry_log, clock) -> "SyncWorker | None":
+    def from_settings(cls, settings, entry_log, clock) -> SyncWorker | None:
         if not settings["sync.url"]:
             return None
         return cls(entry_log, settings["sync.url"], settings["sync.token"], settings["kiosk.id"],
