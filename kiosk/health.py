@@ -84,6 +84,8 @@ def trust_list_health(state: str, days: float | None, signers: int) -> Health:
     if state == "none":
         # No list: every EU DCC is refused as of an unknown signer.
         return Health("trust_list", State.DOWN, "trust_none", "none: DCCs cannot be verified (kiosk trust update)")
+    # A list exists from here on, so it has an age.
+    assert days is not None
     if state == "old":
         # Too old: EU DCCs still verify but go to review.
         return Health("trust_list", State.DEGRADED, "trust_old", f"out of date: {days:.0f} days old",

@@ -117,7 +117,7 @@ class Entry:
     clock_unsynced: bool = False     # stamped while the kiosk's clock was not trusted (clock.py)
 
     def to_json(self) -> dict:
-        d = {"id": self.id, "site": self.site, "kiosk": self.kiosk, "time": iso(self.t),
+        d: dict[str, Any] = {"id": self.id, "site": self.site, "kiosk": self.kiosk, "time": iso(self.t),
              "direction": self.direction, "declaration": dict(self.declaration),
              "fingerprint": self.fingerprint, "ble": dict(self.ble),
              "decision": self.decision, "reasons": list(self.reasons),

@@ -28,6 +28,7 @@ import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..model import CONFIRMED, LIKELY, NOT_DETECTED, Advertisement, Presence
 from . import advertising, families
@@ -235,13 +236,16 @@ class PresenceTracker:
         gap = new.first - old.last[0]
         if gap < 0 or gap > self.window:              # heard together: two phones
             return None
-        shown = {"gap_s": round(gap, 1)}
+        shown: dict[str, float | list[int]] = {"gap_s": round(gap, 1)}
         if new.beacon_id and new.beacon_id == old.beacon_id:
             return {"joined_by": ["same_id"], **shown}
         tail = [r for ts, r in old.sightings if ts >= old.last[0] - JUNCTION]
         if len(tail) < TAIL_PACKETS:
             tail = [r for ts, r in itertools.islice(old.sightings, max(0, len(old.sightings) - TAIL_PACKETS), None)]
-        level_db = _median(new.head) - _median(tail)
+        new_level, old_level = _median(new.head), _median(tail)
+        # Both are heard: `new` was heard for JUNCTION s before it settles, `old` has a last sighting.
+        assert new_level is not None and old_level is not None
+        level_db = new_level - old_level
         if abs(level_db) > ROTATION_DB:
             return None
         by = ["family", "level"]
@@ -276,10 +280,11 @@ class PresenceTracker:
 
     def _best_predecessor(self, new: _Beacon) -> tuple[_Beacon | None, dict | None]:
         """The older identity `new` most likely continues, with the evidence; (None, None)."""
-        best = best_evidence = None
+        best: _Beacon | None = None
+        best_evidence: dict | None = None
         for old in self._beacons.values():
             evidence = self._evidence(new, old)
-            if evidence is not None and (best is None or self._rank(evidence) > self._rank(best_evidence)):
+            if evidence is not None and (best_evidence is None or self._rank(evidence) > self._rank(best_evidence)):
                 best, best_evidence = old, evidence
         return best, best_evidence
 
@@ -301,11 +306,12 @@ class PresenceTracker:
         """Undo the join of `old`'s successor: both are heard, so they are two phones. The
         successor and the identities that continued it get a lineage of their own."""
         new, old.successor = old.successor, None
+        assert new is not None                        # only a beacon with a successor is split
         new.joined = None
         shared = new.lineage
         lineage = _Lineage(next(self._lineage_ids), first_seen=new.first)
         moved = []
-        beacon = new
+        beacon: _Beacon | None = new
         while beacon is not None and beacon.lineage is shared:
             moved.append(beacon)
             beacon.lineage = lineage
@@ -350,7 +356,8 @@ class PresenceTracker:
             rssi = self._rssi(beacon, t)
             if rssi is None or rssi < self.rssi_near:
                 continue
-            chain, lineage, current = [], beacon.lineage, beacon
+            chain: list[tuple[_Beacon, dict]] = []
+            lineage, current = beacon.lineage, beacon
             link = links.get(id(beacon))
             while link is not None and len(chain) < SHOWN_IDENTITIES:   # not yet settled
                 old, evidence = link
@@ -415,7 +422,7 @@ class PresenceTracker:
 
     def strongest(self, t: float, n: int = 5) -> list[dict]:
         """The n strongest beacons of any app family heard around t (for calibration)."""
-        rows = []
+        rows: list[dict[str, Any]] = []
         with self._lock:
             for (addr, family, _), beacon in self._beacons.items():
                 rssi = self._rssi(beacon, t)

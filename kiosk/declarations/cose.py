@@ -122,7 +122,7 @@ def sign1(claims: dict, private_key, kid: bytes | None, unprotected_kid: bytes |
         alg = EDDSA
     else:
         raise TypeError("unsupported signing key")
-    header = {ALG: alg}
+    header: dict[int, int | bytes] = {ALG: alg}
     if kid is not None:
         header[KID] = kid
     protected = cbor2.dumps(header)

@@ -15,6 +15,7 @@ import base64
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import base45
 import cbor2
@@ -22,6 +23,9 @@ import cbor2
 from ..model import EXPIRED, INVALID, LATEST, REVIEW_STATUS, VALID, Declaration
 from . import cose, dccschema
 from .trust import Signer, TrustList
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13; read by mypy only
 
 PREFIX = "HC1:"
 FORMAT = "eu-dcc"
@@ -134,7 +138,7 @@ def inspect(text: str, trust: TrustList, at: float) -> Inspection:
         r.cose = False
         return r.fail("malformed_cose")
     r.cose = True
-    r.kid, r.alg = msg.kid, cose.ALG_NAMES.get(msg.alg)
+    r.kid, r.alg = msg.kid, cose.ALG_NAMES.get(msg.alg) if msg.alg is not None else None
     try:
         claims = cbor2.loads(msg.payload)
         hcert = claims[CLAIM_HCERT][1]
@@ -186,7 +190,7 @@ def _within_certificate(signer: Signer, claims: dict) -> bool:
 
 
 # Times outside years 1970..9999 cannot be shown or stored: a hostile code's, not an issuer's.
-def _sane_time(t) -> bool:
+def _sane_time(t: object) -> TypeIs[int | float]:
     return isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= LATEST
 
 
@@ -263,10 +267,12 @@ def holder(hcert: dict | None) -> tuple[str | None, str | None]:
 def verify(text: str, trust: TrustList, at: float,
            rules: CertificateRules = CertificateRules()) -> tuple[Declaration, Inspection]:
     r = inspect(text, trust, at)
-    details = {"kind": TYPE_NAMES.get(r.cert_type), "alg": r.alg,
+    details = {"kind": TYPE_NAMES.get(r.cert_type) if r.cert_type is not None else None, "alg": r.alg,
                "kid": base64.b64encode(r.kid).decode() if r.kid else None}
     if not r.signature:
         return Declaration(FORMAT, INVALID, tuple(r.reasons), details=details), r
+    # A signature is checked only once the claims were decoded.
+    assert r.claims is not None and r.hcert is not None
     name, dob = holder(r.hcert)
     details["dob"] = dob
     expires = r.claims.get(CLAIM_EXP)

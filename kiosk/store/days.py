@@ -252,7 +252,7 @@ class Outbox:
 
     def head(self, n: int) -> list[str]:
         """The first `n` ids, oldest first."""
-        out = []
+        out: list[str] = []
         for entry_id in self.ids:
             if len(out) >= n:
                 break

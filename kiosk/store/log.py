@@ -126,10 +126,15 @@ class EntryLog(ReadPath):
         if self._declarations is not None:
             self._declarations.db.close()
 
+    def _opened_declarations(self) -> Declarations:
+        """The declarations of the kiosk's form, opened on the writer thread at start."""
+        assert self._declarations is not None, "the entry log is not open"
+        return self._declarations
+
     def _compact_due(self) -> None:
         """Snapshots are written while no request waits (scans come seconds apart), so an
         append at the door never waits for one."""
-        if self._declarations.db.storage.compact_if_due() and self._writer.busy:
+        if self._opened_declarations().db.storage.compact_if_due() and self._writer.busy:
             return
         self.days.compact_due(lambda: self._writer.busy)
 
@@ -393,16 +398,16 @@ class EntryLog(ReadPath):
         removed, lost = self.days.purge(now, self.retention_days, self.unsynced_max_days)
         for entry_id in lost:
             self.outbox.discard(entry_id)
-        self._declarations.purge(iso(now - self.retention_days * DAY_SECONDS))
+        self._opened_declarations().purge(iso(now - self.retention_days * DAY_SECONDS))
         return removed
 
     # -- health declarations filled in on the kiosk's form ---------------------------------
     @on_writer
     def add_declaration(self, record: dict) -> None:
         """Keep a declaration (id, time, name, id_hash, flags, contact details) durably."""
-        self._declarations.add(record)
+        self._opened_declarations().add(record)
 
     @on_writer
     def find_declaration(self, id_hash: str, since: str) -> dict | None:
         """The latest declaration for this keyed ID hash made at or after `since` (ISO UTC)."""
-        return self._declarations.find(id_hash, since)
+        return self._opened_declarations().find(id_hash, since)
