@@ -9,16 +9,22 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := libzbar0 libglib2.0-dev build-essential pkg-config python3-venv systemd chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-fast bench check-arm64 system-packages clean
+.PHONY: demo lint test test-fast bench check-arm64 system-packages clean
 
 demo: $(VENV)/.installed
 	$(BIN)/kiosk demo
 
-test: $(VENV)/.installed
+# Lint and types first, so CI (which runs `make test`) fails on them before the long tests.
+# ruff.toml and setup.cfg ([mypy]) hold the configuration.
+lint: $(VENV)/.installed
+	$(BIN)/ruff check kiosk tests bench
+	$(BIN)/mypy kiosk
+
+test: lint
 	$(BIN)/python -m pytest
 
 # The loop while working: everything but the tests marked slow (pytest.ini says which and why).
-test-fast: $(VENV)/.installed
+test-fast: lint
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(VENV)/.installed

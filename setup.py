@@ -49,8 +49,10 @@ setup(
         # Browser tests drive Debian's chromium through Playwright (no browser download);
         # jsonschema validates API responses against the OpenAPI document. aiosmtpd: a real SMTP
         # server on loopback (STARTTLS, AUTH) that the daily report's mail tests send to.
+        # ruff and mypy run in `make test` before pytest; pinned below the next minor release because
+        # new releases add rules and checks that would fail CI on unchanged code.
         "test": ["pytest>=7.4", "hypothesis>=6.80", "playwright>=1.40", "jsonschema>=4.18", "psycopg[binary]>=3.1",
-                 "aiosmtpd>=1.4.6"],
+                 "aiosmtpd>=1.4.6", "ruff>=0.17,<0.18", "mypy>=2.4,<2.5"],
         # The central on PostgreSQL in production.
         "postgres": ["psycopg[binary]>=3.1"],
     },

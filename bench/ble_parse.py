@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import subprocess
-import tempfile
 import platform
 import random
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 
 from kiosk.ble import advertising, families

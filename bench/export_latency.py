@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import store as store_bench  # bench/store.py beside this file: the same entries and history
@@ -63,7 +63,7 @@ class CsvExport(threading.Thread):
             docs = self.log.entries()
             finished = True
             try:
-                def rows():
+                def rows(docs):
                     nonlocal paused, finished
                     for d in docs:
                         if not self.go.is_set():
@@ -74,8 +74,8 @@ class CsvExport(threading.Thread):
                             finished = False
                             return
                         self.rows += 1
-                        yield csv_row(d, timezone.utc)
-                for _ in csv_chunks(rows(), CSV_COLUMNS):
+                        yield csv_row(d, UTC)
+                for _ in csv_chunks(rows(docs), CSV_COLUMNS):
                     pass                                    # the socket's place
             finally:
                 docs.close()

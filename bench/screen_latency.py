@@ -46,8 +46,9 @@ def main():
 
     to_screen, to_log = [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu",
-                                                                    "--disable-background-networking", "--no-first-run"])
+        browser = p.chromium.launch(executable_path=chromium,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                          "--no-first-run"])
         page = browser.new_page(viewport={"width": 800, "height": 480})
         page.goto(kiosk.web_url + "/")
         page.wait_for_function("window.kioskReady === true")

@@ -24,7 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import orjson
@@ -155,13 +155,13 @@ def open_and_query(folder: Path, now: float) -> dict:
     today = log.query(since=midnight, limit=10**7)
     queried = time.perf_counter() - t0
     t0 = time.perf_counter()
-    counts = log.today_counts(now, timezone.utc)
+    counts = log.today_counts(now, UTC)
     counted = time.perf_counter() - t0
     backlog = log.backlog()
     rss = rss_mb()
     log.stop()
-    return {"first_open": first_open, "open": opened, "today": len(today), "query": queried, "counts": counts["entries"],
-            "count_s": counted, "backlog": backlog, "rss_growth_mb": rss - rss0}
+    return {"first_open": first_open, "open": opened, "today": len(today), "query": queried,
+            "counts": counts["entries"], "count_s": counted, "backlog": backlog, "rss_growth_mb": rss - rss0}
 
 
 def main():

@@ -24,14 +24,13 @@ from pathlib import Path
 
 import requests
 from sqlalchemy import func, select
+from store import entry  # bench/store.py (beside this script): the same entries
 
 from kiosk.central import db as central_db
 from kiosk.clock import SystemClock
 from kiosk.store import EntryLog
 from kiosk.sync import SyncWorker
 from kiosk.testing.pgcluster import PostgresMissing, free_port, private_postgres
-
-from store import entry  # bench/store.py (beside this script): the same entries
 
 TOKEN = "bench-kiosk-token"
 
@@ -54,7 +53,8 @@ def central(url: str, folder: Path):
         except requests.ConnectionError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError(f"the central did not start: {(folder / 'central.log').read_text()[-500:]}")
+                log = (folder / "central.log").read_text()[-500:]
+                raise RuntimeError(f"the central did not start: {log}") from None
             time.sleep(0.1)
 
 

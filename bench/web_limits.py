@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-
 BIG = 50 * 2**20
 PIECE = b"a" * 2**16
 TIMEOUT = 30.0
@@ -137,7 +136,8 @@ def main():
     streams_n = 50 if args.quick else args.streams
     folder = tempfile.mkdtemp()
     child = subprocess.Popen([sys.executable, __file__, "--serve", folder], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                             stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     web, form = child.stdout.readline().split()
     auth = {"Authorization": f"Bearer {TOKEN}"}
     print(f"# {platform.machine()}, Python {platform.python_version()}, kiosk in its own process (pid {child.pid})")

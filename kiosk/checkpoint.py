@@ -29,8 +29,19 @@ from .declarations import Verifier, sitepass
 from .events import EventBus
 from .exc import BackendUnavailable, CameraFault, OverrideRefused, StoreUnavailable
 from .health import Health, State
-from .model import (ALLOW, DENY, MAX_TEXT, OVERRIDE_ACTIONS, OVERRIDE_REASONS, REVIEW, Decision, Entry, Scan,
-                    final_decision, iso)
+from .model import (
+    ALLOW,
+    DENY,
+    MAX_TEXT,
+    OVERRIDE_ACTIONS,
+    OVERRIDE_REASONS,
+    REVIEW,
+    Decision,
+    Entry,
+    Scan,
+    final_decision,
+    iso,
+)
 from .signals import DoorSignals
 from .store import EntryLog
 from .sync import SyncWorker
@@ -165,7 +176,7 @@ class Kiosk:
             dead.append("entry-log")
         return dead
 
-    def __enter__(self) -> "Kiosk":
+    def __enter__(self) -> Kiosk:
         self.start()
         return self
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .exc import ConfigError
 
@@ -65,7 +66,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ble.replay_period", 0.0, "replay: seconds after which the capture starts again (0 = play once)."),
     Setting("ble.window", 30.0, "Seconds of look-back for beacons at a scan (Bluezone advertises 15 s on, 15 s off)."),
     Setting("ble.rssi_near", -75, "Smoothed RSSI (dBm) at or above which a beacon counts as at the door."),
-    Setting("ble.arrival_window", 180.0, "Seconds since a phone first appeared within which it counts as the visitor's."),
+    Setting("ble.arrival_window", 180.0, "Seconds since a phone first appeared "
+            "within which it counts as the visitor's."),
     Setting("ble.rise_db", 10.0, "dB a phone already around must rise over its usual level to count as the visitor's."),
     Setting("ble.silence_restart", 60.0, "bluepy: seconds without any advertisement before the helper is restarted."),
     Setting("ble.required_families", ["bluezone", "gaen"], "App families that count as the required app."),
@@ -73,18 +75,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("policy.no_app", "review", "Outcome when no required app is heard.", ("review", "warn", "deny")),
     Setting("policy.reuse_window", 600.0, "Seconds within which the same code shown again is flagged (at most a day; "
             "the entry log indexes the UTC days this reaches).", bounds=(0, 86400)),
-    Setting("policy.on_reuse", "review", "Outcome for a code shown again within the window.", ("review", "deny", "warn")),
-    Setting("policy.identity_with_declaration", "allow", "Outcome for a PC-Covid QR whose holder declared today with no risk answer.", ("allow", "review")),
+    Setting("policy.on_reuse", "review", "Outcome for a code shown again within the window.",
+            ("review", "deny", "warn")),
+    Setting("policy.identity_with_declaration", "allow", "Outcome for a PC-Covid QR whose holder declared today "
+            "with no risk answer.", ("allow", "review")),
 
     Setting("sitepass.public_keys", [], "PEM files of the site's pass-signing public keys."),
-    Setting("sitepass.signing_key", "", "PEM private key for issuing passes from the declaration form; empty = no form."),
+    Setting("sitepass.signing_key", "", "PEM private key for issuing passes from the declaration form; "
+            "empty = no form."),
     Setting("sitepass.valid_hours", 24.0, "How long a pass from the declaration form is valid."),
     Setting("form.host", "0.0.0.0", "Address of the visitors' declaration form (on the LAN, for phones)."),
     Setting("form.port", 8081, "Port of the visitors' declaration form."),
     Setting("form.idle_timeout", 5, "Seconds an idle connection to the form stays open (phones on the LAN).",
             bounds=(1, 3600)),
 
-    Setting("dcc.trust_list", "", "EU DCC signer certificates (`kiosk trust update` writes it); empty = data_dir/trust-list.json."),
+    Setting("dcc.trust_list", "", "EU DCC signer certificates (`kiosk trust update` writes it); "
+            "empty = data_dir/trust-list.json."),
     Setting("dcc.trust_max_age_days", 7.0, "A trust list older than this sends every DCC to review."),
     Setting("dcc.vaccination_min_days", 14, "Days after the last dose of a complete series before it counts."),
     Setting("dcc.pcr_max_hours", 72.0, "Hours a negative PCR (NAAT) test counts from sampling."),
@@ -112,7 +118,8 @@ SETTINGS: tuple[Setting, ...] = (
             "may override; the demo's choice is a PIN it prints)."),
     Setting("web.override_window", 120.0, "Seconds after a decision within which the guard may override it.",
             bounds=(10, 3600)),
-    Setting("web.guard_from_lan", False, "Serve the guard pages to other machines too (normally only the kiosk's own screen)."),
+    Setting("web.guard_from_lan", False, "Serve the guard pages to other machines too "
+            "(normally only the kiosk's own screen)."),
     Setting("web.rate_limit", 120, "Operator API requests per minute from one address."),
     Setting("web.operator_tokens", [], "SHA-256 hex digests of the operators' API tokens."),
     Setting("web.allowed_hosts", [], "Host names the guard pages answer to besides IP addresses and localhost "
@@ -131,12 +138,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync.batch_size", 100, "Entries per batch (at most 1000: the central sizes its body limit on it).",
             bounds=(1, 1000)),
     Setting("sync.max_backoff", 300.0, "Longest wait between attempts while the central is failing."),
-    Setting("sync.ca_bundle", "", "CA certificates (PEM) to verify the central's TLS certificate; empty = the system's."),
+    Setting("sync.ca_bundle", "", "CA certificates (PEM) to verify the central's TLS certificate; "
+            "empty = the system's."),
 
     Setting("store.retention_days", 28, "Days an entry is kept on the kiosk."),
     Setting("store.hold_mb", 16.0, "MB of entries held in memory while the disk takes no write (about 2,000 "
             "entries a MB); past it a scan is not logged and the door stays shut.", bounds=(0, 1024)),
-    Setting("store.unsynced_max_days", 90, "Days after which even an entry that never reached the central is purged (logged)."),
+    Setting("store.unsynced_max_days", 90, "Days after which even an entry that never reached the central "
+            "is purged (logged)."),
 
     Setting("report.to", [], "Addresses the daily report is emailed to; empty = no mail."),
     Setting("report.send_at", "14:00", "Local time (HH:MM) the daily report of the day before is sent."),
@@ -152,7 +161,8 @@ SETTINGS: tuple[Setting, ...] = (
             ("starttls", "tls", "none")),
     Setting("report.smtp_user", "", "User name at the mail server; empty = no login."),
     Setting("report.smtp_password_file", "", "File holding the mail server password (never the password itself)."),
-    Setting("report.smtp_ca_bundle", "", "CA certificates (PEM) to verify the mail server's certificate; empty = the system's."),
+    Setting("report.smtp_ca_bundle", "", "CA certificates (PEM) to verify the mail server's certificate; "
+            "empty = the system's."),
     Setting("report.when_synced", False, "Send from this kiosk even when it syncs to a central (which normally "
             "sends the site's report)."),
     Setting("clock.require_sync", False, "Count a clock whose NTP state nothing reports (no timedatectl: a container, "
@@ -187,7 +197,7 @@ class Settings(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._values)
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed; keys use '__' for '.' (camera__backend=...)."""
         return load(overrides={k.replace("__", "."): v for k, v in changes.items()}, base=self,
                     env={}, path=None)

@@ -77,12 +77,14 @@ def check_decoder(settings) -> Finding:
 def check_ble(settings, clock, seconds: float = 3.0) -> Finding:
     from .ble import open_source
     from .exc import KioskError
+    from .model import Advertisement
 
     try:
         source = open_source(settings, clock)
     except KioskError as e:
         return Finding("bluetooth", FAIL, str(e), "pip install 'kiosk[pi]' on the Pi")
-    heard, stop = [], threading.Event()
+    heard: list[Advertisement] = []
+    stop = threading.Event()
     thread = threading.Thread(target=source.run, args=(heard.append, stop), daemon=True)
     thread.start()
     stop.wait(seconds)

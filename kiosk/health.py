@@ -6,9 +6,10 @@ Pure: the composition root measures, these functions classify. Each state has a 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["CAUSES", "Health", "MIN_FREE_MB", "PARTS", "State", "clock_health", "disk_health", "report_health",
            "trust_list_health"]
@@ -83,6 +84,8 @@ def trust_list_health(state: str, days: float | None, signers: int) -> Health:
     if state == "none":
         # No list: every EU DCC is refused as of an unknown signer.
         return Health("trust_list", State.DOWN, "trust_none", "none: DCCs cannot be verified (kiosk trust update)")
+    # A list exists from here on, so it has an age.
+    assert days is not None
     if state == "old":
         # Too old: EU DCCs still verify but go to review.
         return Health("trust_list", State.DEGRADED, "trust_old", f"out of date: {days:.0f} days old",

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 ALLOW, DENY, REVIEW = "allow", "deny", "review"
 OUTCOMES = (ALLOW, DENY, REVIEW)
@@ -56,7 +57,7 @@ class Advertisement:
                 "rssi": self.rssi, "raw": self.raw.hex()}
 
     @classmethod
-    def from_json(cls, d: Mapping) -> "Advertisement":
+    def from_json(cls, d: Mapping) -> Advertisement:
         return cls(addr=str(d["addr"]), rssi=int(d["rssi"]), t=float(d["t"]),
                    raw=bytes.fromhex(d["raw"]), addr_type=str(d.get("addr_type", "random")))
 
@@ -123,7 +124,7 @@ class Entry:
     clock_unsynced: bool = False     # stamped while the kiosk's clock was not trusted (clock.py)
 
     def to_json(self) -> dict:
-        d = {"id": self.id, "site": self.site, "kiosk": self.kiosk, "time": iso(self.t),
+        d: dict[str, Any] = {"id": self.id, "site": self.site, "kiosk": self.kiosk, "time": iso(self.t),
              "direction": self.direction, "declaration": dict(self.declaration),
              "fingerprint": self.fingerprint, "ble": dict(self.ble),
              "decision": self.decision, "reasons": list(self.reasons),
@@ -135,7 +136,7 @@ class Entry:
         return d
 
     @classmethod
-    def from_json(cls, d: Mapping) -> "Entry":
+    def from_json(cls, d: Mapping) -> Entry:
         return cls(id=d["id"], site=d["site"], kiosk=d["kiosk"], t=parse_iso(d["time"]),
                    direction=d["direction"], declaration=d["declaration"],
                    fingerprint=d["fingerprint"], ble=d["ble"], decision=d["decision"],
@@ -315,7 +316,7 @@ _ENTRY_FIELDS = {
 
 def iso(t: float) -> str:
     """UNIX seconds as an ISO-8601 UTC string with milliseconds (sorts as text)."""
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def parse_iso(s: str) -> float:

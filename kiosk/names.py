@@ -28,4 +28,6 @@ def normalise(name: str) -> str:
 
 def same(a: str | None, b: str | None) -> bool:
     """Whether two written names are the same name; a missing name matches nothing."""
-    return bool(a and b) and normalise(a) == normalise(b)
+    if not a or not b:
+        return False
+    return normalise(a) == normalise(b)

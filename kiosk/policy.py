@@ -6,12 +6,24 @@ health declaration for an identity-only QR) live here too.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from . import names
-from .model import ALLOW, CONFIRMED, DENY, EXPIRED, INVALID, LIKELY, REVIEW, UNKNOWN, VALID
-from .model import Decision, Declaration, Presence
+from .model import (
+    ALLOW,
+    CONFIRMED,
+    DENY,
+    EXPIRED,
+    INVALID,
+    LIKELY,
+    REVIEW,
+    UNKNOWN,
+    VALID,
+    Decision,
+    Declaration,
+    Presence,
+)
 
 _RANK = {ALLOW: 0, REVIEW: 1, DENY: 2}
 # "warn" lets the visitor in and records the reason.
@@ -37,7 +49,7 @@ class Rules:
     direction: str = "in"            # in | out
 
     @classmethod
-    def from_settings(cls, settings) -> "Rules":
+    def from_settings(cls, settings) -> Rules:
         return cls(settings["policy.no_app"], settings["policy.reuse_window"], settings["policy.on_reuse"],
                    settings["policy.identity_with_declaration"], settings["kiosk.direction"])
 

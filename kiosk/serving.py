@@ -48,7 +48,8 @@ class BackgroundServer:
         self._server = waitress.create_server(
             app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True,
             max_request_body_size=max_body + 1, max_request_header_size=max_header,
-            connection_limit=connection_limit, channel_timeout=int(channel_timeout), cleanup_interval=max(1, min(30, int(channel_timeout) // 2)))
+            connection_limit=connection_limit, channel_timeout=int(channel_timeout),
+            cleanup_interval=max(1, min(30, int(channel_timeout) // 2)))
         self.host = host
         self.port = self._server.effective_port
         self.max_body = max_body
@@ -58,7 +59,7 @@ class BackgroundServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "BackgroundServer":
+    def start(self) -> BackgroundServer:
         self._thread.start()
         return self
 

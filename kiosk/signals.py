@@ -40,13 +40,14 @@ class DoorSignals:
         self.buzzer = Buzzer(buzzer_pin, pin_factory=factory)
         # Both switch to ground, with the Pi's internal pull-up; 50 ms debounce for contacts.
         self.exit_button = Button(exit_button_pin, bounce_time=0.05, pin_factory=factory) if exit_button_pin else None
-        self.door_contact = Button(door_contact_pin, bounce_time=0.05, pin_factory=factory) if door_contact_pin else None
+        self.door_contact = (Button(door_contact_pin, bounce_time=0.05, pin_factory=factory)
+                             if door_contact_pin else None)
         self.exits = 0
         if self.exit_button is not None:
             self.exit_button.when_pressed = self._exit_pressed
 
     @classmethod
-    def from_settings(cls, settings) -> "DoorSignals":
+    def from_settings(cls, settings) -> DoorSignals:
         return cls(pin_factory(settings["gpio.pin_factory"]), settings["door.relay_pin"],
                    settings["signals.green_pin"], settings["signals.red_pin"],
                    settings["signals.buzzer_pin"], settings["door.open_seconds"],

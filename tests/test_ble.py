@@ -6,7 +6,8 @@ source, Exposure Notification Bluetooth Specification v1.2); see that module.
 import json
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kiosk import demo
 from kiosk.ble import advertising as adv

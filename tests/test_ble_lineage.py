@@ -22,8 +22,7 @@ from click.testing import CliRunner
 
 from kiosk.cli import main
 
-from .fixtures.ble_scenes import (BLUEZONE_OFF, BLUEZONE_ON, T0, Scene, advertising_phone,
-                                  approach)
+from .fixtures.ble_scenes import BLUEZONE_OFF, BLUEZONE_ON, T0, Scene, advertising_phone, approach
 
 GUARD = -64
 BURST = 600.0                       # a burst of the guard's phone starts here (20 cycles in)

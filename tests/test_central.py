@@ -105,7 +105,8 @@ def test_kiosk_central_cli_registers_credentials(tmp_path, central_url):
 def test_the_per_site_daily_report_spans_the_sites_kiosks(central):
     db.add_credential(central.engine, "gate-2", "kiosk", SITE, "second-kiosk-token")
     first = [_entry(i) for i in range(1, 4)]
-    second = [dict(_entry(i, kiosk="gate-2"), id=f"01J000000000000000000001{i:02d}", decision="deny") for i in range(1, 3)]
+    second = [dict(_entry(i, kiosk="gate-2"), id=f"01J000000000000000000001{i:02d}", decision="deny")
+              for i in range(1, 3)]
     assert _post(central, {"kiosk": "gate-1", "entries": first}).status_code == 200
     assert _post(central, {"kiosk": "gate-2", "entries": second}, token="second-kiosk-token").status_code == 200
     r = requests.get(central.url + "/api/v1/reports/daily", params={"site": SITE, "date": "2026-11-23"},

@@ -18,9 +18,9 @@ from kiosk import syncproto
 from kiosk.central import db
 from kiosk.central.app import MAX_BATCH_ENTRIES, MAX_BODY_BYTES, MAX_LIST_LIMIT
 from kiosk.model import MAX_TEXT
+from kiosk.testing import free_port
 
 from .conftest import KIOSK_TOKEN, OPERATOR_TOKEN, SITE
-from kiosk.testing import free_port
 from .test_central import _entry, _post
 
 both_databases = pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)

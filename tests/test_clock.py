@@ -8,23 +8,45 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
 
 from kiosk import policy
 from kiosk.central import db as central_db
-from kiosk.clock import (BEHIND, BUILD_FLOOR, SYNCED, UNKNOWN, UNSYNCED, ClockWatch, EntryStamps, ManualClock,
-                         judge, ntp_synchronised)
+from kiosk.clock import (
+    BEHIND,
+    BUILD_FLOOR,
+    SYNCED,
+    UNKNOWN,
+    UNSYNCED,
+    ClockWatch,
+    EntryStamps,
+    ManualClock,
+    judge,
+    ntp_synchronised,
+)
 from kiosk.declarations import sitepass
-from kiosk.model import ALLOW, DENY, EXPIRED, INVALID, REVIEW, VALID, Declaration, Presence, Scan
-from kiosk.model import entry_problem, id_time, iso
+from kiosk.model import (
+    ALLOW,
+    DENY,
+    EXPIRED,
+    INVALID,
+    REVIEW,
+    VALID,
+    Declaration,
+    Presence,
+    Scan,
+    entry_problem,
+    id_time,
+    iso,
+)
 from kiosk.store.days import day_of_id, misplaced
 
 from .conftest import OPERATOR_TOKEN, SITE, wait_for
 
-T0 = datetime(2026, 11, 22, 0, 0, 30, tzinfo=timezone.utc).timestamp()    # 07:00:30 in Hà Nội
+T0 = datetime(2026, 11, 22, 0, 0, 30, tzinfo=UTC).timestamp()    # 07:00:30 in Hà Nội
 HERE = Presence("confirmed", "bluezone", -60, 1)
 
 

@@ -20,11 +20,11 @@ import pytest
 from kiosk.declarations import Verifier, dcc, dccschema
 from kiosk.declarations.trust import TrustList
 from kiosk.model import parse_iso
+from kiosk.testing import dcc_issuer as issuer
+from kiosk.testing.dcc_issuer import DAY
 from kiosk.web.i18n import LANGUAGES, catalogue, reason_text
 
 from .conftest import SHARED
-from kiosk.testing import dcc_issuer as issuer
-from kiosk.testing.dcc_issuer import DAY
 
 SCHEMA_DIR = SHARED / "testdata" / "dcc-schema"
 NOW = parse_iso("2026-11-23T01:00:00Z")

@@ -14,7 +14,6 @@ import requests
 from kiosk.ble import families
 from kiosk.demo.scene import visitor_frame
 
-
 ANSWERS_NO = {k: "no" for k in ("travel", "contact", "fever", "cough", "breath", "throat", "taste")}
 
 

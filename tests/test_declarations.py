@@ -4,7 +4,8 @@ import time
 import base45
 import cbor2
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk.declarations import Verifier, cose, sitepass
 from kiosk.model import EXPIRED, INVALID, UNKNOWN, VALID
@@ -58,7 +59,7 @@ def test_bad_passes_say_why(verifier, key, make, status, reason):
 def test_a_tampered_pass_fails_its_signature(verifier, key):
     text = sitepass.issue(key, SITE, "Nguyễn Văn An", NOW, 3600)
     raw = bytearray(base45.b45decode(text[4:]))
-    i = raw.find("Nguy".encode())
+    i = raw.find(b"Nguy")
     raw[i] ^= 0x01                                    # change one letter of the name
     d = verifier.verify(("KP1:" + base45.b45encode(bytes(raw)).decode()).encode(), NOW)
     assert (d.status, d.reasons, d.holder) == (INVALID, ("bad_signature",), None)

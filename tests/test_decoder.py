@@ -3,12 +3,12 @@ import cv2
 import numpy as np
 import pytest
 
+from kiosk import config
 from kiosk.camera import open_source
 from kiosk.camera.decoder import PresentationFilter, QRDecoder
 from kiosk.clock import ManualClock
 from kiosk.demo.scene import visitor_frame
 from kiosk.exc import CameraFault
-from kiosk import config
 
 
 @pytest.mark.parametrize("angle, centre, tilt", [(0, (320, 240), 0), (10, (200, 180), 0.1),

@@ -22,7 +22,8 @@ def test_import_without_hardware_libraries():
 
 
 def test_import_kiosk_has_no_side_effects():
-    code = "import sys, kiosk; print(sorted(m for m in sys.modules if m.startswith(('cv2', 'pyzbar', 'flask', 'gpiozero'))))"
+    code = ("import sys, kiosk; "
+            "print(sorted(m for m in sys.modules if m.startswith(('cv2', 'pyzbar', 'flask', 'gpiozero'))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
 

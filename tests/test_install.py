@@ -146,6 +146,7 @@ def test_uninstall_works_on_any_architecture(tmp_path):
     # Removing what an earlier install left needs no wheels.
     (tmp_path / "root/opt/kiosk").mkdir(parents=True)
     result = subprocess.run(["bash", str(ROOT / "install.sh"), "--root", str(tmp_path / "root"), "--uninstall"],
-                            capture_output=True, text=True, timeout=120, env=machine_reporting(tmp_path, "armhf", "armv7l"))
+                            capture_output=True, text=True, timeout=120,
+                            env=machine_reporting(tmp_path, "armhf", "armv7l"))
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "root/opt/kiosk").exists()

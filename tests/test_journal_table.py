@@ -12,7 +12,8 @@ docs = st.fixed_dictionaries({"n": st.integers(0, 5), "s": st.text(max_size=5)})
 ops = st.lists(st.one_of(
     st.tuples(st.just("insert"), docs),
     st.tuples(st.just("insert_multiple"), st.lists(docs, max_size=4)),
-    st.tuples(st.just("update_ids"), st.fixed_dictionaries({"n": st.integers(0, 5)}), st.lists(st.integers(1, 12), max_size=4)),
+    st.tuples(st.just("update_ids"), st.fixed_dictionaries({"n": st.integers(0, 5)}),
+              st.lists(st.integers(1, 12), max_size=4)),
     st.tuples(st.just("update_cond"), st.fixed_dictionaries({"s": st.text(max_size=3)}), st.integers(0, 5)),
     st.tuples(st.just("remove"), st.integers(0, 5)),
     st.tuples(st.just("get_ids"), st.lists(st.integers(1, 12), max_size=4)),

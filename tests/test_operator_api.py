@@ -6,7 +6,7 @@ import csv
 import hashlib
 import io
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import jsonschema
 import pytest
@@ -18,7 +18,7 @@ from kiosk.web.openapi import SPEC
 
 from .conftest import OPERATOR_TOKEN
 
-T0 = datetime(2026, 11, 22, 0, 30, tzinfo=timezone.utc).timestamp()     # 07:30 in Hà Nội
+T0 = datetime(2026, 11, 22, 0, 30, tzinfo=UTC).timestamp()     # 07:30 in Hà Nội
 NAMES = ["Nguyễn Văn An", "Trần Thị Bình", "Lê Văn Cường", 'Phạm "Bé" Dũng, Jr.', None]
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 

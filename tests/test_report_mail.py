@@ -12,7 +12,7 @@ import signal
 import ssl
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -50,7 +50,7 @@ def self_signed(folder: Path) -> tuple[Path, ssl.SSLContext]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=7))
@@ -81,7 +81,8 @@ class Inbox:
         if self.answers:
             return self.answers.pop(0)
         self.messages.append({"raw": envelope.original_content, "rcpt": list(envelope.rcpt_tos),
-                              "tls": server.transport.get_extra_info("ssl_object") is not None, "authenticated": session.authenticated})
+                              "tls": server.transport.get_extra_info("ssl_object") is not None,
+                              "authenticated": session.authenticated})
         if self.on_accept:
             self.on_accept()
         return "250 2.0.0 OK: queued"
@@ -213,8 +214,8 @@ def _write_kiosk_toml(path: Path, data_dir: Path, report: dict) -> Path:
 
 def _kiosk_cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", "from kiosk.cli import main; main()", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", "from kiosk.cli import main; main()", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_a_crash_between_the_servers_accept_and_the_mark_sends_at_most_one_duplicate(

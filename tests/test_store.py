@@ -365,7 +365,7 @@ def test_today_counts_are_the_daily_reports_totals_since_local_midnight(log):
     midnight = T0 - (T0 + 7 * 3600) % 86400
     times = [midnight - 60, midnight + 60, midnight + 3600, midnight + 7200]
     docs = [replace(entry(0, t), id=new_id(t), decision=d).to_json()
-            for t, d in zip(times, ("allow", "deny", "review", "allow"))]
+            for t, d in zip(times, ("allow", "deny", "review", "allow"), strict=True)]
     log.import_entries(docs)
     counts = log.today_counts(midnight + 8000, tz)
     assert counts == {"entries": 3, "allow": 1, "deny": 1, "review": 1}

@@ -41,8 +41,8 @@ def https(tmp_path_factory, dscs, publisher):
     ca_bundle, context = make_tls(tmp_path_factory.mktemp("tls"))
     ders = [der for _, der in dscs]
     plain = json.dumps([base64.b64encode(d).decode() for d in ders]).encode()
-    swedish = json.dumps({"dsc_trust_list": {"VN": {"keys": [
-        {"kid": base64.b64encode(cert_kid(d)).decode(), "x5c": [base64.b64encode(d).decode()]} for d in ders]}}}).encode()
+    keys = [{"kid": base64.b64encode(cert_kid(d)).decode(), "x5c": [base64.b64encode(d).decode()]} for d in ders]
+    swedish = json.dumps({"dsc_trust_list": {"VN": {"keys": keys}}}).encode()
     routes = {"/list.json": plain, "/signed.jws": jws(swedish, publisher).encode(),
               "/tampered.jws": jws(swedish, publisher).encode()[:-8] + b"AAAAAAAA",
               "/empty.json": b"[]", "/garbage.json": b"<html>maintenance</html>"}
@@ -135,7 +135,8 @@ def test_kiosk_verify_prints_one_json_object(https, tmp_path, dscs):
     assert result.exit_code == 0, result.output
     got = json.loads(result.output)
     assert got["format"] == "eu-dcc" and got["status"] == "valid" and got["reasons"] == []
-    assert (got["holder"], got["dob"], got["type"], got["alg"]) == ("Nguyễn Văn An", "1990-01-01", "vaccination", "PS256")
+    assert (got["holder"], got["dob"], got["type"], got["alg"]) == (
+        "Nguyễn Văn An", "1990-01-01", "vaccination", "PS256")
     assert got["kid"] == base64.b64encode(cert_kid(der)).decode()
     result = CliRunner().invoke(main, ["verify", "--cert", base64.b64encode(dscs[0][1]).decode(), payload])
     assert result.exit_code == 1 and json.loads(result.output)["reasons"] == ["unknown_signer"]

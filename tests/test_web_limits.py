@@ -133,7 +133,7 @@ def test_the_operator_api_takes_no_body_and_checks_the_token_first(kiosk):
 # -- event streams ------------------------------------------------------------------------
 def open_stream(kiosk) -> socket.socket:
     sock = connect(kiosk.web_url)
-    sock.sendall("GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    sock.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     return sock
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..model import Advertisement
 from . import advertising, families
@@ -28,11 +28,12 @@ def presence_at(records: Iterable[Advertisement], tracker: PresenceTracker, time
 
 def summary(records: Iterable[Advertisement]) -> dict:
     """Families heard in a capture, with advertisement and identity counts."""
-    adverts = Counter()
-    beacons = defaultdict(set)
-    strengths = defaultdict(Counter)
+    adverts: Counter[str] = Counter()
+    beacons: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)
+    strengths: defaultdict[str, Counter[str]] = defaultdict(Counter)
     total = not_app = malformed = 0
-    first = last = None
+    first: float | None = None
+    last: float | None = None
     for advert in records:
         total += 1
         first = advert.t if first is None else min(first, advert.t)
@@ -46,7 +47,7 @@ def summary(records: Iterable[Advertisement]) -> dict:
             adverts[m.family] += 1
             beacons[m.family].add((advert.addr, m.beacon_id))
             strengths[m.family][m.strength] += 1
-    return {"adverts": total, "seconds": round((last - first), 3) if total else 0.0,
+    return {"adverts": total, "seconds": round(last - first, 3) if first is not None and last is not None else 0.0,
             "not_app": not_app, "malformed": malformed,
             "families": {f: {"adverts": adverts[f], "identities": len(beacons[f]),
                              **dict(strengths[f])} for f in sorted(adverts)}}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..exc import BackendUnavailable
 from ..model import Advertisement
@@ -53,7 +53,7 @@ class BluepyScanner(AdvertisementSource):
         self._status = "starting"
 
     @classmethod
-    def from_settings(cls, settings, clock) -> "BluepyScanner":
+    def from_settings(cls, settings, clock) -> BluepyScanner:
         return cls(clock, settings["ble.iface"], settings["ble.silence_restart"])
 
     def status(self) -> str:
@@ -85,7 +85,7 @@ class BluepyScanner(AdvertisementSource):
         while not stop.is_set():
             heard = {"last": time.monotonic()}
 
-            def counted(advert: Advertisement) -> None:
+            def counted(advert: Advertisement, heard: dict[str, float] = heard) -> None:
                 heard["last"] = time.monotonic()
                 deliver(advert)
 

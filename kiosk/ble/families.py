@@ -47,14 +47,14 @@ def classify(ad: adv.AdvertisingData) -> list[Match]:
             matches.append(Match("bluezone", WEAK, ""))
     if BLUEZONE_UUID128 in ad.uuid128 or (ad.local_name == "Bluezone" and not matches):
         matches.append(Match("bluezone", STRONG, ""))
-    data = ad.service_data16.get(GAEN_UUID16)
-    if data is not None and len(data) == GAEN_DATA_LEN:
-        matches.append(Match("gaen", STRONG, data[:16].hex()))
-    for uuid, family in OTHER_UUID16.items():
-        if uuid in ad.uuid16 or uuid in ad.service_data16:
+    gaen = ad.service_data16.get(GAEN_UUID16)
+    if gaen is not None and len(gaen) == GAEN_DATA_LEN:
+        matches.append(Match("gaen", STRONG, gaen[:16].hex()))
+    for uuid16, family in OTHER_UUID16.items():
+        if uuid16 in ad.uuid16 or uuid16 in ad.service_data16:
             matches.append(Match(family, STRONG, ""))
-    for uuid, family in OTHER_UUID128.items():
-        if uuid in ad.uuid128:
+    for uuid128, family in OTHER_UUID128.items():
+        if uuid128 in ad.uuid128:
             matches.append(Match(family, STRONG, ""))
     return matches
 

@@ -31,6 +31,7 @@ import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..model import CONFIRMED, LIKELY, NOT_DETECTED, Advertisement, Presence
 from . import advertising, families
@@ -52,14 +53,15 @@ JUNCTION = 3.0         # s of the new identity's first sightings (3 packets at 1
 TAIL_PACKETS = 5       # the old identity's level: its last JUNCTION s, at least this many packets
 # Duty cycle: a silence longer than PAUSE ends a burst. Android's slowest advertising mode
 # sends one packet a second (ADVERTISE_MODE_LOW_POWER), so PAUSE is five lost packets in a
-# row (0.2% of bursts at 30% loss), and well under Bluezone's 15 s pause. Bluezone pauses 15 s between 15 s bursts, timed by exact alarms
-# (setExactAndAllowWhileIdle), which fire late but never early: a new identity first heard
-# sooner into a pause than the shortest pause its lineage has shown, by more than
-# CYCLE_EARLY (lost packets at a burst's edges make a measured pause look longer), is
-# another phone. Likewise a burst does not run past its usual length: a new identity first
-# heard just after the old one's burst should have ended, by more than CYCLE_LATE, comes
-# while that phone is paused (the lineage's longest burst, measured from heard packets, is
-# short of the true one by the packets lost at its edges: two or three at 30% loss).
+# row (0.2% of bursts at 30% loss), and well under Bluezone's 15 s pause. Bluezone pauses 15 s
+# between 15 s bursts, timed by exact alarms (setExactAndAllowWhileIdle), which fire late but
+# never early: a new identity first heard sooner into a pause than the shortest pause its
+# lineage has shown, by more than CYCLE_EARLY (lost packets at a burst's edges make a measured
+# pause look longer), is another phone. Likewise a burst does not run past its usual length:
+# a new identity first heard just after the old one's burst should have ended, by more than
+# CYCLE_LATE, comes while that phone is paused (the lineage's longest burst, measured from
+# heard packets, is short of the true one by the packets lost at its edges: two or three at
+# 30% loss).
 PAUSE = 6.0
 CYCLE_EARLY = 3.0
 CYCLE_LATE = 3.0
@@ -108,7 +110,7 @@ class _Lineage:
         else:
             self.bursts.append([t, t])
 
-    def absorb(self, other: "_Lineage") -> None:
+    def absorb(self, other: _Lineage) -> None:
         """Take over the sightings of `other`, a newer identity of the same phone."""
         for second, total, count in other.seconds:
             if self.seconds and self.seconds[-1][0] == second:
@@ -116,7 +118,7 @@ class _Lineage:
                 self.seconds[-1][2] += count
             else:
                 self.seconds.append([second, total, count])
-        if any(a[0] > b[0] for a, b in zip(self.seconds, itertools.islice(self.seconds, 1, None))):
+        if any(a[0] > b[0] for a, b in itertools.pairwise(self.seconds)):
             self.seconds = deque(sorted(self.seconds))
         for start, end in other.bursts:
             if self.bursts and start - self.bursts[-1][1] <= PAUSE:
@@ -127,7 +129,7 @@ class _Lineage:
 
     def shortest_pause(self) -> float | None:
         """The shortest silence between two bursts seen in this lineage (s), if any."""
-        pauses = [b[0] - a[1] for a, b in zip(self.bursts, itertools.islice(self.bursts, 1, None))]
+        pauses = [b[0] - a[1] for a, b in itertools.pairwise(self.bursts)]
         return min(pauses) if pauses else None
 
     def burst_should_end(self) -> float | None:
@@ -152,7 +154,7 @@ class _Beacon:
     sightings: deque = field(default_factory=deque)   # (t, rssi) within the look-back window
     head: list = field(default_factory=list)          # rssi of the first JUNCTION seconds
     settled: bool = False                             # its lineage is decided
-    successor: "_Beacon | None" = None                # the newer identity that took over its lineage
+    successor: _Beacon | None = None                # the newer identity that took over its lineage
     joined: dict | None = None                        # why it continues an older identity
 
     @property
@@ -161,7 +163,7 @@ class _Beacon:
 
     def interval(self, gaps_needed: int) -> float | None:
         """Shortest gap between packets within a burst (s), once `gaps_needed` are seen."""
-        gaps = [b[0] - a[0] for a, b in zip(self.sightings, itertools.islice(self.sightings, 1, None))]
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(self.sightings)]
         gaps = [g for g in gaps if MIN_GAP <= g <= PAUSE]
         return min(gaps) if len(gaps) >= gaps_needed else None
 
@@ -187,7 +189,7 @@ class PresenceTracker:
         self._swept = float("-inf")
 
     @classmethod
-    def from_settings(cls, settings) -> "PresenceTracker":
+    def from_settings(cls, settings) -> PresenceTracker:
         return cls(tuple(settings["ble.required_families"]), settings["ble.window"],
                    settings["ble.rssi_near"], settings["ble.arrival_window"], settings["ble.rise_db"])
 
@@ -237,13 +239,16 @@ class PresenceTracker:
         gap = new.first - old.last[0]
         if gap < 0 or gap > self.window:              # heard together: two phones
             return None
-        shown = {"gap_s": round(gap, 1)}
+        shown: dict[str, float | list[int]] = {"gap_s": round(gap, 1)}
         if new.beacon_id and new.beacon_id == old.beacon_id:
             return {"joined_by": ["same_id"], **shown}
         tail = [r for ts, r in old.sightings if ts >= old.last[0] - JUNCTION]
         if len(tail) < TAIL_PACKETS:
             tail = [r for ts, r in itertools.islice(old.sightings, max(0, len(old.sightings) - TAIL_PACKETS), None)]
-        level_db = _median(new.head) - _median(tail)
+        new_level, old_level = _median(new.head), _median(tail)
+        # Both are heard: `new` was heard for JUNCTION s before it settles, `old` has a last sighting.
+        assert new_level is not None and old_level is not None
+        level_db = new_level - old_level
         if abs(level_db) > ROTATION_DB:
             return None
         by = ["family", "level"]
@@ -278,10 +283,11 @@ class PresenceTracker:
 
     def _best_predecessor(self, new: _Beacon) -> tuple[_Beacon | None, dict | None]:
         """The older identity `new` most likely continues, with the evidence; (None, None)."""
-        best = best_evidence = None
+        best: _Beacon | None = None
+        best_evidence: dict | None = None
         for old in self._beacons.values():
             evidence = self._evidence(new, old)
-            if evidence is not None and (best is None or self._rank(evidence) > self._rank(best_evidence)):
+            if evidence is not None and (best_evidence is None or self._rank(evidence) > self._rank(best_evidence)):
                 best, best_evidence = old, evidence
         return best, best_evidence
 
@@ -303,11 +309,12 @@ class PresenceTracker:
         """Undo the join of `old`'s successor: both are heard, so they are two phones. The
         successor and the identities that continued it get a lineage of their own."""
         new, old.successor = old.successor, None
+        assert new is not None                        # only a beacon with a successor is split
         new.joined = None
         shared = new.lineage
         lineage = _Lineage(next(self._lineage_ids), first_seen=new.first)
         moved = []
-        beacon = new
+        beacon: _Beacon | None = new
         while beacon is not None and beacon.lineage is shared:
             moved.append(beacon)
             beacon.lineage = lineage
@@ -352,7 +359,8 @@ class PresenceTracker:
             rssi = self._rssi(beacon, t)
             if rssi is None or rssi < self.rssi_near:
                 continue
-            chain, lineage, current = [], beacon.lineage, beacon
+            chain: list[tuple[_Beacon, dict]] = []
+            lineage, current = beacon.lineage, beacon
             link = links.get(id(beacon))
             while link is not None and len(chain) < SHOWN_IDENTITIES:   # not yet settled
                 old, evidence = link
@@ -417,7 +425,7 @@ class PresenceTracker:
 
     def strongest(self, t: float, n: int = 5) -> list[dict]:
         """The n strongest beacons of any app family heard around t (for calibration)."""
-        rows = []
+        rows: list[dict[str, Any]] = []
         with self._lock:
             for (addr, family, _), beacon in self._beacons.items():
                 rssi = self._rssi(beacon, t)

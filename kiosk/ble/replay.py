@@ -12,8 +12,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..handoff import Handoff
 from ..model import Advertisement
@@ -46,7 +46,7 @@ class ReplayScanner(AdvertisementSource):
         self._pushed = Handoff()
 
     @classmethod
-    def from_settings(cls, settings, clock) -> "ReplayScanner":
+    def from_settings(cls, settings, clock) -> ReplayScanner:
         return cls(clock, settings["ble.replay_path"] or None, settings["ble.replay_speed"],
                    settings["ble.replay_period"])
 

@@ -7,8 +7,8 @@ vaccine passport), the PC-Covid personal QR; anything else is an unknown code.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from ..model import UNKNOWN, Declaration
 from . import dcc, pccovid, sitepass
@@ -28,7 +28,7 @@ class Verifier:
         self.rules = rules
 
     @classmethod
-    def from_settings(cls, settings) -> "Verifier":
+    def from_settings(cls, settings) -> Verifier:
         path = settings["dcc.trust_list"] or str(Path(settings["data_dir"]) / "trust-list.json")
         trust = TrustList.load(path) if Path(path).exists() else TrustList()
         return cls(settings["site.id"], sitepass.load_keys(settings["sitepass.public_keys"]), trust,

@@ -6,8 +6,8 @@ r||s, not DER), PS256 (RSA-PSS, SHA-256, 32-byte salt) and EdDSA (Ed25519).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -122,7 +122,7 @@ def sign1(claims: dict, private_key, kid: bytes | None, unprotected_kid: bytes |
         alg = EDDSA
     else:
         raise TypeError("unsupported signing key")
-    header = {ALG: alg}
+    header: dict[int, int | bytes] = {ALG: alg}
     if kid is not None:
         header[KID] = kid
     protected = cbor2.dumps(header)

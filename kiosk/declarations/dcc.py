@@ -14,13 +14,18 @@ from __future__ import annotations
 import base64
 import zlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import base45
 import cbor2
+
 from ..model import EXPIRED, INVALID, LATEST, REVIEW_STATUS, VALID, Declaration
 from . import cose, dccschema
 from .trust import Signer, TrustList
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13; read by mypy only
 
 PREFIX = "HC1:"
 FORMAT = "eu-dcc"
@@ -49,7 +54,7 @@ class CertificateRules:
     trust_max_age: float = 7 * 86400.0
 
     @classmethod
-    def from_settings(cls, settings) -> "CertificateRules":
+    def from_settings(cls, settings) -> CertificateRules:
         return cls(settings["dcc.vaccination_min_days"], settings["dcc.pcr_max_hours"],
                    settings["dcc.rat_max_hours"], settings["dcc.recovery_max_days"],
                    settings["dcc.trust_max_age_days"] * 86400.0)
@@ -77,7 +82,7 @@ class Inspection:
     schema_errors: list[str] | None = None
     reasons: list[str] = field(default_factory=list)
 
-    def fail(self, reason: str) -> "Inspection":
+    def fail(self, reason: str) -> Inspection:
         self.reasons.append(reason)
         return self
 
@@ -96,7 +101,7 @@ def _plain(obj):
     """cbor2 6 gives frozendicts, tuples and (for tagged dates) datetimes: make JSON-like
     data, dates as the ISO text the schema uses."""
     if isinstance(obj, datetime):
-        text = obj.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        text = obj.astimezone(UTC).isoformat().replace("+00:00", "Z")
         return text
     if isinstance(obj, date):
         return obj.isoformat()
@@ -133,7 +138,7 @@ def inspect(text: str, trust: TrustList, at: float) -> Inspection:
         r.cose = False
         return r.fail("malformed_cose")
     r.cose = True
-    r.kid, r.alg = msg.kid, cose.ALG_NAMES.get(msg.alg)
+    r.kid, r.alg = msg.kid, cose.ALG_NAMES.get(msg.alg) if msg.alg is not None else None
     try:
         claims = cbor2.loads(msg.payload)
         hcert = claims[CLAIM_HCERT][1]
@@ -185,7 +190,7 @@ def _within_certificate(signer: Signer, claims: dict) -> bool:
 
 
 # Times outside years 1970..9999 cannot be shown or stored: a hostile code's, not an issuer's.
-def _sane_time(t) -> bool:
+def _sane_time(t: object) -> TypeIs[int | float]:
     return isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= LATEST
 
 
@@ -207,7 +212,7 @@ def _day(value: str) -> float:
     """A DCC date or date-time (ISO 8601) as UNIX seconds (dates at 00:00 UTC)."""
     value = str(value)
     if len(value) == 10:
-        return datetime.combine(date.fromisoformat(value), datetime.min.time(), timezone.utc).timestamp()
+        return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC).timestamp()
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
@@ -262,10 +267,12 @@ def holder(hcert: dict | None) -> tuple[str | None, str | None]:
 def verify(text: str, trust: TrustList, at: float,
            rules: CertificateRules = CertificateRules()) -> tuple[Declaration, Inspection]:
     r = inspect(text, trust, at)
-    details = {"kind": TYPE_NAMES.get(r.cert_type), "alg": r.alg,
+    details = {"kind": TYPE_NAMES.get(r.cert_type) if r.cert_type is not None else None, "alg": r.alg,
                "kid": base64.b64encode(r.kid).decode() if r.kid else None}
     if not r.signature:
         return Declaration(FORMAT, INVALID, tuple(r.reasons), details=details), r
+    # A signature is checked only once the claims were decoded.
+    assert r.claims is not None and r.hcert is not None
     name, dob = holder(r.hcert)
     details["dob"] = dob
     expires = r.claims.get(CLAIM_EXP)

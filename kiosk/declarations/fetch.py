@@ -131,7 +131,8 @@ def fetch(url: str, signer_pem: bytes | None = None, verify=True, now: float | N
                 raise TrustListError("the list is signed: give the publisher's key with --signer")
             if signer_pem is not None and not signed:
                 raise TrustListError("a signer was given but the list is not signed")
-            payload = verify_jws(text, signer_pem) if signed else body
+            # After the two checks above a signer is given exactly when the list is signed.
+            payload = verify_jws(text, signer_pem) if signer_pem is not None else body
             try:
                 pairs = _certificates(json.loads(payload))
             except (ValueError, KeyError, TypeError) as e:

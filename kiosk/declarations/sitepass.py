@@ -9,8 +9,8 @@ Claims: 1 iss (site id), 4 exp, 6 iat, 7 cti (pass id), "kp" {"n": holder name,
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import base45
 import cbor2

@@ -36,7 +36,7 @@ class Signer:
     country: str | None
 
     @classmethod
-    def from_der(cls, der: bytes) -> "Signer":
+    def from_der(cls, der: bytes) -> Signer:
         # asn1crypto rather than cryptography's strict parser: DSCs in the wild break DER
         # rules (an encoded default BasicConstraints, an empty EKU sequence) and must still
         # be usable; the signature check itself is done by cryptography.
@@ -61,7 +61,7 @@ class TrustList:
     source: str = ""
 
     @classmethod
-    def from_der(cls, ders, downloaded: float | None = None, source: str = "") -> "TrustList":
+    def from_der(cls, ders, downloaded: float | None = None, source: str = "") -> TrustList:
         trust = cls(downloaded=downloaded, source=source)
         for der in ders:
             trust.add(der)
@@ -81,7 +81,7 @@ class TrustList:
 
     # -- the file -----------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path) -> "TrustList":
+    def load(cls, path: str | Path) -> TrustList:
         path = Path(path)
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, list):

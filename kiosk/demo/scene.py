@@ -45,7 +45,7 @@ def visitor_frame(text: str | bytes | None, seed: int = 0, angle: float = 8.0,
     phone = np.pad(screen, 10, constant_values=25)
     phone = cv2.cvtColor(phone, cv2.COLOR_GRAY2BGR)
     ph, pw = phone.shape[:2]
-    src = np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]])
+    src = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], dtype=np.float32)
     # Turn by `angle` and lean the top edge back by `tilt` (perspective) around the centre.
     rad = np.deg2rad(angle)
     rot = np.array([[np.cos(rad), -np.sin(rad)], [np.sin(rad), np.cos(rad)]])

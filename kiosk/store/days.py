@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import orjson
 from tinydb import where
 
 from ..exc import StoreUnavailable
-from ..model import id_time, iso
 from ..files import fsync_dir
+from ..model import id_time, iso
 from .storage import DurableDB, gc_paused
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -252,7 +252,7 @@ class Outbox:
 
     def head(self, n: int) -> list[str]:
         """The first `n` ids, oldest first."""
-        out = []
+        out: list[str] = []
         for entry_id in self.ids:
             if len(out) >= n:
                 break
@@ -262,4 +262,4 @@ class Outbox:
     def split_known(self, ids: list[str]) -> tuple[list[int], list[str]]:
         """(document ids the outbox knows for `ids`, the ids it does not know)."""
         known = [self.ids.get(i) for i in ids]
-        return [d for d in known if d is not None], [i for i, d in zip(ids, known) if d is None]
+        return [d for d in known if d is not None], [i for i, d in zip(ids, known, strict=True) if d is None]

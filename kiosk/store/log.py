@@ -20,8 +20,8 @@ from __future__ import annotations
 import gc
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tinydb import where
 
@@ -126,10 +126,15 @@ class EntryLog(ReadPath):
         if self._declarations is not None:
             self._declarations.db.close()
 
+    def _opened_declarations(self) -> Declarations:
+        """The declarations of the kiosk's form, opened on the writer thread at start."""
+        assert self._declarations is not None, "the entry log is not open"
+        return self._declarations
+
     def _compact_due(self) -> None:
         """Snapshots are written while no request waits (scans come seconds apart), so an
         append at the door never waits for one."""
-        if self._declarations.db.storage.compact_if_due() and self._writer.busy:
+        if self._opened_declarations().db.storage.compact_if_due() and self._writer.busy:
             return
         self.days.compact_due(lambda: self._writer.busy)
 
@@ -171,7 +176,7 @@ class EntryLog(ReadPath):
             groups.setdefault(day_of(doc["time"]), []).append(doc)
         for day, group in groups.items():
             self.days.unsyncing(day)
-            for doc, doc_id in zip(group, self.days.entries(day).insert_multiple(group)):
+            for doc, doc_id in zip(group, self.days.entries(day).insert_multiple(group), strict=True):
                 if doc.get("synced_at") is None:
                     self.outbox.add(doc["id"], doc_id)
             self.hold.remove(d["id"] for d in group if d["id"] in self.hold)
@@ -282,7 +287,7 @@ class EntryLog(ReadPath):
             groups.setdefault(day_of(doc["time"]), []).append(doc)
         for day, group in groups.items():
             self.days.unsyncing(day)
-            for doc, doc_id in zip(group, self.days.entries(day).insert_multiple(group)):
+            for doc, doc_id in zip(group, self.days.entries(day).insert_multiple(group), strict=True):
                 self._index(doc, doc_id)
             self.days.close_idle()
 
@@ -393,16 +398,16 @@ class EntryLog(ReadPath):
         removed, lost = self.days.purge(now, self.retention_days, self.unsynced_max_days)
         for entry_id in lost:
             self.outbox.discard(entry_id)
-        self._declarations.purge(iso(now - self.retention_days * DAY_SECONDS))
+        self._opened_declarations().purge(iso(now - self.retention_days * DAY_SECONDS))
         return removed
 
     # -- health declarations filled in on the kiosk's form ---------------------------------
     @on_writer
     def add_declaration(self, record: dict) -> None:
         """Keep a declaration (id, time, name, id_hash, flags, contact details) durably."""
-        self._declarations.add(record)
+        self._opened_declarations().add(record)
 
     @on_writer
     def find_declaration(self, id_hash: str, since: str) -> dict | None:
         """The latest declaration for this keyed ID hash made at or after `since` (ISO UTC)."""
-        return self._declarations.find(id_hash, since)
+        return self._opened_declarations().find(id_hash, since)

@@ -22,9 +22,9 @@ import logging
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Generator, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import orjson
 
@@ -64,7 +64,7 @@ def _child(path: Path, days: list[str], bounds: list[str | None]) -> subprocess.
 
 def stream(path: Path, plan: list[tuple[str, list[dict] | None]], since: str | None, until: str | None,
            after_id: str | None, match: Callable[[dict], bool] | None,
-           writer_read: Callable[[str], list[dict]]) -> Iterator[dict]:
+           writer_read: Callable[[str], list[dict]]) -> Generator[dict, None, None]:
     """The entries of the planned days with since <= time < until, id > after_id and
     `match(entry)`, oldest first, as copies.
 
@@ -84,6 +84,8 @@ def stream(path: Path, plan: list[tuple[str, list[dict] | None]], since: str | N
                 yield from copied(sorted(filter(wanted, docs), key=lambda d: d["id"]))
                 continue
             failed = None
+            # A day to read from its files: the child was started for those (stdout=PIPE).
+            assert child is not None and child.stdout is not None
             for line in child.stdout:
                 if line == END_OF_DAY:
                     break
@@ -102,7 +104,8 @@ def stream(path: Path, plan: list[tuple[str, list[dict] | None]], since: str | N
         if child is not None:
             child.kill()
             child.wait()
-            child.stdout.close()
+            if child.stdout is not None:
+                child.stdout.close()
 
 
 class ReadPath:
@@ -111,8 +114,22 @@ class ReadPath:
     see `stream`), `_day_docs(day)`, `_newest(n)` and `_views(since, until)` (documents to
     read, not change)."""
 
+    path: Path
+
+    def _plan(self, since: str | None, until: str | None, after_id: str | None) -> list:
+        raise NotImplementedError
+
+    def _day_docs(self, day: str) -> list[dict]:
+        raise NotImplementedError
+
+    def _newest(self, n: int) -> list[dict]:
+        raise NotImplementedError
+
+    def _views(self, since: str, until: str) -> list[dict]:
+        raise NotImplementedError
+
     def entries(self, *, match: Callable[[dict], bool] | None = None, since: str | None = None,
-                until: str | None = None, after_id: str | None = None) -> Iterator[dict]:
+                until: str | None = None, after_id: str | None = None) -> Generator[dict, None, None]:
         """A stream of the entries with since <= time < until, id > after_id and
         `match(entry)`, oldest first, read on the caller's thread (close it when done).
 
@@ -163,8 +180,8 @@ class ReadPath:
         """
         local = datetime.fromtimestamp(now, tz)
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        since = iso(midnight.astimezone(timezone.utc).timestamp())
-        until = iso((midnight + timedelta(days=1)).astimezone(timezone.utc).timestamp())
+        since = iso(midnight.astimezone(UTC).timestamp())
+        until = iso((midnight + timedelta(days=1)).astimezone(UTC).timestamp())
         counts = totals([d for d in self._views(since, until) if since <= d["time"] < until])
         return {k: counts[k] for k in ("entries", "allow", "deny", "review")}
 
@@ -190,7 +207,8 @@ def _write_days(path: Path, days: Iterable[str], since, until, after_id, out) ->
 def main() -> None:
     """The child: `LOG_FOLDER SINCE UNTIL AFTER_ID DAY...` ("-": no bound) -> JSON lines."""
     folder, *rest = sys.argv[1:]
-    lo, hi, after, *wanted = [None if a == "-" else a for a in rest]
+    lo, hi, after = [None if a == "-" else a for a in rest[:3]]
+    wanted = rest[3:]                            # days ("YYYY-MM-DD"), never "-"
     try:
         _write_days(Path(folder), wanted, lo, hi, after, sys.stdout.buffer)
     except (BrokenPipeError, KeyboardInterrupt):  # the reader stopped early (a full page)

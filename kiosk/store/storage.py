@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import logging
 import os
 import re
@@ -43,6 +44,7 @@ import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from io import BufferedWriter
 from pathlib import Path
 
 import orjson
@@ -175,7 +177,7 @@ def _salvage(line: bytes) -> tuple[list[dict], int, bool]:
     by a byte that became a newline, or a record whose beginning was hit."""
     cuts = [0] + [m.start() for m in _RECORD_START.finditer(line, 1)] + [len(line)]
     records, starts, unread = [], 0, False
-    for a, b in zip(cuts, cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         piece = line[a:b]
         record = decode_record(piece)
         if record is None and len(piece) > 1:
@@ -231,7 +233,8 @@ class DurableStorage(Storage):
         self._compact_now = False
         with gc_paused():
             self.gen = self._recover()
-        self._journal = None if read_only else open(journal_path(self.dir, self.gen), "ab")
+        self._journal: BufferedWriter | None = (None if read_only
+                                                else open(journal_path(self.dir, self.gen), "ab"))
         self._size = self._journal.tell() if self._journal else 0
         if self._compact_now:
             # The recovered state becomes a snapshot with a CRC, so the next open reads it
@@ -240,7 +243,8 @@ class DurableStorage(Storage):
 
     # -- recovery ----------------------------------------------------------------------
     def _generations(self) -> tuple[set[int], set[int]]:
-        snapshots, journals = set(), set()
+        snapshots: set[int] = set()
+        journals: set[int] = set()
         if self.dir.is_dir():
             for name in os.listdir(self.dir):
                 m = _FILE.match(name)
@@ -306,14 +310,14 @@ class DurableStorage(Storage):
             pos = end + 1
         if pos < len(data) and not self.read_only:
             self._unfinished(journal, data, pos, regions, last)
-        regions = [(offset, end, max(starts, 1) if unread else 0) for offset, end, starts, unread in regions]
-        for offset, end, lost in regions:
+        damaged = [(offset, end, max(starts, 1) if unread else 0) for offset, end, starts, unread in regions]
+        for offset, end, lost in damaged:
             log.error("%s is damaged at byte %d (%d bytes): %d records lost, the records before "
                       "and after it are kept", journal, offset, end - offset, lost)
-        if regions:
+        if damaged:
             copy = self._keep_aside(journal, move=False)
             self.damage += [Damage(str(journal), offset, end - offset, lost, copy)
-                            for offset, end, lost in regions]
+                            for offset, end, lost in damaged]
 
     def _unfinished(self, journal: Path, data: bytes, pos: int, regions: list, last: bool) -> None:
         """An unfinished final line: a complete record whose newline is missing or damaged is
@@ -439,17 +443,23 @@ class DurableStorage(Storage):
         self.compact()
         return self.gen != gen
 
+    def _writable(self) -> BufferedWriter:
+        """The open journal: only a storage opened for writing appends or compacts."""
+        assert self._journal is not None, f"{self.dir} is open read-only"
+        return self._journal
+
     def _append(self, line: bytes) -> None:
+        journal = self._writable()
         try:
-            self._journal.write(line)
-            self._journal.flush()
-            os.fsync(self._journal.fileno())
+            journal.write(line)
+            journal.flush()
+            os.fsync(journal.fileno())
         except OSError as e:
             # Disk full or read-only: take back any part of the line that reached the file,
             # so the next good record does not follow garbage.
             try:
-                self._journal.truncate(self._size)
-                self._journal.seek(self._size)
+                journal.truncate(self._size)
+                journal.seek(self._size)
             except OSError:
                 pass
             raise StoreUnavailable(f"cannot write the entry log: {e.strerror or e}") from e
@@ -472,7 +482,7 @@ class DurableStorage(Storage):
             log.warning("compaction of %s failed (%s); the journal keeps growing", self.dir, e)
             self._records = 0                  # next try after as many records again
             return
-        self._journal.close()
+        self._writable().close()
         self._journal, self._size, self._records, self.gen = journal, 0, 0, gen
         self._snapshot_size = len(data)
         for old in (snapshot_path(self.dir, gen - 2), journal_path(self.dir, gen - 2)):
@@ -490,13 +500,18 @@ class JournalTable(Table):
     """A tinydb Table whose inserts, updates by id and reads skip tinydb's whole-table copies
     when its storage is a DurableStorage (any other storage: tinydb's own behaviour)."""
 
+    def _durable(self) -> DurableStorage | None:
+        """The storage when it is a DurableStorage (the fast paths), else None."""
+        return self._storage if isinstance(self._storage, DurableStorage) else None
+
     def _direct(self) -> bool:
-        return isinstance(self._storage, DurableStorage)
+        return self._durable() is not None
 
     def _read_table(self):
         # Every reader in tinydb's Table wraps what it returns in a new Document; none
         # changes the table it reads.
-        return self._storage.live(self.name) if self._direct() else super()._read_table()
+        durable = self._durable()
+        return durable.live(self.name) if durable is not None else super()._read_table()
 
     def live_items(self):
         """(doc id, document) pairs of the stored table, not copies: for a reader that
@@ -509,7 +524,8 @@ class JournalTable(Table):
         return self.insert_multiple([document])[0]
 
     def insert_multiple(self, documents) -> list[int]:
-        if not self._direct():
+        durable = self._durable()
+        if durable is None:
             return super().insert_multiple(documents)
         table = self._read_table()
         docs: dict[str, dict] = {}
@@ -525,7 +541,7 @@ class JournalTable(Table):
                 raise ValueError(f"Document with ID {doc_id} already exists")
             docs[str(doc_id)] = dict(document)
         if docs:
-            self._storage.put(self.name, docs)
+            durable.put(self.name, docs)
         self.clear_cache()
         return [self.document_id_class(k) for k in docs]
 
@@ -537,12 +553,13 @@ class JournalTable(Table):
                 for i in dict.fromkeys(doc_ids) if str(i) in table]
 
     def update(self, fields, cond=None, doc_ids=None) -> list[int]:
-        if not self._direct() or doc_ids is None or cond is not None or callable(fields):
+        durable = self._durable()
+        if durable is None or doc_ids is None or cond is not None or callable(fields):
             return super().update(fields, cond, doc_ids)
         table = self._read_table()
         updated = [i for i in doc_ids if str(i) in table]        # as tinydb: repeats kept
         if updated:
-            self._storage.put(self.name, {str(i): {**table[str(i)], **fields} for i in updated})
+            durable.put(self.name, {str(i): {**table[str(i)], **fields} for i in updated})
         self.clear_cache()
         return updated
 
@@ -551,4 +568,15 @@ class DurableDB(TinyDB):
     """TinyDB on DurableStorage with JournalTable: what the entry log opens."""
 
     table_class = JournalTable
-    default_storage_class = DurableStorage
+
+    def __init__(self, *args, **kwargs):
+        # Not default_storage_class: tinydb declares that attribute as type[JSONStorage].
+        kwargs.setdefault("storage", DurableStorage)
+        super().__init__(*args, **kwargs)
+
+    @property
+    def storage(self) -> DurableStorage:
+        """The DurableStorage this database was opened on."""
+        storage = self._storage
+        assert isinstance(storage, DurableStorage)
+        return storage

@@ -4,9 +4,9 @@ from __future__ import annotations
 import functools
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Callable
 
 from ..exc import StoreUnavailable
 

@@ -53,7 +53,7 @@ class SyncWorker:
         self.status: Callable[[], dict] | None = None
 
     @classmethod
-    def from_settings(cls, settings, entry_log, clock) -> "SyncWorker | None":
+    def from_settings(cls, settings, entry_log, clock) -> SyncWorker | None:
         if not settings["sync.url"]:
             return None
         return cls(entry_log, settings["sync.url"], settings["sync.token"], settings["kiosk.id"],

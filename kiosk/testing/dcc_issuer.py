@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import base45
 from cryptography import x509
@@ -30,8 +30,8 @@ def dsc(alg: str = "ES256", types: str = "", not_before: float = 1_700_000_000,
                       x509.NameAttribute(NameOID.COMMON_NAME, f"{country} DSC test")])
     builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                .serial_number(x509.random_serial_number())
-               .not_valid_before(datetime.fromtimestamp(not_before, timezone.utc))
-               .not_valid_after(datetime.fromtimestamp(not_after, timezone.utc)))
+               .not_valid_before(datetime.fromtimestamp(not_before, UTC))
+               .not_valid_after(datetime.fromtimestamp(not_after, UTC)))
     if types:
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([ObjectIdentifier(EKU[t]) for t in types]), critical=False)

@@ -44,11 +44,11 @@ def _hc1(body: bytes) -> bytes:
 
 
 def _flip(data: bytes, rng: random.Random) -> bytes:
-    data = bytearray(data)
+    flipped = bytearray(data)
     for _ in range(rng.randint(1, 4)):
-        if data:
-            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
-    return bytes(data)
+        if flipped:
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+    return bytes(flipped)
 
 
 def _nested(depth: int) -> bytes:

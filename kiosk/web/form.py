@@ -6,7 +6,7 @@ entry log's store and answered with a signed site pass to show at the door.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import segno
 from flask import Blueprint, Flask, current_app, render_template, request
@@ -58,7 +58,7 @@ def form():
 def submit():
     kiosk = current_app.extensions["kiosk"]
     now = kiosk.clock.now()
-    submission, errors = questionnaire.parse_form(request.form, datetime.fromtimestamp(now, timezone.utc).year)
+    submission, errors = questionnaire.parse_form(request.form, datetime.fromtimestamp(now, UTC).year)
     if errors:
         return _form_page(errors, request.form), 400
     if not current_app.extensions["form_rate"].allow(request.remote_addr or ""):

@@ -6,7 +6,7 @@ catalogue (it is embedded in the page), and there is no compile step on the Pi.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from ...model import OVERRIDE_REASONS as MODEL_REASONS
@@ -18,7 +18,7 @@ _HERE = Path(__file__).parent
 OVERRIDE_REASONS = tuple(r for reasons in MODEL_REASONS.values() for r in reasons) + ("why_health", "why_other")
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalogue(lang: str) -> dict:
     if lang not in LANGUAGES:
         lang = LANGUAGES[0]
