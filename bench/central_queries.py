@@ -17,7 +17,7 @@ import random
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -35,7 +35,7 @@ DAY = "2026-11-20"
 
 def fill(engine, n: int) -> None:
     rng = random.Random(15)
-    start = datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()
+    start = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
     batch = []
     for i in range(n):
         t = start + i * 28 * 86400 / n

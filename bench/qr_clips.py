@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import cv2
-
 from pyzbar import pyzbar
 
 from kiosk.camera.decoder import QRDecoder

@@ -13,14 +13,27 @@ import html
 import io
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 # final_decision: a guard's allow or deny replaces the door's; an exit (taken only for someone
 # let in) stands for allow. Every filter, CSV row and report figure here reads it.
-from .model import ALLOW, CONFIRMED, LIKELY, NOT_DETECTED, OUTCOMES, PRESENCE_OUTCOMES, REVIEW, STATUSES, \
-    VALID, final_decision, iso, parse_iso
+from .model import (
+    ALLOW,
+    CONFIRMED,
+    LIKELY,
+    NOT_DETECTED,
+    OUTCOMES,
+    PRESENCE_OUTCOMES,
+    REVIEW,
+    STATUSES,
+    VALID,
+    final_decision,
+    iso,
+    parse_iso,
+)
 from .names import normalise
 
 __all__ = ["BadParameter", "Filters", "bound", "page_limit", "cursor_param", "final_decision", "fold", "nfc_entry",
@@ -125,7 +138,7 @@ class Filters:
     kiosk: str | None = None
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str], tz) -> "Filters":
+    def from_args(cls, args: Mapping[str, str], tz) -> Filters:
         """Filters from query parameters (from, to, decision, app, status, q, site, kiosk), the
         dates local days in `tz`. BadParameter names the first one that cannot be read."""
         edges = []

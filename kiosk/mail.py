@@ -20,16 +20,17 @@ import os
 import smtplib
 import ssl
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time as day_time, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as day_time
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
-from typing import Callable, Iterator
 
-from .exc import ConfigError, KioskError, ReportNotSent
 from .entries import LABELS, bound, daily_report, report_csv
+from .exc import ConfigError, KioskError, ReportNotSent
 from .files import write_atomically
 from .model import iso
 
@@ -75,7 +76,7 @@ class MailSettings:
     timeout: float = SMTP_TIMEOUT
 
     @classmethod
-    def from_settings(cls, settings, to: list[str] | None = None, language: str | None = None) -> "MailSettings":
+    def from_settings(cls, settings, to: list[str] | None = None, language: str | None = None) -> MailSettings:
         """The mail settings of `settings`; `to` and `language` replace the settings' own
         (the central's per-site recipients). ConfigError names the key that is wrong."""
         to = tuple(settings["report.to"] if to is None else to)
@@ -129,7 +130,7 @@ class Schedule:
     tz: object
 
     @classmethod
-    def from_settings(cls, settings) -> "Schedule":
+    def from_settings(cls, settings) -> Schedule:
         from zoneinfo import ZoneInfo
 
         send_at = _clock_time(settings["report.send_at"], "report.send_at")

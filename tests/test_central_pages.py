@@ -342,6 +342,7 @@ def test_a_kiosk_status_is_kept_short_and_unknown_fields_dropped():
 
 # -- in Chromium ---------------------------------------------------------------------------------
 from .test_guard_screen import CHROMIUM, SCREENS, browser  # noqa: E402,F401  (the Chromium fixture)
+
 # The SMTP fixtures need aiosmtpd (the test extra); without it only the 'send now' test skips.
 HAVE_AIOSMTPD = importlib.util.find_spec("aiosmtpd") is not None
 if HAVE_AIOSMTPD:

@@ -9,7 +9,7 @@ import io
 import json
 import random
 import unicodedata
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import jsonschema
@@ -34,7 +34,7 @@ BINH = "Trần Thị Bình"
 FORMULAS = ['=HYPERLINK("http://evil.example","Xem")', "+84 912 345 678", "-2+3+cmd|' /C calc'!A0",
             "@SUM(1+9)*cmd|' /C calc'!A0", "\tTab Tab", "\rCarriage"]
 NAMES = ["Nguyễn Văn An", BINH, "Lê Văn Đức", 'Phạm "Bé" Dũng, Jr.', None, *FORMULAS]
-T0 = datetime(2026, 11, 22, 0, 30, tzinfo=timezone.utc).timestamp()      # 07:30 in Hà Nội
+T0 = datetime(2026, 11, 22, 0, 30, tzinfo=UTC).timestamp()      # 07:30 in Hà Nội
 
 
 def visitors(n: int = 120, seed: int = 7) -> list[dict]:
@@ -51,7 +51,7 @@ def visitors(n: int = 120, seed: int = 7) -> list[dict]:
                         "by": "guard", "at": "2026-11-22T01:00:00.000Z"}
         docs.append({
             "id": new_id(t, rng.randbytes(10)), "site": SITE, "kiosk": "gate-1",
-            "time": datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "time": datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
             "direction": "out" if i % 11 == 5 else "in",
             "declaration": {"format": "pc-covid", "status": rng.choice(["valid", "valid", "invalid", "review"]),
                             "holder": NAMES[i % len(NAMES)], "kind": None, "expires": None,

@@ -37,7 +37,7 @@ class FrameSource(ABC):
         """Acquire the device."""
 
     @abstractmethod
-    def read(self, timeout: float) -> "Frame | None":
+    def read(self, timeout: float) -> Frame | None:
         """Return the newest frame, or None when none came within `timeout` seconds.
 
         Raise CameraFault when the device is gone (unplugged, stream ended).

@@ -42,7 +42,7 @@ class OpenCVCamera(FrameSource):
         self.dropped = 0
 
     @classmethod
-    def from_settings(cls, settings, clock) -> "OpenCVCamera":
+    def from_settings(cls, settings, clock) -> OpenCVCamera:
         return cls(clock, settings["camera.device"], settings["camera.width"],
                    settings["camera.height"], settings["camera.fps"])
 

@@ -19,7 +19,7 @@ class PiCamera(FrameSource):
         self._cam = None
 
     @classmethod
-    def from_settings(cls, settings, clock) -> "PiCamera":
+    def from_settings(cls, settings, clock) -> PiCamera:
         return cls(clock, settings["camera.width"], settings["camera.height"], settings["camera.fps"])
 
     def open(self) -> None:

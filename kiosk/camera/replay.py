@@ -39,7 +39,7 @@ class ReplayCamera(FrameSource):
         self.dropped = 0
 
     @classmethod
-    def from_settings(cls, settings, clock) -> "ReplayCamera":
+    def from_settings(cls, settings, clock) -> ReplayCamera:
         return cls(clock, settings["camera.replay_path"] or None, settings["camera.replay_fps"],
                    settings["camera.replay_loop"])
 

@@ -12,10 +12,22 @@ from werkzeug.exceptions import HTTPException
 
 from .. import syncproto
 from ..config import SETTINGS
-from ..entries import (CSV_COLUMNS, LANGUAGES, BadParameter, Filters, bound, csv_chunks, csv_row, cursor_param,
-                       daily_report, page_limit, public, report_csv, report_html)
+from ..entries import (
+    CSV_COLUMNS,
+    LANGUAGES,
+    BadParameter,
+    Filters,
+    bound,
+    csv_chunks,
+    csv_row,
+    cursor_param,
+    daily_report,
+    page_limit,
+    public,
+    report_csv,
+    report_html,
+)
 from ..model import MAX_ENTRY_BYTES, entry_problem, text_problem
-
 from . import db
 from .openapi import SPEC as CENTRAL_SPEC
 

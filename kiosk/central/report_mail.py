@@ -21,19 +21,28 @@ import secrets
 import threading
 import time
 import tomllib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import config
 from ..exc import ConfigError
-from ..mail import (MISSED, SMTP_TIMEOUT, DailyReporter, MailSettings, Schedule, SentLedger, build_report, day_bounds,
-                    deliver)
+from ..mail import (
+    MISSED,
+    SMTP_TIMEOUT,
+    DailyReporter,
+    MailSettings,
+    Schedule,
+    SentLedger,
+    build_report,
+    day_bounds,
+    deliver,
+)
 from . import db
 
 logger = logging.getLogger(__name__)
@@ -194,7 +203,7 @@ class ReportThread:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="daily-report", daemon=True)
 
-    def start(self) -> "ReportThread":
+    def start(self) -> ReportThread:
         self._thread.start()
         return self
 

@@ -15,8 +15,20 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from ..entries import (CSV_COLUMNS, LANGUAGES, BadParameter, Filters, bound, csv_chunks, csv_row, daily_report,
-                       page_limit, public, report_csv, report_html)
+from ..entries import (
+    CSV_COLUMNS,
+    LANGUAGES,
+    BadParameter,
+    Filters,
+    bound,
+    csv_chunks,
+    csv_row,
+    daily_report,
+    page_limit,
+    public,
+    report_csv,
+    report_html,
+)
 from .openapi import SPEC
 from .params import is_entry_id
 from .ratelimit import RateLimit
