@@ -9,6 +9,7 @@ setup(
     packages=find_packages(include=["kiosk", "kiosk.*"]),
     package_data={
         "kiosk.web": ["templates/*.html", "static/*"],
+        "kiosk.central": ["templates/*.html"],
         "kiosk.demo": ["*.jsonl", "*.toml"],
     },
     install_requires=[

@@ -382,7 +382,21 @@ class Kiosk:
             "door": self.signals.door,
             "scans": self.scans,
             "report": self._report_health(),
+            "inside_now": self.inside_now(),
         }
+
+    def inside_now(self) -> int | None:
+        """How many people are inside by this kiosk's log: stays going on now (an entry with
+        no exit counts for trace.default_stay); None while the log cannot be read."""
+        from . import trace
+
+        now = self.clock.now()
+        default_stay, max_stay = self.settings["trace.default_stay"] * 3600, self.settings["trace.max_stay"] * 3600
+        try:
+            docs = self.log.search(since=iso(now - max_stay), until=iso(now + 1), limit=10_000_000)
+        except (StoreUnavailable, OSError):
+            return None
+        return len(trace.inside_now(trace.stays(docs, default_stay, max_stay), now))
 
     def _report_health(self) -> dict:
         from .mail import who_sends

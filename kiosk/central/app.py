@@ -31,6 +31,9 @@ def create_app(db_url: str = "sqlite:///central.db", engine=None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["central_db"] = engine if engine is not None else db.connect(db_url)
     app.register_blueprint(bp)
+    from .trace import bp as trace_bp
+
+    app.register_blueprint(trace_bp)
 
     @app.errorhandler(HTTPException)
     def _error(e):

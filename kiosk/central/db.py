@@ -10,7 +10,7 @@ import json
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import (Column, Integer, MetaData, String, Table, Text, UniqueConstraint, create_engine, delete,
+from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, create_engine, delete,
                         event, insert, inspect, select, text, update)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -20,7 +20,7 @@ metadata = MetaData()
 credentials = Table(
     "credentials", metadata,
     Column("name", String(100), primary_key=True),
-    Column("role", String(20), nullable=False),          # "kiosk" or "operator"
+    Column("role", String(20), nullable=False),          # "kiosk", "operator" or "tracer"
     Column("site", String(100)),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", String(30), nullable=False),
@@ -38,6 +38,45 @@ entries = Table(
     # 1: stamped while the kiosk's clock was not trusted (the entry's "clock_unsynced"):
     # its time may be wrong. A column, so a report can count or leave out such entries.
     Column("clock_unsynced", Integer, nullable=False, server_default=text("0")),
+    # The payload fingerprint (the person, kiosk/trace.py): stays are kept per person.
+    Column("person", String(64)),
+    Index("entries_site_person_time", "site", "person", "time"),
+)
+
+# Stays (kiosk/trace.py): an entry with its exit, or assumed; kept at ingest for the
+# person's entries a batch brings (central/trace.py). Times are UNIX seconds. On PostgreSQL
+# the tracing query finds overlaps with a GiST index on tstzrange(start, end) and `&&`.
+stays = Table(
+    "stays", metadata,
+    Column("entry_id", String(26), primary_key=True),
+    Column("site", String(100), nullable=False),
+    Column("person", String(64), nullable=False),
+    Column("start_t", Float, nullable=False),
+    Column("end_t", Float, nullable=False),
+    Column("exit_id", String(26)),
+    Column("entry_gate", String(100), nullable=False),
+    Column("exit_gate", String(100)),
+    Column("assumed", Integer, nullable=False),
+    Column("holder", String(200)),
+    Column("app", String(20), nullable=False),
+    Column("clock_unsynced", Integer, nullable=False),
+    Index("stays_site_person_start", "site", "person", "start_t"),
+    Index("stays_site_start", "site", "start_t"),
+)
+
+# Every contact-tracing query: who ran it, when, for whom, why, how many were listed. Kept.
+trace_audit = Table(
+    "trace_audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("who", String(100), nullable=False),
+    Column("at", String(30), nullable=False),
+    Column("site", String(100)),
+    Column("kind", String(10), nullable=False),           # "search" or "trace"
+    Column("for_whom", String(300), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("listed", Integer, nullable=False),
+    Column("window_from", String(30)),
+    Column("window_to", String(30)),
 )
 
 # Signatures of accepted batches, for MAX_SKEW seconds: the same batch sent again is a replay.
@@ -93,20 +132,27 @@ def connect(url: str):
             conn.execute("PRAGMA synchronous=FULL")
     metadata.create_all(engine)
     _add_missing_columns(engine)
+    from .trace import prepare
+
+    prepare(engine)
     return engine
 
 
 def _add_missing_columns(engine) -> None:
     """Columns added to `entries` since a database was created (create_all adds none to an
     existing table)."""
-    have = {c["name"] for c in inspect(engine).get_columns("entries")}
-    if "clock_unsynced" not in have:
+    for name, ddl in (("clock_unsynced", "INTEGER NOT NULL DEFAULT 0"), ("person", "VARCHAR(64)")):
+        if name in {c["name"] for c in inspect(engine).get_columns("entries")}:
+            continue
         try:
             with engine.begin() as conn:
-                conn.execute(text("ALTER TABLE entries ADD COLUMN clock_unsynced INTEGER NOT NULL DEFAULT 0"))
+                conn.execute(text(f"ALTER TABLE entries ADD COLUMN {name} {ddl}"))
+                if name == "person":
+                    conn.execute(text("CREATE INDEX IF NOT EXISTS entries_site_person_time "
+                                      "ON entries (site, person, time)"))
         except DBAPIError:
             # Another central process starting at the same time added it first.
-            if "clock_unsynced" not in {c["name"] for c in inspect(engine).get_columns("entries")}:
+            if name not in {c["name"] for c in inspect(engine).get_columns("entries")}:
                 raise
 
 
@@ -148,7 +194,8 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
     rows = [{"id": e["id"], "site": e["site"], "kiosk": e["kiosk"], "time": e["time"],
              "decision": e["decision"], "received_at": received,
              "body": json.dumps(e, ensure_ascii=False),
-             "clock_unsynced": 1 if e.get("clock_unsynced") is True else 0} for e in batch]
+             "clock_unsynced": 1 if e.get("clock_unsynced") is True else 0,
+             "person": e.get("fingerprint")} for e in batch]
     with engine.begin() as conn:
         if not _first_sight(conn, signature, now, window):
             raise Replay(signature)
@@ -171,6 +218,10 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
                 conn.execute(update(entries)
                              .where(entries.c.id == r["id"], entries.c.kiosk == r["kiosk"], entries.c.site == r["site"])
                              .values(body=r["body"]))
+        # The stays of the people this batch brought or changed (an override may be an exit).
+        from .trace import refresh_stays
+
+        refresh_stays(conn, [e for e in batch if e["id"] in stored or e.get("override")])
     return [i for i in ids if i in stored], [i for i in ids if i not in stored]
 
 
@@ -189,10 +240,10 @@ def _foreign(conn, rows: list[dict]) -> list[str]:
 # PostgreSQL: the batch as one JSON parameter, one short statement whatever its size (a
 # placeholder per value, or arrays, cost psycopg more to prepare than the insert itself).
 _PG_INSERT = text(
-    'INSERT INTO entries (id, site, kiosk, "time", decision, received_at, body, clock_unsynced) '
-    'SELECT r.id, r.site, r.kiosk, r."time", r.decision, r.received_at, r.body, r.clock_unsynced '
+    'INSERT INTO entries (id, site, kiosk, "time", decision, received_at, body, clock_unsynced, person) '
+    'SELECT r.id, r.site, r.kiosk, r."time", r.decision, r.received_at, r.body, r.clock_unsynced, r.person '
     'FROM json_to_recordset(CAST(:rows AS json)) AS r(id text, site text, kiosk text, "time" text, '
-    "decision text, received_at text, body text, clock_unsynced integer) "
+    "decision text, received_at text, body text, clock_unsynced integer, person text) "
     "ORDER BY r.id ON CONFLICT (id) DO NOTHING RETURNING id")
 
 

@@ -28,6 +28,10 @@ class Declarations:
         found = self.table.search((where("id_hash") == id_hash) & (where("time") >= since))
         return copies([max(found, key=lambda d: d["time"])])[0] if found else None
 
+    def since(self, since: str) -> list[dict]:
+        """The declarations made at or after `since` (ISO UTC), oldest first."""
+        return copies(sorted(self.table.search(where("time") >= since), key=lambda d: d["time"]))
+
     def purge(self, cutoff: str) -> None:
         """Remove the declarations made before `cutoff` (ISO UTC)."""
         self.table.remove(where("time") < cutoff)

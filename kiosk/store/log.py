@@ -406,3 +406,9 @@ class EntryLog(ReadPath):
     def find_declaration(self, id_hash: str, since: str) -> dict | None:
         """The latest declaration for this keyed ID hash made at or after `since` (ISO UTC)."""
         return self._declarations.find(id_hash, since)
+
+    @on_writer
+    def declarations_since(self, since: str) -> list[dict]:
+        """The declarations made at or after `since` (ISO UTC), oldest first (contact tracing:
+        the phone numbers)."""
+        return self._declarations.since(since)

@@ -111,6 +111,8 @@ def health_view(kiosk, words: dict) -> list[dict]:
         ("trust_list", h["trust_list"].startswith("ok"), trust_text),
         ("disk", h["disk_free_mb"] >= MIN_FREE_MB, f"{h['disk_free_mb']} MB"),
         ("report", h["report"]["ok"], _report_text(h["report"], words, tz)),
+        # People inside by this kiosk's log ("Đang trong khu vực: 134"); "?" while unreadable.
+        ("inside_now", True, "?" if h["inside_now"] is None else str(h["inside_now"])),
     ]
     return [{"key": k, "label": words[k], "ok": ok, "text": text} for k, ok, text in items]
 

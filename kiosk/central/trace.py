@@ -1,0 +1,341 @@
+"""Contact tracing on the central: stays kept at ingest, GET /api/v1/trace and a page.
+
+Stays (kiosk/trace.py) are kept in the `stays` table: each batch refreshes the stays of the
+people it brings, from their entries at every kiosk of the site, so an exit at another gate
+(synced before or after the entry) closes the stay. The tracing query reads the traced
+person's stays, then the stays overlapping them: on PostgreSQL through a GiST index on
+tstzrange(start, end) with `&&`; on SQLite by a range of start times (a stay lasts at most
+MAX_SPAN), the same answers for a small site.
+
+Only a credential with the role "tracer" may trace (an operator's gets 403); one bound to a
+site traces that site only. Every query is written to `trace_audit` in the transaction that
+reads the answer; answers are never cached (Cache-Control: no-store).
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, abort, current_app, g, jsonify, render_template, request
+from sqlalchemy import and_, delete, desc, insert, or_, select, text, update
+
+from .. import trace
+from ..config import SETTINGS
+from ..export import csv_chunks
+from ..model import iso, parse_iso, text_problem
+from ..web.params import is_entry_id
+from . import db
+
+bp = Blueprint("trace", __name__, template_folder="templates")
+
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+# The central applies the kiosks' default stay rules (one definition: kiosk/config.py).
+DEFAULT_STAY = _DEFAULTS["trace.default_stay"] * 3600      # seconds
+MAX_STAY = _DEFAULTS["trace.max_stay"] * 3600              # seconds
+WINDOW_DAYS = _DEFAULTS["trace.window_days"]
+MIN_OVERLAP = _DEFAULTS["trace.min_overlap"]               # minutes
+# The longest a stay lasts: what the start-time range of the overlap query reaches back.
+MAX_SPAN = max(DEFAULT_STAY, MAX_STAY)
+MAX_REASON = 200            # characters of the reason typed in
+MAX_QUERY = 100             # characters of a name search
+MAX_PEOPLE = 50             # people per name search
+MAX_AUDIT_LIST = 1000       # audit records per GET /trace/audit
+MAX_DAYS = 28               # days a query may reach back
+BACKFILL_CHUNK = 1000       # entries per step when older entries get their person column
+
+_OVERLAP_PG = ("tstzrange(to_timestamp(stays.start_t), to_timestamp(stays.end_t)) "
+               "&& tstzrange(to_timestamp(:lo{i}), to_timestamp(:hi{i}))")
+
+
+def prepare(engine) -> None:
+    """The GiST index of stays on PostgreSQL; the person column and stays of entries stored
+    before the central kept them (once, in chunks)."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("CREATE INDEX IF NOT EXISTS stays_during ON stays USING gist "
+                              "(tstzrange(to_timestamp(start_t), to_timestamp(end_t)))"))
+    while True:
+        with engine.begin() as conn:
+            rows = conn.execute(select(db.entries.c.id, db.entries.c.body).where(db.entries.c.person.is_(None))
+                                .limit(BACKFILL_CHUNK)).all()
+            if not rows:
+                return
+            docs = []
+            for entry_id, body in rows:
+                d = json.loads(body)
+                # "" for an entry without a fingerprint: done, not looked at again.
+                conn.execute(update(db.entries).where(db.entries.c.id == entry_id)
+                             .values(person=d.get("fingerprint") or ""))
+                docs.append(d)
+            refresh_stays(conn, docs)
+
+
+def refresh_stays(conn, docs: list[dict]) -> None:
+    """Recompute the stays that entries `docs` (just stored or changed) can affect.
+
+    A stay depends on its entry and the person's next entry or exit within MAX_SPAN; so the
+    stays starting from MAX_SPAN before a person's earliest new entry to their latest are
+    rebuilt from the person's entries in that span and MAX_SPAN past it.
+    """
+    spans: dict[tuple[str, str], list[float]] = {}
+    for d in docs:
+        if not d.get("fingerprint"):
+            continue
+        t = parse_iso(d["time"])
+        span = spans.setdefault((d["site"], d["fingerprint"]), [t, t])
+        span[0], span[1] = min(span[0], t), max(span[1], t)
+    e, s = db.entries.c, db.stays.c
+    for (site, person), (lo, hi) in spans.items():
+        first, last = lo - MAX_SPAN, hi
+        bodies = conn.execute(select(e.body).where(e.site == site, e.person == person,
+                                                   e.time >= iso(first), e.time <= iso(hi + MAX_SPAN))).scalars()
+        fresh = [x for x in trace.stays((json.loads(b) for b in bodies), DEFAULT_STAY, MAX_STAY)
+                 if first <= x.start <= last]
+        conn.execute(delete(db.stays).where(s.site == site, s.person == person, s.start_t >= first,
+                                            s.start_t <= last))
+        # An entry's stay moves wholesale: a stay row of the same entry outside the span
+        # cannot exist (its start is the entry's time).
+        if fresh:
+            conn.execute(insert(db.stays), [stay_row(x) for x in fresh])
+
+
+def stay_row(x: trace.Stay) -> dict:
+    """A Stay as a row of the stays table."""
+    return {"entry_id": x.entry_id, "site": x.site, "person": x.person, "start_t": x.start, "end_t": x.end,
+            "exit_id": x.exit_id, "entry_gate": x.entry_gate, "exit_gate": x.exit_gate, "assumed": int(x.assumed),
+            "holder": x.holder, "app": x.app, "clock_unsynced": int(x.clock_unsynced)}
+
+
+def _stay(r) -> trace.Stay:
+    return trace.Stay(person=r.person, site=r.site, start=r.start_t, end=r.end_t, entry_id=r.entry_id,
+                      exit_id=r.exit_id, entry_gate=r.entry_gate, exit_gate=r.exit_gate, assumed=bool(r.assumed),
+                      holder=r.holder, app=r.app, clock_unsynced=bool(r.clock_unsynced))
+
+
+def overlapping(conn, site: str, ranges: list[tuple[float, float]]) -> list[trace.Stay]:
+    """The site's stays overlapping any of `ranges` (UNIX seconds, [lo, hi))."""
+    s = db.stays.c
+    if not ranges:
+        return []
+    if conn.dialect.name == "postgresql":
+        clause = text(" OR ".join("(" + _OVERLAP_PG.format(i=i) + ")" for i in range(len(ranges))))
+        params = {k: v for i, (lo, hi) in enumerate(ranges) for k, v in ((f"lo{i}", lo), (f"hi{i}", hi))}
+        q = select(db.stays).where(s.site == site, clause).params(**params)
+    else:
+        q = select(db.stays).where(s.site == site, or_(*(and_(s.start_t >= lo - MAX_SPAN, s.start_t < hi,
+                                                              s.end_t > lo) for lo, hi in ranges)))
+    return [_stay(r) for r in conn.execute(q)]
+
+
+def trace_entry(conn, entry_id: str, since: float, until: float, min_overlap: float):
+    """(the entry's row, the traced person's stays, contacts) or None without that entry.
+
+    :param min_overlap: seconds.
+    """
+    e, s = db.entries.c, db.stays.c
+    row = conn.execute(select(e.site, e.person, e.body).where(e.id == entry_id)).first()
+    if row is None or not row.person:
+        return None
+    mine = [_stay(r) for r in conn.execute(select(db.stays).where(
+        s.site == row.site, s.person == row.person, s.end_t > since, s.start_t < until,
+        s.start_t >= since - MAX_SPAN).order_by(s.start_t))]
+    others = overlapping(conn, row.site, [(max(x.start, since), min(x.end, until)) for x in mine])
+    return row, mine, trace.contacts(mine, others, min_overlap, since, until)
+
+
+def people_named(conn, site: str | None, text_: str, since: float, until: float) -> list[dict]:
+    """People whose name holds `text_` with a stay in the window (the site's, or any)."""
+    s = db.stays.c
+    escaped = text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    q = (select(s.site, s.person, s.holder, s.start_t, s.entry_id)
+         .where(s.holder.ilike(f"%{escaped}%", escape="\\"), s.end_t > since, s.start_t < until)
+         .order_by(desc(s.start_t)).limit(MAX_PEOPLE * 20))
+    if site:
+        q = q.where(s.site == site)
+    seen: dict = {}
+    for r in conn.execute(q):
+        # ILIKE folds ASCII only on SQLite: Vietnamese capitals are compared again here.
+        if text_.casefold() in (r.holder or "").casefold() and (r.site, r.person) not in seen:
+            seen[(r.site, r.person)] = {"holder": r.holder, "site": r.site, "last_seen": iso(r.start_t),
+                                        "last_entry": r.entry_id}
+    return list(seen.values())[:MAX_PEOPLE]
+
+
+def _engine():
+    return current_app.extensions["central_db"]
+
+
+def _tracer(token: str):
+    """The tracer credential of `token`: 401 without a valid token, 403 for another role."""
+    cred = db.find_credential(_engine(), token) if token else None
+    if cred is None:
+        abort(401, description="a valid tracer token is required")
+    if cred["role"] != "tracer":
+        abort(403, description="contact tracing needs a tracer credential; this one is not")
+    return cred
+
+
+@bp.after_request
+def never_cached(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _arg(args, name: str, most: int, required: bool = False) -> str | None:
+    value = args.get(name)
+    if not value:
+        if required:
+            abort(400, description=f"{name} is required")
+        return None
+    if len(value) > most or text_problem(value):
+        abort(400, description=f"{name} must be printable text of at most {most} characters")
+    return value
+
+
+def _number(args, name: str, default: float, low: float, high: float) -> float:
+    value = args.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not low <= number <= high:
+        abort(400, description=f"{name} must be a number from {low:g} to {high:g}")
+    return number
+
+
+def run_query(args, cred) -> tuple[dict, list[trace.Contact] | None]:
+    """Run a search or a trace from request arguments, audited in the same transaction.
+
+    :returns: (the JSON answer, the contacts for a CSV or None for a search).
+    """
+    reason = _arg(args, "reason", MAX_REASON, required=True)
+    query, entry_id = _arg(args, "q", MAX_QUERY), args.get("entry") or None
+    site = _arg(args, "site", 100) or cred["site"]
+    if cred["site"] and site != cred["site"]:
+        abort(403, description="this tracer credential is for another site")
+    if (query is None) == (entry_id is None):
+        abort(400, description="give either q (a name to search) or entry (the id of the traced person's entry)")
+    days = _number(args, "days", WINDOW_DAYS, 1, MAX_DAYS)
+    min_overlap = _number(args, "min_overlap", MIN_OVERLAP, 0, 1440) * 60
+    now = datetime.now(timezone.utc).timestamp()
+    until = now
+    if args.get("until"):
+        try:
+            until = min(parse_iso(_arg(args, "until", 40)), now)
+        except (ValueError, OverflowError, OSError):
+            abort(400, description="until must be an ISO-8601 time")
+    since = until - days * 86400
+    record = {"who": cred["name"], "at": db.now_iso(), "reason": reason, "window_from": iso(since),
+              "window_to": iso(until)}
+    with _engine().begin() as conn:
+        if query is not None:
+            people = people_named(conn, site, query, since, until)
+            conn.execute(insert(db.trace_audit).values(**record, site=site, kind="search", for_whom=query,
+                                                       listed=len(people)))
+            return {"people": people}, None
+        if not is_entry_id(entry_id):
+            abort(400, description="entry must be an entry id")
+        found = trace_entry(conn, entry_id, since, until, min_overlap)
+        if found is None:
+            abort(404, description="no such entry")
+        row, mine, contacts = found
+        if cred["site"] and row.site != cred["site"]:
+            abort(403, description="this tracer credential is for another site")
+        holder = (json.loads(row.body).get("declaration") or {}).get("holder")
+        conn.execute(insert(db.trace_audit).values(**record, site=row.site, kind="trace",
+                                                   for_whom=f"{entry_id} {holder or ''}".strip()[:300],
+                                                   listed=len(contacts)))
+    return ({"site": row.site, "entry": entry_id, "holder": holder, "window": {"from": iso(since), "to": iso(until)},
+             "min_overlap_minutes": min_overlap / 60, "stays": [x.to_json() for x in mine],
+             "contacts": [c.to_json() for c in contacts]}, contacts)
+
+
+def _bearer() -> str:
+    header = request.headers.get("Authorization", "")
+    return header[7:] if header.startswith("Bearer ") else ""
+
+
+def _csv(contacts, tz_name: str) -> Response:
+    tz = ZoneInfo(tz_name)
+    response = Response(csv_chunks((trace.csv_row(c, tz) for c in contacts), trace.CSV_COLUMNS),
+                        mimetype="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = "attachment; filename=contacts.csv"
+    return response
+
+
+def _tz(args) -> str:
+    name = _arg(args, "tz", 100) or "Asia/Ho_Chi_Minh"
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError):
+        abort(400, description="tz must be a time zone name")
+    return name
+
+
+@bp.get("/api/v1/trace")
+def api_trace():
+    """Search people by name (`q`) or trace the person of an entry (`entry`); tracer only."""
+    cred = _tracer(_bearer())
+    answer, contacts = run_query(request.args, cred)
+    if request.args.get("format") == "csv" and contacts is not None:
+        return _csv(contacts, _tz(request.args))
+    return jsonify(answer)
+
+
+def recent_audit(conn, site: str | None, limit: int) -> list[dict]:
+    """The latest audit records (of a site, or all), newest first."""
+    a = db.trace_audit.c
+    q = select(db.trace_audit).order_by(desc(a.id)).limit(limit)
+    if site:
+        q = q.where(a.site == site)
+    return [{"who": r.who, "at": r.at, "site": r.site, "kind": r.kind, "for": r.for_whom, "reason": r.reason,
+             "listed": r.listed, "from": r.window_from, "to": r.window_to} for r in conn.execute(q)]
+
+
+@bp.get("/api/v1/trace/audit")
+def api_audit():
+    """The tracing queries run, newest first (tracer only; a site's tracer sees its site's)."""
+    cred = _tracer(_bearer())
+    value = request.args.get("limit", "100")
+    if not (value.isascii() and value.isdigit() and len(value) <= 6) or not 1 <= int(value) <= MAX_AUDIT_LIST:
+        abort(400, description=f"limit must be a whole number from 1 to {MAX_AUDIT_LIST}")
+    with _engine().connect() as conn:
+        return jsonify(queries=recent_audit(conn, cred["site"], int(value)))
+
+
+@bp.route("/trace", methods=["GET", "POST"])
+def page():
+    """The tracer's page: token, reason and a name; pick a person; see and export contacts.
+
+    The token travels in the form's body (POST), never in an address, a cookie or a cache.
+    """
+    if request.method == "GET":
+        return render_template("trace.html", form={}, people=None, result=None, audit=None, error=None)
+    form = request.form
+    cred = db.find_credential(_engine(), form.get("token", "")) if form.get("token") else None
+    if cred is None or cred["role"] != "tracer":
+        status = 401 if cred is None else 403
+        return render_template("trace.html", form={}, people=None, result=None, audit=None,
+                               error="Cần mã của người truy vết (tracer) / a tracer token is required"), status
+    args = {k: form.get(k) for k in ("reason", "q", "entry", "site", "days", "min_overlap", "until", "tz")}
+    try:
+        answer, contacts = run_query(args, cred)
+    except Exception as e:          # an abort(400/403/404): shown on the page, the form kept
+        code = getattr(e, "code", None)
+        if code is None:
+            raise
+        return render_template("trace.html", form=form, people=None, result=None, audit=None,
+                               error=e.description), code
+    if form.get("export") and contacts is not None:
+        return _csv(contacts, _tz(args))
+    with _engine().connect() as conn:
+        audit = recent_audit(conn, cred["site"], 20)
+    tz = ZoneInfo(_tz(args))
+
+    def local(value: str) -> str:
+        return datetime.fromtimestamp(parse_iso(value), tz).strftime("%d/%m %H:%M")
+    return render_template("trace.html", form=form, people=answer.get("people"),
+                           result=answer if contacts is not None else None, audit=audit, error=None, local=local)
