@@ -264,3 +264,43 @@ def test_openapi_documents_the_trace_routes():
     routes = {r.rule for r in app.url_map.iter_rules()}
     assert {"/api/v1/trace", "/api/v1/trace/audit", "/trace"} <= routes
     assert {"/api/v1/trace", "/api/v1/trace/audit"} <= set(SPEC["paths"])
+
+
+def _lines(out: str) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_kiosk_trace_and_kiosk_central_trace_print_one_contact_per_line(tmp_path, traced_central):
+    """Both commands as real processes, on the kiosk's log and on the central's database."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    a_in, docs = scene()
+    log = EntryLog(tmp_path / "data" / "log")
+    log.start()
+    log.import_entries(docs)
+    log.stop()
+    toml = tmp_path / "kiosk.toml"
+    toml.write_text(f'site.id = "{SITE}"\ndata_dir = "{tmp_path / "data"}"\n')
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "USER": "tracer-on-duty"}
+    kiosk_out = subprocess.run([str(bin_dir / "kiosk"), "trace", "--entry", a_in["id"], "--reason", "F0 ca 18",
+                                "--until", UNTIL, "--config", str(toml)], capture_output=True, text=True,
+                               timeout=60, env=env)
+    assert kiosk_out.returncode == 0, kiosk_out.stderr
+    central_out = subprocess.run([str(bin_dir / "kiosk-central"), "--db", str(traced_central.engine.url), "trace",
+                                  "--site", SITE, "--entry", a_in["id"], "--reason", "F0 ca 18", "--until", UNTIL],
+                                 capture_output=True, text=True, timeout=60, env=env)
+    assert central_out.returncode == 0, central_out.stderr
+    on_kiosk, on_central = _lines(kiosk_out.stdout), _lines(central_out.stdout)
+    assert summary(on_kiosk) == EXPECTED and on_kiosk == on_central
+    for c in on_kiosk:
+        assert set(trace.TRACE_FIELDS) <= c.keys()
+    assert "tracer-on-duty" in (tmp_path / "data" / "trace-audit.jsonl").read_text()
+    audit = requests.get(traced_central.url + "/api/v1/trace/audit",
+                         headers={"Authorization": f"Bearer {TRACER_TOKEN}"}, timeout=10).json()["queries"]
+    assert audit[0]["who"] == "cli:tracer-on-duty" and audit[0]["reason"] == "F0 ca 18"

@@ -9,6 +9,20 @@ from .storage import DurableDB
 FOLDER = "declarations"
 
 
+def read_declarations(log_path) -> list[dict]:
+    """Every declaration of a log folder, oldest first, read-only (beside a running kiosk)."""
+    from pathlib import Path
+
+    folder = Path(log_path) / FOLDER
+    if not folder.is_dir():
+        return []
+    db = DurableDB(folder, read_only=True)
+    try:
+        return sorted((dict(d) for d in db.table("declarations").all()), key=lambda d: d["time"])
+    finally:
+        db.close()
+
+
 class Declarations:
     """The form's declarations in their own database; only the writer thread may use it.
 

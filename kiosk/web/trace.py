@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
-import os
-import threading
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -20,12 +17,12 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from .. import names, trace
 from ..export import csv_chunks
 from ..model import iso, parse_iso, text_problem
+from ..store.audit import append_audit, read_audit
 from .params import is_entry_id
 
 bp = Blueprint("trace", __name__, url_prefix="/api/v1")
 log = logging.getLogger("kiosk.trace")
 
-AUDIT_FILE = "trace-audit.jsonl"
 MAX_REASON = 200            # characters of the reason typed in
 MAX_QUERY = 100             # characters of a name search
 MAX_AUDIT_LIST = 1000       # audit records per GET /trace/audit
@@ -55,11 +52,6 @@ def _who(token: str, setting: str) -> str | None:
         if hmac.compare_digest(digest, allowed) and token:
             who = name
     return who
-
-
-def init_app(app) -> None:
-    """The audit file's lock (one writer per file within the process)."""
-    app.extensions["trace_audit_lock"] = threading.Lock()
 
 
 @bp.before_request
@@ -115,35 +107,9 @@ def _number(name: str, default: float, low: float, high: float) -> float:
 
 
 def audit(record: dict) -> None:
-    """Append one query to the audit file and fsync it: no answer without its record."""
-    path = _kiosk().data_dir / AUDIT_FILE
-    line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
-    with current_app.extensions["trace_audit_lock"]:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    log.info("trace by %s: %s %s: %d listed", record["who"], record["kind"], record["for"], record["listed"])
-
-
-def read_audit(data_dir, limit: int) -> list[dict]:
-    """The latest `limit` audit records, newest first (a torn last line is skipped)."""
-    path = data_dir / AUDIT_FILE
-    try:
-        lines = path.read_bytes().splitlines()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in reversed(lines):
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-        if len(out) >= limit:
-            break
-    return out
+    """Append one query to the audit file (fsynced): no answer without its record."""
+    append_audit(_kiosk().data_dir, record)
+    log.info("trace by %s: %s: %d listed", record["who"], record["kind"], record["listed"])
 
 
 @bp.get("/trace")
@@ -205,4 +171,4 @@ def trace_audit():
     return jsonify(queries=read_audit(_kiosk().data_dir, int(value)))
 
 
-__all__ = ["bp", "init_app", "read_audit", "AUDIT_FILE"]
+__all__ = ["bp"]
