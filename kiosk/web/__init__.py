@@ -26,4 +26,5 @@ def create_app(kiosk, config: dict | None = None) -> Flask:
     app.register_blueprint(trace.bp)
     guard.init_app(app)
     api.init_app(app)
+    trace.init_app(app)
     return app

@@ -19,6 +19,7 @@ from ..export import csv_chunks
 from ..model import iso, parse_iso, text_problem
 from ..store.audit import append_audit, read_audit
 from .params import is_entry_id
+from .ratelimit import RateLimit
 
 bp = Blueprint("trace", __name__, url_prefix="/api/v1")
 log = logging.getLogger("kiosk.trace")
@@ -54,9 +55,15 @@ def _who(token: str, setting: str) -> str | None:
     return who
 
 
+def init_app(app) -> None:
+    """The trace routes' own rate limit (web.rate_limit a minute per address), apart from the
+    operator API's: neither role's requests use up the other's."""
+    app.extensions["trace_rate"] = RateLimit(app.extensions["kiosk"].settings["web.rate_limit"])
+
+
 @bp.before_request
 def require_tracer():
-    if not current_app.extensions["api_rate"].allow(request.remote_addr or ""):
+    if not current_app.extensions["trace_rate"].allow(request.remote_addr or ""):
         return jsonify(error="too many requests: wait a minute"), 429
     header = request.headers.get("Authorization", "")
     token = header[7:] if header.startswith("Bearer ") else ""
@@ -171,4 +178,4 @@ def trace_audit():
     return jsonify(queries=read_audit(_kiosk().data_dir, int(value)))
 
 
-__all__ = ["bp"]
+__all__ = ["bp", "init_app"]
