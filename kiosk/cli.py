@@ -147,7 +147,7 @@ def trace_(entry_id, reason, days, until, min_overlap, config_path):
                             "from": iso(since), "to": iso(end), "kind": "trace",
                             "for": f"{entry_id} {holder or ''}".strip(), "listed": len(found)})
     for c in found:
-        c = trace.Contact(**{**c.__dict__, "phone": trace.phone_for(c.holder, declarations, names.same)})
+        c = c._replace(phone=trace.phone_for(c.holder, declarations, names.same))
         click.echo(json.dumps(c.to_json(), ensure_ascii=False))
 
 

@@ -74,28 +74,26 @@ def prepare(engine) -> None:
 def refresh_stays(conn, docs: list[dict]) -> None:
     """Recompute the stays that entries `docs` (just stored or changed) can affect.
 
-    A stay depends on its entry and the person's next entry or exit within MAX_SPAN; so the
-    stays starting from MAX_SPAN before a person's earliest new entry to their latest are
-    rebuilt from the person's entries in that span and MAX_SPAN past it.
+    A stay depends on its entry and the person's next entry or exit within MAX_SPAN; so for
+    the people of `docs`, the stays starting from MAX_SPAN before the earliest of `docs` to
+    the latest are rebuilt from those people's entries in that span and MAX_SPAN past it.
+    Three statements per site, whatever the batch holds.
     """
-    spans: dict[tuple[str, str], list[float]] = {}
+    by_site: dict[str, list] = {}
     for d in docs:
-        if not d.get("fingerprint"):
-            continue
-        t = parse_iso(d["time"])
-        span = spans.setdefault((d["site"], d["fingerprint"]), [t, t])
-        span[0], span[1] = min(span[0], t), max(span[1], t)
+        if d.get("fingerprint"):
+            by_site.setdefault(d["site"], []).append(d)
     e, s = db.entries.c, db.stays.c
-    for (site, person), (lo, hi) in spans.items():
-        first, last = lo - MAX_SPAN, hi
-        bodies = conn.execute(select(e.body).where(e.site == site, e.person == person,
-                                                   e.time >= iso(first), e.time <= iso(hi + MAX_SPAN))).scalars()
+    for site, group in by_site.items():
+        times = [parse_iso(d["time"]) for d in group]
+        first, last = min(times) - MAX_SPAN, max(times)
+        people = sorted({d["fingerprint"] for d in group})
+        bodies = conn.execute(select(e.body).where(e.site == site, e.person.in_(people), e.time >= iso(first),
+                                                   e.time <= iso(last + MAX_SPAN))).scalars()
         fresh = [x for x in trace.stays((json.loads(b) for b in bodies), DEFAULT_STAY, MAX_STAY)
                  if first <= x.start <= last]
-        conn.execute(delete(db.stays).where(s.site == site, s.person == person, s.start_t >= first,
+        conn.execute(delete(db.stays).where(s.site == site, s.person.in_(people), s.start_t >= first,
                                             s.start_t <= last))
-        # An entry's stay moves wholesale: a stay row of the same entry outside the span
-        # cannot exist (its start is the entry's time).
         if fresh:
             conn.execute(insert(db.stays), [stay_row(x) for x in fresh])
 

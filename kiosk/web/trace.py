@@ -154,7 +154,7 @@ def trace_view():
     mine, found = trace.query(docs, target["fingerprint"], target["site"], since, until, default_stay,
                               max_stay, min_overlap)
     declarations = kiosk.log.declarations_since(iso(since - 86400))
-    found = [trace.Contact(**{**c.__dict__, "phone": trace.phone_for(c.holder, declarations, names.same)})
+    found = [c._replace(phone=trace.phone_for(c.holder, declarations, names.same))
              for c in found]
     holder = (target.get("declaration") or {}).get("holder")
     audit({**base, "kind": "trace", "for": f"{entry_id} {holder or ''}".strip(), "listed": len(found)})
