@@ -23,7 +23,7 @@ test-fast: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	@$(BIN)/pip install -q zxing-cpp || echo "zxing-cpp did not install: the QR benchmark runs without that reference"
-	@for b in bench/ble_parse.py bench/verify.py bench/qr_decode.py bench/screen_latency.py bench/store.py bench/export_latency.py bench/sync.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/ble_parse.py bench/verify.py bench/qr_decode.py bench/screen_latency.py bench/store.py bench/export_latency.py bench/sync.py bench/trace.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \

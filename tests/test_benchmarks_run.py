@@ -21,6 +21,9 @@ BENCHMARKS = [
     # A row per database and batch size; every entry reached the central (the bench asserts it).
     pytest.param("sync.py", 300, ["target at the default batch size", re.compile(r"^SQLite +100 ", re.M),
                                   re.compile(r"^PostgreSQL +100 ", re.M)], id="sync"),
+    # A row per database and the kiosk's log; the naive scan agreed with the fast path (asserted).
+    pytest.param("trace.py", 600, [re.compile(r"^PostgreSQL \(GiST\) +\d+ ", re.M), re.compile(r"^SQLite +\d+ ", re.M),
+                                   re.compile(r"^kiosk log +\d+ ", re.M), "goal: PostgreSQL <= 200 ms"], id="trace"),
     pytest.param("web_limits.py", 300, ["50 MB POST to each listener", "guard screens (SSE) open", "413"],
                  id="web_limits"),
 ]

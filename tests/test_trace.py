@@ -264,6 +264,9 @@ def test_openapi_documents_the_trace_routes():
     routes = {r.rule for r in app.url_map.iter_rules()}
     assert {"/api/v1/trace", "/api/v1/trace/audit", "/trace"} <= routes
     assert {"/api/v1/trace", "/api/v1/trace/audit"} <= set(SPEC["paths"])
+    central_spec = app.test_client().get("/api/v1/trace/openapi.json").get_json()
+    assert set(central_spec["paths"]) == {r for r in routes if r.startswith("/api/v1/trace")}
+    jsonschema.Draft202012Validator.check_schema(central_spec["components"]["schemas"]["Contact"])
 
 
 def _lines(out: str) -> list[dict]:

@@ -304,6 +304,34 @@ def api_audit():
         return jsonify(queries=recent_audit(conn, cred["site"], int(value)))
 
 
+def _spec() -> dict:
+    """The OpenAPI 3.1 document of the central's tracing routes (the kiosk's, plus site and tz)."""
+    import copy
+
+    from ..web.openapi import SPEC, TRACE_PATHS, TRACE_SCHEMAS
+
+    extra = [{"name": "site", "in": "query", "schema": {"type": "string", "maxLength": 100},
+              "description": "The site (a tracer bound to a site: that one only); for q, default all sites."},
+             {"name": "tz", "in": "query", "schema": {"type": "string"},
+              "description": "Time zone of the CSV's times; default Asia/Ho_Chi_Minh."}]
+    trace_get = copy.deepcopy(TRACE_PATHS["/api/v1/trace"]["get"])     # the kiosk's stays as it is
+    trace_get["parameters"] = trace_get["parameters"] + extra
+    trace_get["responses"]["200"]["description"] += " (phone is always null: declarations stay on the kiosk)"
+    return {"openapi": "3.1.0", "info": {"title": "Checkpoint central: contact tracing", "version": "1"},
+            "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+                           "schemas": {"Error": SPEC["components"]["schemas"]["Error"], **TRACE_SCHEMAS}},
+            "security": [{"token": []}],
+            "paths": {"/api/v1/trace": {"get": trace_get}, "/api/v1/trace/audit": TRACE_PATHS["/api/v1/trace/audit"],
+                      "/api/v1/trace/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {
+                          "200": {"description": "OpenAPI 3.1"}}}}}}
+
+
+@bp.get("/api/v1/trace/openapi.json")
+def openapi():
+    """The OpenAPI document of the tracing routes (no token: it holds no data)."""
+    return jsonify(_spec())
+
+
 @bp.route("/trace", methods=["GET", "POST"])
 def page():
     """The tracer's page: token, reason and a name; pick a person; see and export contacts.
