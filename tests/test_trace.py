@@ -127,12 +127,12 @@ def traced_kiosk(tmp_path, kiosk_settings):
     log = EntryLog(tmp_path / "kiosk" / "log")
     log.start()
     log.import_entries(docs)
-    log.add_declaration({"id": new_id(DAY), "time": iso(DAY + 7 * H), "name": "Trần Thị Bình",
-                         "year_of_birth": 1990, "sex": "f", "id_hash": None, "phone": "0912345678",
-                         "address": "", "flags": []})
-    log.stop()
     settings = kiosk_settings(**{"web.tracer_tokens": ["ha:" + hashlib.sha256(TRACER_TOKEN.encode()).hexdigest()]})
     kiosk = Kiosk(settings, clock=ManualClock(DAY + 10.5 * H))
+    log.add_declaration({"id": new_id(DAY), "time": iso(DAY + 7 * H), "name": "Trần Thị Bình",
+                         "year_of_birth": 1990, "sex": "f", "id_hash": kiosk.id_hash("001190012345"),
+                         "phone": "0912345678", "address": "", "flags": []})
+    log.stop()
     kiosk.start()
     kiosk.a_in = a_in
     yield kiosk
@@ -161,13 +161,16 @@ def test_kiosk_trace_needs_the_tracer_role_and_logs_every_query(traced_kiosk):
     assert body["window"]["to"] == iso(DAY + 10.5 * H)
     people = kiosk_trace(traced_kiosk, q="bình").json()["people"]
     assert [p["holder"] for p in people] == ["Trần Thị Bình"]
+    by_id = kiosk_trace(traced_kiosk, id_number="001190012345").json()["people"]
+    assert by_id == people
     audit = requests.get(traced_kiosk.web_url + "/api/v1/trace/audit",
                          headers={"Authorization": f"Bearer {TRACER_TOKEN}"}, timeout=10).json()["queries"]
-    assert [(q["who"], q["kind"], q["reason"]) for q in audit] == [("ha", "search", "F0 ca 18"),
-                                                                  ("ha", "trace", "F0 ca 18")]
-    assert audit[1]["for"].startswith(a) and "Nguyễn Văn An" in audit[1]["for"]
+    assert [(q["who"], q["kind"], q["reason"]) for q in audit] == [("ha", "search", "F0 ca 18")] * 2 + [
+        ("ha", "trace", "F0 ca 18")]
+    assert audit[2]["for"].startswith(a) and "Nguyễn Văn An" in audit[2]["for"]
+    assert "001190012345" not in str(audit)                 # the ID number is not kept
     # Durable: the audit is a file in the data folder, one JSON line per query.
-    assert len((traced_kiosk.data_dir / "trace-audit.jsonl").read_text().splitlines()) == 2
+    assert len((traced_kiosk.data_dir / "trace-audit.jsonl").read_text().splitlines()) == 3
 
 
 def test_kiosk_health_counts_who_is_inside(traced_kiosk):

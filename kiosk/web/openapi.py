@@ -66,6 +66,9 @@ TRACE_PARAMETERS = [
      "description": "An entry of the traced person (or a last_entry from a name search)."},
     {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100},
      "description": "Instead of entry: find people by name (no tracing)."},
+    {"name": "id_number", "in": "query", "schema": {"type": "string", "maxLength": 20},
+     "description": "Kiosk only, instead of entry: people whose declaration on the form gave this ID number "
+                    "(matched by its keyed hash, then by name); the number is not kept."},
     {"name": "days", "in": "query", "schema": {"type": "number", "minimum": 1, "maximum": 28},
      "description": "Days back from until; default trace.window_days (14)."},
     {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"},

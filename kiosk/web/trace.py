@@ -26,6 +26,7 @@ log = logging.getLogger("kiosk.trace")
 
 MAX_REASON = 200            # characters of the reason typed in
 MAX_QUERY = 100             # characters of a name search
+MAX_ID = 20                 # characters of an ID number (CCCD: 12 digits; passports fewer)
 MAX_AUDIT_LIST = 1000       # audit records per GET /trace/audit
 MAX_PEOPLE = 50             # people per name search
 
@@ -125,9 +126,10 @@ def trace_view():
     kiosk = _kiosk()
     settings = kiosk.settings
     reason = _text("reason", MAX_REASON, required=True)
-    query, entry_id = _text("q", MAX_QUERY), request.args.get("entry")
-    if (query is None) == (entry_id is None):
-        raise BadRequest("give either q (a name to search) or entry (the id of the traced person's entry)")
+    query, entry_id, id_number = _text("q", MAX_QUERY), request.args.get("entry"), _text("id_number", MAX_ID)
+    if sum(x is not None for x in (query, entry_id, id_number)) != 1:
+        raise BadRequest("give one of q (a name to search), id_number (an ID number declared on the form) "
+                         "or entry (the id of the traced person's entry)")
     days = _number("days", settings["trace.window_days"], 1, settings["store.retention_days"])
     min_overlap = _number("min_overlap", settings["trace.min_overlap"], 0, 1440) * 60
     now = kiosk.clock.now()
@@ -146,6 +148,15 @@ def trace_view():
                   for p in trace.people_named(docs, query, MAX_PEOPLE)]
         audit({**base, "kind": "search", "for": query, "listed": len(people)})
         return jsonify(people=people)
+    if id_number is not None:
+        # Entries carry no ID number: the form's declarations under its keyed hash give the
+        # names, and the names the people (the ID number itself is neither kept nor logged).
+        id_hash = kiosk.id_hash(id_number)
+        declared = {d["name"] for d in kiosk.log.declarations_since(iso(since - 86400)) if d.get("id_hash") == id_hash}
+        people = [{k: p[k] for k in ("holder", "last_seen", "last_entry")}
+                  for p in trace.people_named(docs, "", 10_000) if any(names.same(p["holder"], n) for n in declared)]
+        audit({**base, "kind": "search", "for": f"id_hash:{id_hash[:8]}", "listed": len(people)})
+        return jsonify(people=people[:MAX_PEOPLE])
     if not is_entry_id(entry_id):
         raise BadRequest("entry must be an entry id")
     target = kiosk.log.get(entry_id)
