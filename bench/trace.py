@@ -123,7 +123,7 @@ def central_row(name: str, url: str, docs: list[dict], picks: list[dict], naive:
     load = time.perf_counter() - start
     until_t = trace.parse_iso(docs[-1]["time"]) + 1
     since_t = until_t - 14 * DAY
-    fast, slow, listed = [], [], []
+    fast, slow, listed, find, stays_found = [], [], [], [], []
     for pick in picks:
         def query():
             with engine.connect() as conn:
@@ -131,6 +131,17 @@ def central_row(name: str, url: str, docs: list[dict], picks: list[dict], naive:
         seconds, contacts = timed(query, 3)
         fast.append(seconds)
         listed.append(len(contacts))
+
+        def overlapping():
+            # The database's part alone: the overlapping stays found (GiST && on PostgreSQL).
+            with engine.connect() as conn:
+                mine = conn.execute(text("SELECT start_t, end_t FROM stays WHERE site = :s AND person = :p "
+                                         "AND end_t > :a AND start_t < :b"),
+                                    {"s": SITE, "p": pick["fingerprint"], "a": since_t, "b": until_t}).all()
+                return central_trace.overlapping(conn, SITE, [(max(lo, since_t), min(hi, until_t)) for lo, hi in mine])
+        seconds, found = timed(overlapping, 1)
+        find.append(seconds)
+        stays_found.append(len(found))
         if naive:
             def scan():
                 with engine.connect() as conn:
@@ -151,6 +162,7 @@ def central_row(name: str, url: str, docs: list[dict], picks: list[dict], naive:
                                     for i, b in enumerate(batches[20:])])
     engine.dispose()
     return {"name": name, "load": load, "fast": statistics.median(fast), "worst": max(fast),
+            "find": statistics.median(find), "stays_found": statistics.median(stays_found),
             "naive": statistics.median(slow) if slow else None, "listed": statistics.median(listed),
             "ingest_ms": with_stays / 20 * 1000, "ingest_plain_ms": without / 20 * 1000}
 
@@ -229,6 +241,8 @@ def main():
             print(f"{name:22} {len(docs):9d} {r['fast'] * 1000:9.0f} {r['worst'] * 1000:9.0f} {r['naive'] * 1000:9.0f} "
                   f"{r['naive'] / r['fast']:6.1f} {r['listed']:9.0f} {r['ingest_ms']:14.0f} {r['ingest_plain_ms']:14.0f}",
                   flush=True)
+            print(f"  {name}: loaded in {r['load']:.0f} s; finding the {r['stays_found']:.0f} overlapping stays "
+                  f"alone (before the {MIN_OVERLAP / 60:.0f}-minute rule): {r['find'] * 1000:.0f} ms", flush=True)
         kdocs = entries(nk, seed=19)
         r = kiosk_row(base / "kiosk", kdocs, targets(kdocs, args.people, rng))
         rows.append(r)
