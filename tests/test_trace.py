@@ -310,3 +310,21 @@ def test_kiosk_trace_and_kiosk_central_trace_print_one_contact_per_line(tmp_path
     audit = requests.get(traced_central.url + "/api/v1/trace/audit",
                          headers={"Authorization": f"Bearer {TRACER_TOKEN}"}, timeout=10).json()["queries"]
     assert audit[0]["who"] == "cli:tracer-on-duty" and audit[0]["reason"] == "F0 ca 18"
+
+
+@pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_guard_exit_resent_later_ends_the_stay_on_the_central(central):
+    """The guard's "Ra về" made after the entry was synced comes again with the override: the
+    stay, assumed until then, ends at the exit."""
+    central_db.add_credential(central.engine, "ha", "tracer", SITE, TRACER_TOKEN)
+    RNG.seed(7)
+    an, an_out, em = entry(8, "an"), entry(17, "an", "gate-2", "out"), entry(9, "em")
+    em_leaves = entry(10, "em")
+    central_db.ingest(central.engine, [an, an_out, em, em_leaves], "first", DAY, 300)
+    assumed = central_trace(central, entry=an["id"], until=UNTIL).json()["contacts"]
+    # Em's second entry (10:00) is taken for a new stay (assumed, 8 h): 1 h + 7 h with An.
+    assert summary(assumed) == {"Em": (480.0, True, "not_detected")}
+    exit_override = {"action": "exit", "reason": "Ra về", "by": "guard", "at": iso(DAY + 10 * H)}
+    central_db.ingest(central.engine, [dict(em_leaves, override=exit_override)], "again", DAY, 300)
+    closed = central_trace(central, entry=an["id"], until=UNTIL).json()["contacts"]
+    assert summary(closed) == {"Em": (60.0, False, "not_detected")}

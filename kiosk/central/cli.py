@@ -164,6 +164,7 @@ def trace_(db_url, site, entry_id, reason, days, until, min_overlap):
         raise click.BadParameter(f"{until!r} is not an ISO-8601 time") from None
     since = end - (days or trace.WINDOW_DAYS) * 86400
     engine = db.connect(db_url)
+    trace.catch_up(engine)
     with engine.begin() as conn:
         found = trace.trace_entry(conn, entry_id, since, end,
                                   (trace.MIN_OVERLAP if min_overlap is None else min_overlap) * 60)

@@ -40,6 +40,9 @@ entries = Table(
     Column("clock_unsynced", Integer, nullable=False, server_default=text("0")),
     # The payload fingerprint (the person, kiosk/trace.py): stays are kept per person.
     Column("person", String(64)),
+    # 0 until the entry's stays are brought up to date (central/trace.py catch_up, before a
+    # tracing query): ingest, the constant load, does not pay for the rare query.
+    Column("stayed", Integer, nullable=False, server_default=text("0")),
     Index("entries_site_person_time", "site", "person", "time"),
 )
 
@@ -141,7 +144,8 @@ def connect(url: str):
 def _add_missing_columns(engine) -> None:
     """Columns added to `entries` since a database was created (create_all adds none to an
     existing table)."""
-    for name, ddl in (("clock_unsynced", "INTEGER NOT NULL DEFAULT 0"), ("person", "VARCHAR(64)")):
+    for name, ddl in (("clock_unsynced", "INTEGER NOT NULL DEFAULT 0"), ("person", "VARCHAR(64)"),
+                      ("stayed", "INTEGER NOT NULL DEFAULT 0")):
         if name in {c["name"] for c in inspect(engine).get_columns("entries")}:
             continue
         try:
@@ -217,11 +221,7 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
             if r["id"] not in stored and e.get("override"):
                 conn.execute(update(entries)
                              .where(entries.c.id == r["id"], entries.c.kiosk == r["kiosk"], entries.c.site == r["site"])
-                             .values(body=r["body"]))
-        # The stays of the people this batch brought or changed (an override may be an exit).
-        from .trace import refresh_stays
-
-        refresh_stays(conn, [e for e in batch if e["id"] in stored or e.get("override")])
+                             .values(body=r["body"], stayed=0))    # an override may be an exit
     return [i for i in ids if i in stored], [i for i in ids if i not in stored]
 
 

@@ -1,8 +1,9 @@
-"""Contact tracing on the central: stays kept at ingest, GET /api/v1/trace and a page.
+"""Contact tracing on the central: stays kept in a table, GET /api/v1/trace and a page.
 
-Stays (kiosk/trace.py) are kept in the `stays` table: each batch refreshes the stays of the
-people it brings, from their entries at every kiosk of the site, so an exit at another gate
-(synced before or after the entry) closes the stay. The tracing query reads the traced
+Stays (kiosk/trace.py) are kept in the `stays` table. Before each query, the stays of the
+people whose entries arrived or changed since are rebuilt from their entries at every kiosk
+of the site (`catch_up`), so an exit at another gate (synced before or after the entry)
+closes the stay, and ingest, the constant load, pays nothing for the rare query. The tracing query reads the traced
 person's stays, then the stays overlapping them: on PostgreSQL through a GiST index on
 tstzrange(start, end) with `&&`; on SQLite by a range of start times (a stay lasts at most
 MAX_SPAN), the same answers for a small site.
@@ -18,7 +19,7 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, g, jsonify, render_template, request
-from sqlalchemy import and_, delete, desc, insert, or_, select, text, update
+from sqlalchemy import ARRAY, String, and_, delete, desc, func, insert, literal, or_, select, text, update
 
 from .. import trace
 from ..config import SETTINGS
@@ -42,33 +43,51 @@ MAX_QUERY = 100             # characters of a name search
 MAX_PEOPLE = 50             # people per name search
 MAX_AUDIT_LIST = 1000       # audit records per GET /trace/audit
 MAX_DAYS = 28               # days a query may reach back
-BACKFILL_CHUNK = 1000       # entries per step when older entries get their person column
+CATCH_UP_CHUNK = 5000       # entries taken into the stays per transaction
 
 _OVERLAP_PG = ("tstzrange(to_timestamp(stays.start_t), to_timestamp(stays.end_t)) "
                "&& tstzrange(to_timestamp(:lo{i}), to_timestamp(:hi{i}))")
 
 
 def prepare(engine) -> None:
-    """The GiST index of stays on PostgreSQL; the person column and stays of entries stored
-    before the central kept them (once, in chunks)."""
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
+    """The index of entries whose stays are not up to date, and on PostgreSQL the GiST index
+    of stays (both created once)."""
+    with engine.begin() as conn:
+        conn.execute(text("CREATE INDEX IF NOT EXISTS entries_pending ON entries (id) WHERE stayed = 0"))
+        if engine.dialect.name == "postgresql":
             conn.execute(text("CREATE INDEX IF NOT EXISTS stays_during ON stays USING gist "
                               "(tstzrange(to_timestamp(start_t), to_timestamp(end_t)))"))
+
+
+def catch_up(engine) -> int:
+    """Bring the stays up to date with every entry stored or changed since (stayed = 0),
+    CATCH_UP_CHUNK entries per transaction; entries stored before the central kept a person
+    column get it here. One process at a time (a PostgreSQL advisory lock; SQLite has one
+    writer); another waits, then finds nothing left to do.
+
+    :returns: how many entries were taken in.
+    """
+    e = db.entries.c
+    done = 0
     while True:
         with engine.begin() as conn:
-            rows = conn.execute(select(db.entries.c.id, db.entries.c.body).where(db.entries.c.person.is_(None))
-                                .limit(BACKFILL_CHUNK)).all()
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(18)"))      # issue 18
+            rows = conn.execute(select(e.id, e.person, e.body).where(e.stayed == 0).order_by(e.id)
+                                .limit(CATCH_UP_CHUNK)).all()
             if not rows:
-                return
-            docs = []
-            for entry_id, body in rows:
-                d = json.loads(body)
-                # "" for an entry without a fingerprint: done, not looked at again.
-                conn.execute(update(db.entries).where(db.entries.c.id == entry_id)
-                             .values(person=d.get("fingerprint") or ""))
-                docs.append(d)
+                return done
+            docs = [json.loads(r.body) for r in rows]
+            for r, d in zip(rows, docs):
+                if r.person is None:
+                    # "" for an entry without a fingerprint: no person, never looked at again.
+                    conn.execute(update(db.entries).where(e.id == r.id).values(person=d.get("fingerprint") or ""))
             refresh_stays(conn, docs)
+            ids = [r.id for r in rows]
+            conn.execute(update(db.entries).where(
+                e.id == func.any(literal(ids, ARRAY(String))) if conn.dialect.name == "postgresql" else e.id.in_(ids))
+                .values(stayed=1))
+            done += len(rows)
 
 
 def refresh_stays(conn, docs: list[dict]) -> None:
@@ -84,18 +103,33 @@ def refresh_stays(conn, docs: list[dict]) -> None:
         if d.get("fingerprint"):
             by_site.setdefault(d["site"], []).append(d)
     e, s = db.entries.c, db.stays.c
+    pg = conn.dialect.name == "postgresql"
     for site, group in by_site.items():
         times = [parse_iso(d["time"]) for d in group]
         first, last = min(times) - MAX_SPAN, max(times)
         people = sorted({d["fingerprint"] for d in group})
-        bodies = conn.execute(select(e.body).where(e.site == site, e.person.in_(people), e.time >= iso(first),
+        # PostgreSQL: the people as one array parameter (thousands of IN placeholders cost
+        # more to send than the statement to run).
+        among = (lambda column: column == func.any(literal(people, ARRAY(String)))) if pg else (
+            lambda column: column.in_(people))
+        bodies = conn.execute(select(e.body).where(e.site == site, among(e.person), e.time >= iso(first),
                                                    e.time <= iso(last + MAX_SPAN))).scalars()
         fresh = [x for x in trace.stays((json.loads(b) for b in bodies), DEFAULT_STAY, MAX_STAY)
                  if first <= x.start <= last]
-        conn.execute(delete(db.stays).where(s.site == site, s.person.in_(people), s.start_t >= first,
+        conn.execute(delete(db.stays).where(s.site == site, among(s.person), s.start_t >= first,
                                             s.start_t <= last))
-        if fresh:
+        if fresh and pg:
+            conn.execute(_PG_INSERT_STAYS, {"rows": json.dumps([stay_row(x) for x in fresh], ensure_ascii=False)})
+        elif fresh:
             conn.execute(insert(db.stays), [stay_row(x) for x in fresh])
+
+
+_PG_INSERT_STAYS = text(
+    "INSERT INTO stays (entry_id, site, person, start_t, end_t, exit_id, entry_gate, exit_gate, assumed, holder, "
+    "app, clock_unsynced) SELECT r.entry_id, r.site, r.person, r.start_t, r.end_t, r.exit_id, r.entry_gate, "
+    "r.exit_gate, r.assumed, r.holder, r.app, r.clock_unsynced FROM json_to_recordset(CAST(:rows AS json)) AS "
+    "r(entry_id text, site text, person text, start_t float8, end_t float8, exit_id text, entry_gate text, "
+    "exit_gate text, assumed integer, holder text, app text, clock_unsynced integer)")
 
 
 def stay_row(x: trace.Stay) -> dict:
@@ -226,6 +260,7 @@ def run_query(args, cred) -> tuple[dict, list[trace.Contact] | None]:
         except (ValueError, OverflowError, OSError):
             abort(400, description="until must be an ISO-8601 time")
     since = until - days * 86400
+    catch_up(_engine())
     record = {"who": cred["name"], "at": db.now_iso(), "reason": reason, "window_from": iso(since),
               "window_to": iso(until)}
     with _engine().begin() as conn:
