@@ -272,7 +272,7 @@ def test_openapi_documents_the_trace_routes():
     assert {"/api/v1/trace", "/api/v1/trace/audit", "/trace"} <= routes
     assert {"/api/v1/trace", "/api/v1/trace/audit"} <= set(SPEC["paths"])
     central_spec = app.test_client().get("/api/v1/trace/openapi.json").get_json()
-    assert set(central_spec["paths"]) == {r for r in routes if r.startswith("/api/v1/trace")}
+    assert set(central_spec["paths"]) == {r for r in routes if r.startswith(("/api/v1/trace", "/api/v1/inside"))}
     jsonschema.Draft202012Validator.check_schema(central_spec["components"]["schemas"]["Contact"])
 
 
@@ -332,3 +332,22 @@ def test_a_guard_exit_resent_later_ends_the_stay_on_the_central(central):
     central_db.ingest(central.engine, [dict(em_leaves, override=exit_override)], "again", DAY, 300)
     closed = central_trace(central, entry=an["id"], until=UNTIL).json()["contacts"]
     assert summary(closed) == {"Em": (60.0, False, "not_detected")}
+
+
+def test_central_lists_who_is_inside_a_site_now_for_the_operator(central):
+    """An operator's list of the people inside now, across the site's gates."""
+    now = datetime.now(timezone.utc).timestamp()
+    RNG.seed(9)
+    docs = [entry((now - DAY - 2 * H) / H, "an"), entry((now - DAY - 1 * H) / H, "an", "gate-2", "out"),
+            entry((now - DAY - 1 * H) / H, "binh", "gate-2"), entry((now - DAY - 20 * H) / H, "cuong")]
+    central_db.ingest(central.engine, docs, "inside", DAY, 300)
+    answer = requests.get(central.url + "/api/v1/inside", params={"site": SITE}, timeout=10,
+                          headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    # An left; Cường came 20 h ago (past the assumed 8 h); Bình came an hour ago by gate 2.
+    assert body["count"] == 1 and [(p["holder"], p["gate"]) for p in body["people"]] == [("Trần Thị Bình", "gate-2")]
+    assert body["people"][0]["assumed_until"] is not None
+    assert requests.get(central.url + "/api/v1/inside", params={"site": SITE}, timeout=10).status_code == 401
+    assert requests.get(central.url + "/api/v1/inside", timeout=10,
+                        headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}).status_code == 400

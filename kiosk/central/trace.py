@@ -339,6 +339,30 @@ def api_audit():
         return jsonify(queries=recent_audit(conn, cred["site"], int(value)))
 
 
+@bp.get("/api/v1/inside")
+def inside():
+    """Who is inside a site now by its stays (an operator's list; also a tracer's): the count,
+    and per person the name, since when, by which gate, and the assumed end when no exit is
+    expected to be seen."""
+    cred = db.find_credential(_engine(), _bearer()) if _bearer() else None
+    if cred is None:
+        abort(401, description="a valid operator token is required")
+    if cred["role"] not in ("operator", "tracer"):
+        abort(403, description="the list of people inside is for operators")
+    site = _arg(request.args, "site", 100, required=True)
+    if cred["site"] and site != cred["site"]:
+        abort(403, description="this credential is for another site")
+    catch_up(_engine())
+    now = datetime.now(timezone.utc).timestamp()
+    s = db.stays.c
+    with _engine().connect() as conn:
+        rows = conn.execute(select(db.stays).where(s.site == site, s.start_t <= now, s.end_t > now,
+                                                   s.start_t >= now - MAX_SPAN).order_by(s.start_t)).all()
+    people = [{"holder": r.holder, "since": iso(r.start_t), "gate": r.entry_gate,
+               "assumed_until": iso(r.end_t) if r.assumed else None} for r in rows]
+    return jsonify(site=site, at=iso(now), count=len(people), people=people)
+
+
 def _spec() -> dict:
     """The OpenAPI 3.1 document of the central's tracing routes (the kiosk's, plus site and tz)."""
     import copy
@@ -357,6 +381,14 @@ def _spec() -> dict:
                            "schemas": {"Error": SPEC["components"]["schemas"]["Error"], **TRACE_SCHEMAS}},
             "security": [{"token": []}],
             "paths": {"/api/v1/trace": {"get": trace_get}, "/api/v1/trace/audit": TRACE_PATHS["/api/v1/trace/audit"],
+                      "/api/v1/inside": {"get": {
+                          "summary": "Who is inside a site now (operator or tracer token): count and list",
+                          "parameters": [{"name": "site", "in": "query", "required": True,
+                                          "schema": {"type": "string", "maxLength": 100}}],
+                          "responses": {"200": {"description": "count, people: holder, since, gate, "
+                                                "assumed_until (null when an exit is what ends the stay)"},
+                                        "400": {"description": "No site"}, "401": {"description": "No token"},
+                                        "403": {"description": "A kiosk's token, or another site's"}}}},
                       "/api/v1/trace/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {
                           "200": {"description": "OpenAPI 3.1"}}}}}}
 
