@@ -100,6 +100,9 @@ def load_central(url: str, docs: list[dict]) -> object:
                 conn.execute(insert(central_db.entries), rows[i:i + 5000])
         for i in range(0, len(stays), 5000):
             conn.execute(insert(central_db.stays), stays[i:i + 5000])
+        # The stays above are those of every entry: none is left for a catch-up (PostgreSQL's
+        # bulk insert leaves the column at its default).
+        conn.execute(text("UPDATE entries SET stayed = 1"))
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))
