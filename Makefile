@@ -29,7 +29,7 @@ test-fast: lint
 
 bench: $(VENV)/.installed
 	@$(BIN)/pip install -q zxing-cpp || echo "zxing-cpp did not install: the QR benchmark runs without that reference"
-	@for b in bench/ble_parse.py bench/verify.py bench/qr_decode.py bench/screen_latency.py bench/store.py bench/export_latency.py bench/sync.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/ble_parse.py bench/verify.py bench/qr_decode.py bench/screen_latency.py bench/store.py bench/export_latency.py bench/sync.py bench/trace.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 # Slow (about 20 minutes here), so not CI: the install and a subset of the tests in an emulated
 # arm64 Debian Bookworm root, the base of Raspberry Pi OS 64-bit (tools/check-arm64.sh says how;

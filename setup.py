@@ -9,7 +9,7 @@ setup(
     packages=find_packages(include=["kiosk", "kiosk.*"]),
     package_data={
         "kiosk.web": ["templates/*.html", "static/*"],
-        "kiosk.central": ["templates/central/*.html", "assets/*"],
+        "kiosk.central": ["templates/*.html", "templates/central/*.html", "assets/*"],
         "kiosk.demo": ["*.jsonl", "*.toml"],
     },
     install_requires=[

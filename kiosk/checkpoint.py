@@ -111,6 +111,7 @@ class Kiosk:
         self.frames_decoded = 0
         self.scans = 0
         self.not_logged = 0       # scans whose entry could not be logged (the door stayed shut)
+        self._inside_memo: tuple[int, float] | None = None     # (people inside, time.monotonic())
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -402,6 +403,30 @@ class Kiosk:
     def sync_status(self) -> dict:
         """What a sync batch tells the central of this kiosk (kiosk.checkup.sync_status)."""
         return checkup.sync_status(self)
+
+    # Seconds a count of people inside is reused: every health (each guard screen's 5-second
+    # heartbeat, /api/v1/health) asks, and at 100k entries over 28 days a count reads a day of
+    # entries (245 ms measured under load, docs/performance.md).
+    INSIDE_REFRESH = 30.0
+
+    def inside_now(self) -> int | None:
+        """How many people are inside by this kiosk's log: stays going on now (an entry with
+        no exit counts for trace.default_stay); None while the log cannot be read. Counted
+        again at most every INSIDE_REFRESH seconds."""
+        from . import trace
+
+        memo = self._inside_memo
+        if memo is not None and time.monotonic() - memo[1] < self.INSIDE_REFRESH:
+            return memo[0]
+        now = self.clock.now()
+        default_stay, max_stay = self.settings["trace.default_stay"] * 3600, self.settings["trace.max_stay"] * 3600
+        try:
+            docs = self.log.search(since=iso(now - max_stay), until=iso(now + 1), limit=10_000_000)
+        except (StoreUnavailable, OSError):
+            return None
+        count = len(trace.inside_now(trace.stays(docs, default_stay, max_stay), now))
+        self._inside_memo = (count, time.monotonic())
+        return count
 
     def cpu_seconds(self) -> dict:
         """CPU seconds since start by stage (kiosk.checkup.cpu_seconds)."""

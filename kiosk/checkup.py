@@ -37,6 +37,10 @@ def parts(kiosk) -> dict[str, Health]:
     parts["disk"] = disk_health(shutil.disk_usage(kiosk.data_dir).free)
     parts["clock"] = clock_health(kiosk.clock_state())
     parts["report"] = report_health(report_state(kiosk))
+    inside = kiosk.inside_now()
+    # Not a fault either way: the count of people on site by this kiosk's log (contact tracing).
+    parts["inside_now"] = Health("inside_now", State.OK, None, f"{inside} inside" if inside is not None else "unknown",
+                             {"count": inside})
     return parts
 
 
@@ -106,6 +110,7 @@ def document(kiosk) -> dict:
         "scans": kiosk.scans,
         "report": report_state(kiosk),
         "parts": {name: h.to_json() for name, h in states.items()},
+        "inside_now": kiosk.inside_now(),
         "frames_decoded": kiosk.frames_decoded,
         "cpu_seconds": cpu_seconds(kiosk),
     }

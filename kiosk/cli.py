@@ -114,6 +114,51 @@ def export(since, until, decision, app, status, text, fmt, out, config_path):
                 out.write(chunk)
 
 
+@main.command(name="trace")
+@click.option("--entry", "entry_id", required=True, help="An entry of the traced person.")
+@click.option("--reason", required=True, help="Why (kept in the audit log with your user name).")
+@click.option("--days", type=click.FloatRange(1, 28), help="Days back from --until; default trace.window_days.")
+@click.option("--until", help="End of the window (ISO-8601 time); default now.")
+@click.option("--min-overlap", type=click.FloatRange(0, 1440), help="Minutes; default trace.min_overlap.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def trace_(entry_id, reason, days, until, min_overlap, config_path):
+    """Contacts of the person of an entry in this kiosk's log: JSON lines, one contact per line
+    (holder, overlap_minutes, stays, app, assumed, ...). Logged in trace-audit.jsonl."""
+    from . import names, trace
+    from .model import iso, parse_iso, text_problem
+    from .store import read_entries
+    from .store.audit import append_audit
+    from .store.declarations import read_declarations
+
+    settings = _settings(config_path)
+    if len(reason) > 200 or text_problem(reason):
+        raise click.BadParameter("the reason must be printable text of at most 200 characters")
+    try:
+        end = parse_iso(until) if until else time.time()
+    except ValueError:
+        raise click.BadParameter(f"{until!r} is not an ISO-8601 time") from None
+    since = end - (days or settings["trace.window_days"]) * 86400
+    default_stay, max_stay = settings["trace.default_stay"] * 3600, settings["trace.max_stay"] * 3600
+    data_dir = Path(settings["data_dir"])
+    if not (data_dir / "log").is_dir():
+        raise click.ClickException(f"no entry log at {data_dir / 'log'}")
+    lo, hi = iso(since - max_stay), iso(end)
+    docs = [d for d in read_entries(data_dir / "log") if lo <= d["time"] < hi]
+    target = next((d for d in docs if d["id"] == entry_id), None)
+    if target is None or not target.get("fingerprint"):
+        raise click.ClickException(f"no entry {entry_id} between {lo} and {hi}")
+    _, found = trace.query(docs, target["fingerprint"], target["site"], since, end, default_stay, max_stay,
+                           (settings["trace.min_overlap"] if min_overlap is None else min_overlap) * 60)
+    declarations = [d for d in read_declarations(data_dir / "log") if d["time"] >= iso(since - 86400)]
+    holder = (target.get("declaration") or {}).get("holder")
+    append_audit(data_dir, {"who": "cli:" + os.environ.get("USER", "?"), "at": iso(time.time()), "reason": reason,
+                            "from": iso(since), "to": iso(end), "kind": "trace",
+                            "for": f"{entry_id} {holder or ''}".strip(), "listed": len(found)})
+    for c in found:
+        c = c._replace(phone=trace.phone_for(c.holder, declarations, names.same))
+        click.echo(json.dumps(c.to_json(), ensure_ascii=False))
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 def doctor(config_path):

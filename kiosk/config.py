@@ -122,6 +122,8 @@ SETTINGS: tuple[Setting, ...] = (
             "(normally only the kiosk's own screen)."),
     Setting("web.rate_limit", 120, "Operator API requests per minute from one address."),
     Setting("web.operator_tokens", [], "SHA-256 hex digests of the operators' API tokens."),
+    Setting("web.tracer_tokens", [], "SHA-256 hex digests (optionally \"name:digest\") of the tracers' tokens: "
+            "the only credential for GET /api/v1/trace (contact tracing); an operator token gets 403."),
     Setting("web.allowed_hosts", [], "Host names the guard pages answer to besides IP addresses and localhost "
             "(others are refused: DNS rebinding)."),
     Setting("web.threads", 8, "Worker threads of the guard pages and operator API.", bounds=(2, 64)),
@@ -140,6 +142,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync.max_backoff", 300.0, "Longest wait between attempts while the central is failing."),
     Setting("sync.ca_bundle", "", "CA certificates (PEM) to verify the central's TLS certificate; "
             "empty = the system's."),
+
+    Setting("trace.default_stay", 8.0, "Hours of an assumed stay (an entry with no exit seen): a shift; it ends "
+            "sooner at the person's next entry.", bounds=(0.25, 48)),
+    Setting("trace.max_stay", 24.0, "Hours after an entry beyond which an exit is not taken for its end.",
+            bounds=(1, 168)),
+    Setting("trace.window_days", 14, "Days a contact-tracing query looks back by default (the incubation period).",
+            bounds=(1, 28)),
+    Setting("trace.min_overlap", 15.0, "Minutes two people must have been inside together to be listed as "
+            "contacts (the close-contact rule).", bounds=(0, 1440)),
 
     Setting("store.retention_days", 28, "Days an entry is kept on the kiosk."),
     Setting("store.hold_mb", 16.0, "MB of entries held in memory while the disk takes no write (about 2,000 "

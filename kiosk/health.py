@@ -24,7 +24,7 @@ class State(str, Enum):
 
 
 # The parts a guard is told about, in the order of the health strip.
-PARTS = ("camera", "ble", "sync", "log", "trust_list", "disk", "clock", "report")
+PARTS = ("camera", "ble", "sync", "log", "trust_list", "disk", "clock", "report", "inside_now")
 
 # Every cause a part's state can have; the guard's catalogues phrase each as cause_<code>.
 CAUSES = (

@@ -23,6 +23,9 @@ BENCHMARKS = [
                                   re.compile(r"^PostgreSQL +100 ", re.M)], id="sync"),
     pytest.param("central_queries.py", 300, ["sparse search, first page", "daily report of", "SQLite"],
                  id="central_queries"),
+    # A row per database and the kiosk's log; the naive scan agreed with the fast path (asserted).
+    pytest.param("trace.py", 600, [re.compile(r"^PostgreSQL \(GiST\) +\d+ ", re.M), re.compile(r"^SQLite +\d+ ", re.M),
+                                   re.compile(r"^kiosk log +\d+ ", re.M), "goal: PostgreSQL <= 200 ms"], id="trace"),
     pytest.param("web_limits.py", 300, ["50 MB POST to each listener", "guard screens (SSE) open", "413"],
                  id="web_limits"),
     pytest.param("qr_clips.py", 600, ["kiosk: camera loop -> guard screen", "model: kiosk decoder",

@@ -69,6 +69,9 @@ def create_app(db_url: str = "sqlite:///central.db", engine=None, timezone: str 
     app.register_blueprint(bp)
     # The operators' pages, with the session (cookie flags, secret from the database).
     pages.init_app(app, app.extensions["central_db"], reports, timezone)
+    from .trace import bp as trace_bp
+
+    app.register_blueprint(trace_bp)
 
     @app.errorhandler(HTTPException)
     def _error(e):

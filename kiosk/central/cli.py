@@ -141,6 +141,60 @@ def add_operator(db_url, name, token, sites):
                                  sites=list(sites) if sites else None))
 
 
+@main.command("add-tracer")
+@click.argument("name")
+@click.option("--site", help="Bind the credential to one site (recommended); without it, every site.")
+@click.option("--token", help="Use this token instead of a random one.")
+@click.pass_obj
+def add_tracer(db_url, name, site, token):
+    """Register a tracer (contact tracing only; an operator's token cannot trace); print the token."""
+    click.echo(db.add_credential(db.connect(db_url), name, "tracer", site, token))
+
+
+@main.command("trace")
+@click.option("--site", required=True, help="Site of the entry.")
+@click.option("--entry", "entry_id", required=True, help="An entry of the traced person.")
+@click.option("--reason", required=True, help="Why (kept in the audit table with your user name).")
+@click.option("--days", type=click.FloatRange(1, 28), default=None, help="Days back from --until (default 14).")
+@click.option("--until", help="End of the window (ISO-8601 time); default now.")
+@click.option("--min-overlap", type=click.FloatRange(0, 1440), default=None, help="Minutes (default 15).")
+@click.pass_obj
+def trace_(db_url, site, entry_id, reason, days, until, min_overlap):
+    """Contacts of the person of an entry across the site's kiosks: JSON lines, one contact per
+    line (holder, overlap_minutes, stays, app, assumed, ...). Logged in trace_audit."""
+    import json
+    import os
+    import time
+
+    from sqlalchemy import insert
+
+    from ..model import iso, parse_iso, text_problem
+    from . import trace
+
+    if len(reason) > trace.MAX_REASON or text_problem(reason):
+        raise click.BadParameter(f"the reason must be printable text of at most {trace.MAX_REASON} characters")
+    try:
+        end = parse_iso(until) if until else time.time()
+    except ValueError:
+        raise click.BadParameter(f"{until!r} is not an ISO-8601 time") from None
+    since = end - (days or trace.WINDOW_DAYS) * 86400
+    engine = db.connect(db_url)
+    trace.catch_up(engine)
+    with engine.begin() as conn:
+        found = trace.trace_entry(conn, entry_id, since, end,
+                                  (trace.MIN_OVERLAP if min_overlap is None else min_overlap) * 60)
+        if found is None or found[0].site != site:
+            raise click.ClickException(f"no entry {entry_id} at site {site}")
+        row, _, contacts = found
+        holder = (json.loads(row.body).get("declaration") or {}).get("holder")
+        conn.execute(insert(db.trace_audit).values(
+            who="cli:" + os.environ.get("USER", "?"), at=db.now_iso(), site=site, kind="trace",
+            for_whom=f"{entry_id} {holder or ''}".strip()[:300], reason=reason, listed=len(contacts),
+            window_from=iso(since), window_to=iso(end)))
+    for c in contacts:
+        click.echo(json.dumps(c.to_json(), ensure_ascii=False))
+
+
 @main.group()
 def report():
     """The sites' daily reports."""

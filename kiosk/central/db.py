@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     Column,
+    Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -42,7 +44,7 @@ metadata = MetaData()
 credentials = Table(
     "credentials", metadata,
     Column("name", String(100), primary_key=True),
-    Column("role", String(20), nullable=False),          # "kiosk" or "operator"
+    Column("role", String(20), nullable=False),          # "kiosk", "operator" or "tracer"
     Column("site", String(100)),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", String(30), nullable=False),
@@ -70,6 +72,48 @@ entries = Table(
     # 1: stamped while the kiosk's clock was not trusted (the entry's "clock_unsynced"):
     # its time may be wrong. A column, so a report can count or leave out such entries.
     Column("clock_unsynced", Integer, nullable=False, server_default=text("0")),
+    # The payload fingerprint (the person, kiosk/trace.py): stays are kept per person.
+    Column("person", String(64)),
+    # 0 until the entry's stays are brought up to date (central/trace.py catch_up, before a
+    # tracing query): ingest, the constant load, does not pay for the rare query.
+    Column("stayed", Integer, nullable=False, server_default=text("0")),
+    Index("entries_site_person_time", "site", "person", "time"),
+)
+
+# Stays (kiosk/trace.py): an entry with its exit, or assumed; kept at ingest for the
+# person's entries a batch brings (central/trace.py). Times are UNIX seconds. On PostgreSQL
+# the tracing query finds overlaps with a GiST index on tstzrange(start, end) and `&&`.
+stays = Table(
+    "stays", metadata,
+    Column("entry_id", String(26), primary_key=True),
+    Column("site", String(100), nullable=False),
+    Column("person", String(64), nullable=False),
+    Column("start_t", Float, nullable=False),
+    Column("end_t", Float, nullable=False),
+    Column("exit_id", String(26)),
+    Column("entry_gate", String(100), nullable=False),
+    Column("exit_gate", String(100)),
+    Column("assumed", Integer, nullable=False),
+    Column("holder", String(200)),
+    Column("app", String(20), nullable=False),
+    Column("clock_unsynced", Integer, nullable=False),
+    Index("stays_site_person_start", "site", "person", "start_t"),
+    Index("stays_site_start", "site", "start_t"),
+)
+
+# Every contact-tracing query: who ran it, when, for whom, why, how many were listed. Kept.
+trace_audit = Table(
+    "trace_audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("who", String(100), nullable=False),
+    Column("at", String(30), nullable=False),
+    Column("site", String(100)),
+    Column("kind", String(10), nullable=False),           # "search" or "trace"
+    Column("for_whom", String(300), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("listed", Integer, nullable=False),
+    Column("window_from", String(30)),
+    Column("window_to", String(30)),
 )
 
 # Signatures of accepted batches, for MAX_SKEW seconds: the same batch sent again is a replay.
@@ -135,21 +179,30 @@ def connect(url: str):
             conn.execute("PRAGMA synchronous=FULL")
     metadata.create_all(engine)
     _add_missing_columns(engine)
+    from .trace import prepare
+
+    prepare(engine)
     return engine
 
 
 _ADDED_COLUMNS = (("entries", "clock_unsynced", "INTEGER NOT NULL DEFAULT 0"),
-                  ("credentials", "sites", "TEXT"))
+                  ("credentials", "sites", "TEXT"),
+                  ("entries", "person", "VARCHAR(64)"),
+                  ("entries", "stayed", "INTEGER NOT NULL DEFAULT 0"))
 
 
 def _add_missing_columns(engine) -> None:
-    """Columns added since a database was created (create_all adds none to an existing table)."""
+    """Columns added since a database was created (create_all adds none to an existing table),
+    and the index on one of them."""
     for table, column, kind in _ADDED_COLUMNS:
         if column in {c["name"] for c in inspect(engine).get_columns(table)}:
             continue
         try:
             with engine.begin() as conn:
                 conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                if (table, column) == ("entries", "person"):
+                    conn.execute(text("CREATE INDEX IF NOT EXISTS entries_site_person_time "
+                                      "ON entries (site, person, time)"))
         except DBAPIError:
             # Another central process starting at the same time added it first.
             if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
@@ -231,7 +284,8 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
     rows = [{"id": e["id"], "site": e["site"], "kiosk": e["kiosk"], "time": e["time"],
              "decision": final_decision(e), "received_at": received,
              "body": json.dumps(e, ensure_ascii=False),
-             "clock_unsynced": 1 if e.get("clock_unsynced") is True else 0} for e in batch]
+             "clock_unsynced": 1 if e.get("clock_unsynced") is True else 0,
+             "person": e.get("fingerprint")} for e in batch]
     with engine.begin() as conn:
         if not _first_sight(conn, signature, now, window):
             raise Replay(signature)
@@ -253,7 +307,7 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
             if r["id"] not in stored and e.get("override"):
                 conn.execute(update(entries)
                              .where(entries.c.id == r["id"], entries.c.kiosk == r["kiosk"], entries.c.site == r["site"])
-                             .values(body=r["body"], decision=r["decision"]))
+                             .values(body=r["body"], decision=r["decision"], stayed=0))  # may be an exit
     return [i for i in ids if i in stored], [i for i in ids if i not in stored]
 
 
@@ -272,10 +326,10 @@ def _foreign(conn, rows: list[dict]) -> list[str]:
 # PostgreSQL: the batch as one JSON parameter, one short statement whatever its size (a
 # placeholder per value, or arrays, cost psycopg more to prepare than the insert itself).
 _PG_INSERT = text(
-    'INSERT INTO entries (id, site, kiosk, "time", decision, received_at, body, clock_unsynced) '
-    'SELECT r.id, r.site, r.kiosk, r."time", r.decision, r.received_at, r.body, r.clock_unsynced '
+    'INSERT INTO entries (id, site, kiosk, "time", decision, received_at, body, clock_unsynced, person) '
+    'SELECT r.id, r.site, r.kiosk, r."time", r.decision, r.received_at, r.body, r.clock_unsynced, r.person '
     'FROM json_to_recordset(CAST(:rows AS json)) AS r(id text, site text, kiosk text, "time" text, '
-    "decision text, received_at text, body text, clock_unsynced integer) "
+    "decision text, received_at text, body text, clock_unsynced integer, person text) "
     "ORDER BY r.id ON CONFLICT (id) DO NOTHING RETURNING id")
 
 

@@ -105,6 +105,8 @@ def prepare(data: Path, web_port: int, central_port: int, form_port: int = 8081)
     kiosk_token = _token(data / "kiosk.token")
     # The demo has a PIN like any kiosk (overrides need one); it prints it on the terminal.
     pin = _pin(data / "guard.pin")
+    # Contact tracing has a credential of its own, beside the operator's (valid on both).
+    tracer_token = _token(data / "tracer.token")
     settings = config.load(path=HERE / "demo.toml")
     settings = config.load(base=settings, overrides={
         "data_dir": str(data / "kiosk"),
@@ -117,22 +119,26 @@ def prepare(data: Path, web_port: int, central_port: int, form_port: int = 8081)
         "web.port": web_port,
         "web.operator_tokens": [hashlib.sha256(operator_token.encode()).hexdigest()],
         "web.guard_pin_sha256": hashlib.sha256(pin.encode()).hexdigest(),
+        "web.tracer_tokens": ["demo-tracer:" + hashlib.sha256(tracer_token.encode()).hexdigest()],
         "sync.url": f"http://127.0.0.1:{central_port}",
         "sync.token": kiosk_token,
     })
     render_frames(data / "frames", settings["site.id"], site_key, time.time())
     write_trust_list(Path(settings["data_dir"]) / "trust-list.json", time.time())
-    return settings, {"operator_token": operator_token, "kiosk_token": kiosk_token, "pin": pin}
+    return settings, {"operator_token": operator_token, "kiosk_token": kiosk_token, "pin": pin,
+                      "tracer_token": tracer_token}
 
 
-def start_central(data: Path, port: int, settings, kiosk_token: str, operator_token: str):
+def start_central(data: Path, port: int, settings, kiosk_token: str, operator_token: str,
+                  tracer_token: str | None = None):
     from ..central import db
     from ..central.app import MAX_BODY_BYTES, create_app
 
     engine = db.connect(f"sqlite:///{data / 'central.db'}")
     for name, role, site, token in ((settings["kiosk.id"], "kiosk", settings["site.id"], kiosk_token),
-                                    ("demo-operator", "operator", None, operator_token)):
-        if db.find_credential(engine, token) is None:
+                                    ("demo-operator", "operator", None, operator_token),
+                                    ("demo-tracer", "tracer", settings["site.id"], tracer_token)):
+        if token and db.find_credential(engine, token) is None:
             db.add_credential(engine, name, role, site, token)
     return BackgroundServer(create_app(engine=engine), "127.0.0.1", port, threads=4, name="central",
                             max_body=MAX_BODY_BYTES).start()
@@ -143,7 +149,8 @@ def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds
     from ..checkpoint import Kiosk
 
     settings, tokens = prepare(data, web_port, central_port, form_port)
-    central = start_central(data, central_port, settings, tokens["kiosk_token"], tokens["operator_token"])
+    central = start_central(data, central_port, settings, tokens["kiosk_token"], tokens["operator_token"],
+                            tokens["tracer_token"])
     kiosk = Kiosk(settings)
     stop = stop_on_signals()
     subscription = kiosk.bus.subscribe()
@@ -155,6 +162,9 @@ def run_demo(data: Path, web_port: int = 8080, central_port: int = 8090, seconds
   Declaration    {kiosk.form_url}/   (what a visitor's phone opens; gives a pass to show at the door)
   Central pages  http://127.0.0.1:{central_port}/   (log in with the operator token: {tokens['operator_token']})
   Central API    curl -H 'Authorization: Bearer {tokens['operator_token']}' http://127.0.0.1:{central_port}/api/v1/entries
+  Tracer token   {tokens['tracer_token']}   (contact tracing only; the operator token gets 403)
+  Tracing page   http://127.0.0.1:{central_port}/trace   (the central: search a visitor, see the contacts, export)
+  Tracing API    curl -H 'Authorization: Bearer {tokens['tracer_token']}' '{kiosk.web_url}/api/v1/trace?q=a&reason=demo'
   Data folder    {data}
   Visitors come every few seconds (a {PERIOD:.0f} s loop); Ctrl-C stops everything.
 """, flush=True)

@@ -9,6 +9,20 @@ from .storage import DurableDB
 FOLDER = "declarations"
 
 
+def read_declarations(log_path) -> list[dict]:
+    """Every declaration of a log folder, oldest first, read-only (beside a running kiosk)."""
+    from pathlib import Path
+
+    folder = Path(log_path) / FOLDER
+    if not folder.is_dir():
+        return []
+    db = DurableDB(folder, read_only=True)
+    try:
+        return sorted((dict(d) for d in db.table("declarations").all()), key=lambda d: d["time"])
+    finally:
+        db.close()
+
+
 class Declarations:
     """The form's declarations in their own database; only the writer thread may use it.
 
@@ -27,6 +41,10 @@ class Declarations:
         """The latest declaration for this keyed ID hash made at or after `since` (ISO UTC)."""
         found = self.table.search((where("id_hash") == id_hash) & (where("time") >= since))
         return copies([max(found, key=lambda d: d["time"])])[0] if found else None
+
+    def since(self, since: str) -> list[dict]:
+        """The declarations made at or after `since` (ISO UTC), oldest first."""
+        return copies(sorted(self.table.search(where("time") >= since), key=lambda d: d["time"]))
 
     def purge(self, cutoff: str) -> None:
         """Remove the declarations made before `cutoff` (ISO UTC)."""

@@ -411,3 +411,9 @@ class EntryLog(ReadPath):
     def find_declaration(self, id_hash: str, since: str) -> dict | None:
         """The latest declaration for this keyed ID hash made at or after `since` (ISO UTC)."""
         return self._opened_declarations().find(id_hash, since)
+
+    @on_writer
+    def declarations_since(self, since: str) -> list[dict]:
+        """The declarations made at or after `since` (ISO UTC), oldest first (contact tracing:
+        the phone numbers)."""
+        return self._opened_declarations().since(since)

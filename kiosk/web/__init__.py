@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import api, guard
+from . import api, guard, trace
 
 # bytes: the largest body this app takes is a guard override (entry id, action, reason, PIN:
 # about 200 bytes); the operator API takes none.
@@ -23,6 +23,8 @@ def create_app(kiosk, config: dict | None = None) -> Flask:
     app.extensions["kiosk"] = kiosk
     app.register_blueprint(guard.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(trace.bp)
     guard.init_app(app)
     api.init_app(app)
+    trace.init_app(app)
     return app

@@ -186,6 +186,9 @@ def part_text(h, words: dict, tz) -> str:
         return text + (f" · {words['sync_last'].replace('{n}', last)}" if last else "")
     if h.part == "report":
         return _report_text(h, words, tz)
+    if h.part == "inside_now":
+        # People inside by this kiosk's log ("Đang trong khu vực: 134"); "?" while unreadable.
+        return "?" if h.figures.get("count") is None else str(h.figures["count"])
     if h.cause:
         text = phrase(words, h.cause, **{k: _figure(v, words) for k, v in f.items()})
         if h.part == "log" and h.cause != "log_held" and f.get("held"):

@@ -49,6 +49,82 @@ _REPORT_PARAMS = [{"name": "format", "in": "query", "schema": {"enum": ["json", 
 _REPORT_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/DailyReport"}},
                    "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}}
 
+# Contact tracing (GET /api/v1/trace): shared with the central's document (kiosk/central/trace.py).
+_STAY = {"type": "object", "required": ["entry", "exit", "from", "to", "gates", "assumed", "app"], "properties": {
+    "entry": {"type": "string"}, "exit": _TEXT_OR_NULL, "from": {"type": "string", "format": "date-time"},
+    "to": {"type": "string", "format": "date-time", "description": "The exit, or the assumed end when assumed"},
+    "gates": {"type": "array", "items": {"type": "string"}}, "assumed": {"type": "boolean"},
+    "app": {"enum": ["confirmed", "likely", "not_detected"]}, "clock_unsynced": {"const": True}},
+    "additionalProperties": False}
+TRACE_SCHEMAS = {
+    "Stay": _STAY,
+    "Contact": {"type": "object", "required": ["holder", "overlap_minutes", "stays", "app", "assumed", "gates", "phone"],
+                "properties": {
+                    "holder": _TEXT_OR_NULL, "overlap_minutes": {"type": "number"},
+                    "stays": {"type": "array", "items": {"$ref": "#/components/schemas/Stay"}},
+                    "app": {"enum": ["confirmed", "likely", "not_detected"],
+                            "description": "confirmed: the app (Bluezone) will warn them too; otherwise call"},
+                    "assumed": {"type": "boolean", "description": "Some overlap rests on an assumed stay"},
+                    "gates": {"type": "array", "items": {"type": "string"}},
+                    "phone": {**_TEXT_OR_NULL, "description": "From their declaration on the kiosk's form; "
+                              "always null on the central (declarations stay on the kiosk)"},
+                    "clock_unsynced": {"const": True}}, "additionalProperties": False},
+    "Trace": {"type": "object", "required": ["site", "entry", "holder", "window", "min_overlap_minutes", "stays",
+                                             "contacts"], "properties": {
+        "site": {"type": "string"}, "entry": {"type": "string"}, "holder": _TEXT_OR_NULL,
+        "window": {"type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"}}},
+        "min_overlap_minutes": {"type": "number"},
+        "stays": {"type": "array", "items": {"$ref": "#/components/schemas/Stay"}},
+        "contacts": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"}}}},
+    "People": {"type": "object", "required": ["people"], "properties": {"people": {"type": "array", "items": {
+        "type": "object", "required": ["holder", "last_seen", "last_entry"], "properties": {
+            "holder": {"type": "string"}, "last_seen": {"type": "string"},
+            "last_entry": {"type": "string", "description": "Pass as entry to trace this person"}}}}}},
+    "TraceAudit": {"type": "object", "required": ["queries"], "properties": {"queries": {"type": "array", "items": {
+        "type": "object", "required": ["who", "at", "kind", "for", "reason", "listed"], "properties": {
+            "who": {"type": "string"}, "at": {"type": "string"}, "kind": {"enum": ["search", "trace"]},
+            "for": {"type": "string"}, "reason": {"type": "string"}, "listed": {"type": "integer"},
+            "from": {"type": "string"}, "to": {"type": "string"}}}}}},
+}
+TRACE_PARAMETERS = [
+    {"name": "reason", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 200},
+     "description": "Why this query is run (kept in the audit log)."},
+    {"name": "entry", "in": "query", "schema": {"type": "string"},
+     "description": "An entry of the traced person (or a last_entry from a name search)."},
+    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100},
+     "description": "Instead of entry: find people by name (no tracing)."},
+    {"name": "id_number", "in": "query", "schema": {"type": "string", "maxLength": 20},
+     "description": "Kiosk only, instead of entry: people whose declaration on the form gave this ID number "
+                    "(matched by its keyed hash, then by name); the number is not kept."},
+    {"name": "days", "in": "query", "schema": {"type": "number", "minimum": 1, "maximum": 28},
+     "description": "Days back from until; default trace.window_days (14)."},
+    {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"},
+     "description": "End of the window; default now."},
+    {"name": "min_overlap", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 1440},
+     "description": "Minutes together to count; default trace.min_overlap (15)."},
+    {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]},
+     "description": "csv: one row per contact, for the health authority."},
+]
+TRACE_ERRORS = {code: {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                for code, text in (("400", "Bad parameters"), ("401", "No valid tracer token"),
+                                   ("403", "An operator token: tracing needs the tracer role"),
+                                   ("404", "No such entry"), ("429", "Too many requests from this address"))}
+TRACE_PATHS = {
+    "/api/v1/trace": {"get": {
+        "summary": "Contact tracing: who overlapped the traced person's stays (tracer token only; logged)",
+        "parameters": TRACE_PARAMETERS,
+        "responses": {"200": {"description": "The contacts, or the people found by name", "content": {
+            "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/Trace"},
+                                                      {"$ref": "#/components/schemas/People"}]}},
+            "text/csv": {"schema": {"type": "string"}}}}, **TRACE_ERRORS}}},
+    "/api/v1/trace/audit": {"get": {
+        "summary": "The tracing queries run (who, when, for whom, why), newest first (tracer token only)",
+        "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                                                     "default": 100}}],
+        "responses": {"200": {"description": "The audit log", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/TraceAudit"}}}}, **TRACE_ERRORS}}},
+}
+
 SPEC = {
     "openapi": "3.1.0",
     "info": {"title": "Checkpoint kiosk operator API", "version": "1"},
@@ -101,6 +177,9 @@ SPEC = {
                 "sync": {"type": "object"}, "disk_free_mb": {"type": "integer"}, "trust_list": {"type": "string"},
                 "door": {"type": "string"}, "scans": {"type": "integer"}, "ble_heard": {"type": "integer"},
                 "log_held": {"type": "integer"}, "not_logged": {"type": "integer"},
+                "inside_now": {"type": ["integer", "null"], "description":
+                               "People inside by this kiosk's log: stays going on now (an entry without "
+                               "an exit counts for trace.default_stay)"},
                 "report": {"type": "object", "required": ["by", "ok"], "description":
                            "The daily report by email: by (kiosk, central, off); for kiosk: day, state "
                            "(due, sending, failed, sent, missed), sent_at, attempts, error; ok is false when missed"},
@@ -120,6 +199,7 @@ SPEC = {
                 "cause": {"oneOf": [{"type": "null"}, {"enum": list(CAUSES)}]},
                 "detail": {"type": "string", "description": "Technical detail (English), for the operator"},
                 "figures": {"type": "object"}}},
+            **TRACE_SCHEMAS,
         },
     },
     "security": [{"token": []}],
@@ -143,6 +223,7 @@ SPEC = {
             "summary": "The kiosk's parts",
             "responses": {"200": {"description": "Health", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}, **_ERRORS}}},
+        **TRACE_PATHS,
         "/api/v1/openapi.json": {"get": {
             "summary": "This document", "security": [],
             "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},

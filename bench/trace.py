@@ -1,0 +1,261 @@
+"""How fast the contact-tracing query answers: a person's contacts over 14 days at a site of
+5 gates holding 1M entries over 28 days (exits for 70%), on the central (PostgreSQL and
+SQLite, stays kept at ingest, overlap by a GiST index on tstzrange on PostgreSQL) and on a
+kiosk's own log of 100k entries; each against a naive scan measured in the same run.
+
+The site: a workforce in three shifts (06:00, 14:00, 22:00 UTC, +-30 min), each person on one
+shift, coming on 84% of days for 8 h +- 1 h; in and out through any of the 5 gates.
+
+Naive, central: every entry of the site in the window read back (the JSON bodies), stays
+built and compared in Python (what building stays on query costs). Naive, kiosk: the whole
+log read and every stay compared. Both must give the same contacts as the fast path.
+
+Run: .venv/bin/python bench/trace.py          (about 10 minutes; --quick: 20k / 5k entries)
+Goal (issue #18): <= 200 ms on PostgreSQL; <= 1 s on the kiosk's log of 100k entries.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import insert, text
+
+from kiosk import trace
+from kiosk.central import db as central_db
+from kiosk.central import trace as central_trace
+from kiosk.model import iso, ulid
+from kiosk.store import EntryLog
+from kiosk.testing.pgcluster import PostgresMissing, private_postgres
+
+SITE = "bench-site"
+GATES = [f"gate-{i}" for i in range(1, 6)]
+DAY = 86400.0
+T0 = 1_795_000_000.0 - (1_795_000_000.0 % DAY)          # a UTC midnight, Nov 2026
+DAYS = 28
+SHIFTS = (6, 14, 22)
+DEFAULT_STAY, MAX_STAY = central_trace.DEFAULT_STAY, central_trace.MAX_STAY
+MIN_OVERLAP = central_trace.MIN_OVERLAP * 60
+
+
+def entries(n: int, seed: int = 18) -> list[dict]:
+    """About `n` entries (in and out) over DAYS days, in time order."""
+    rng = random.Random(seed)
+    ins_per_day = n / DAYS / 1.7                          # 70% of the ins have an out
+    people = int(ins_per_day / 0.84) + 1
+    shift = [SHIFTS[p % 3] for p in range(people)]
+    docs = []
+
+    def doc(t: float, person: int, direction: str) -> dict:
+        return {"id": ulid(int(t * 1000), rng.getrandbits(80)), "site": SITE, "kiosk": rng.choice(GATES),
+                "time": iso(t), "direction": direction,
+                "declaration": {"format": "sitepass", "status": "valid", "holder": f"Người {person:06d}",
+                                "kind": None, "expires": None, "flags": []},
+                "fingerprint": f"{person:032x}", "ble": {"outcome": rng.choice(("confirmed", "not_detected")),
+                                                         "family": None, "rssi": None, "count_near": 0},
+                "decision": "allow", "reasons": [], "override": None, "synced_at": None}
+    for day in range(DAYS):
+        for p in range(people):
+            if rng.random() >= 0.84:
+                continue
+            start = T0 + day * DAY + shift[p] * 3600 + rng.uniform(-1800, 1800)
+            docs.append(doc(start, p, "in"))
+            if rng.random() < 0.7:
+                docs.append(doc(start + rng.uniform(7, 9) * 3600, p, "out"))
+    docs.sort(key=lambda d: d["id"])
+    return docs
+
+
+def targets(docs: list[dict], k: int, rng: random.Random) -> list[dict]:
+    """`k` entries of people seen in the last days (a traced person's latest entry)."""
+    late = [d for d in docs[-len(docs) // 10:] if d["direction"] == "in"]
+    return rng.sample(late, k)
+
+
+def summary(contacts) -> list:
+    return sorted((c.person, round(c.overlap), len(c.stays)) for c in contacts)
+
+
+def load_central(url: str, docs: list[dict]) -> object:
+    """A central database holding `docs` and their stays (bulk, as ingest would leave it)."""
+    engine = central_db.connect(url)
+    rows = [{"id": d["id"], "site": d["site"], "kiosk": d["kiosk"], "time": d["time"], "decision": d["decision"],
+             "received_at": d["time"], "body": json.dumps(d, ensure_ascii=False), "clock_unsynced": 0,
+             "person": d["fingerprint"], "stayed": 1} for d in docs]
+    stays = [central_trace.stay_row(s) for s in trace.stays(docs, DEFAULT_STAY, MAX_STAY)]
+    with engine.begin() as conn:
+        for i in range(0, len(rows), 5000):
+            if conn.dialect.name == "postgresql":
+                central_db._insert_new(conn, rows[i:i + 5000])
+            else:
+                conn.execute(insert(central_db.entries), rows[i:i + 5000])
+        for i in range(0, len(stays), 5000):
+            conn.execute(insert(central_db.stays), stays[i:i + 5000])
+        # The stays above are those of every entry: none is left for a catch-up (PostgreSQL's
+        # bulk insert leaves the column at its default).
+        conn.execute(text("UPDATE entries SET stayed = 1"))
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    return engine
+
+
+def timed(fn, repeat: int = 1):
+    """(median seconds, last result) of `repeat` calls."""
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def central_row(name: str, url: str, docs: list[dict], picks: list[dict], naive: bool) -> dict:
+    start = time.perf_counter()
+    engine = load_central(url, docs)
+    load = time.perf_counter() - start
+    until_t = trace.parse_iso(docs[-1]["time"]) + 1
+    since_t = until_t - 14 * DAY
+    fast, slow, listed, find, stays_found = [], [], [], [], []
+    for pick in picks:
+        def query():
+            with engine.connect() as conn:
+                return central_trace.trace_entry(conn, pick["id"], since_t, until_t, MIN_OVERLAP)[2]
+        seconds, contacts = timed(query, 3)
+        fast.append(seconds)
+        listed.append(len(contacts))
+
+        def overlapping():
+            # The database's part alone: the overlapping stays found (GiST && on PostgreSQL).
+            with engine.connect() as conn:
+                mine = conn.execute(text("SELECT start_t, end_t FROM stays WHERE site = :s AND person = :p "
+                                         "AND end_t > :a AND start_t < :b"),
+                                    {"s": SITE, "p": pick["fingerprint"], "a": since_t, "b": until_t}).all()
+                return central_trace.overlapping(conn, SITE, [(max(lo, since_t), min(hi, until_t)) for lo, hi in mine])
+        seconds, found = timed(overlapping, 1)
+        find.append(seconds)
+        stays_found.append(len(found))
+        if naive:
+            def scan():
+                with engine.connect() as conn:
+                    bodies = conn.execute(text("SELECT body FROM entries WHERE site = :s AND time >= :a AND time < :b"),
+                                          {"s": SITE, "a": iso(since_t - MAX_STAY), "b": iso(until_t)}).scalars()
+                    return trace.query((json.loads(b) for b in bodies), pick["fingerprint"], SITE, since_t, until_t,
+                                       DEFAULT_STAY, MAX_STAY, MIN_OVERLAP)[1]
+            seconds, naive_contacts = timed(scan, 1)
+            slow.append(seconds)
+            assert summary(naive_contacts) == summary(contacts), f"{name}: the naive scan disagrees"
+    # Ingest as it is (stays left for later), then the catch-up a query does first.
+    batches = [[dict(d, id=ulid(int((trace.parse_iso(d["time"]) + DAYS * DAY) * 1000), i * 1000 + j),
+                     time=iso(trace.parse_iso(d["time"]) + DAYS * DAY))
+                for j, d in enumerate(docs[i * 100:(i + 1) * 100])] for i in range(20)]
+    without, _ = timed(lambda: [central_db.ingest(engine, b, f"s{i}", 0, 300) for i, b in enumerate(batches)])
+    catch_up, _ = timed(lambda: central_trace.catch_up(engine))
+    with_stays = without + catch_up
+    engine.dispose()
+    return {"name": name, "load": load, "fast": statistics.median(fast), "worst": max(fast),
+            "find": statistics.median(find), "stays_found": statistics.median(stays_found),
+            "naive": statistics.median(slow) if slow else None, "listed": statistics.median(listed),
+            "ingest_ms": with_stays / 20 * 1000, "ingest_plain_ms": without / 20 * 1000}
+
+
+def kiosk_row(folder: Path, docs: list[dict], picks: list[dict]) -> dict:
+    log = EntryLog(folder / "log")
+    log.start()
+    try:
+        log.import_entries(docs)
+        until_t = trace.parse_iso(docs[-1]["time"]) + 1
+        since_t = until_t - 14 * DAY
+        fast, slow, listed = [], [], []
+        for pick in picks:
+            def query():
+                # What GET /api/v1/trace does on the kiosk: the window read, stays, overlaps.
+                window = log.search(since=iso(since_t - MAX_STAY), until=iso(until_t), limit=10_000_000)
+                return trace.query(window, pick["fingerprint"], SITE, since_t, until_t, DEFAULT_STAY, MAX_STAY,
+                                   MIN_OVERLAP)[1]
+            seconds, contacts = timed(query, 3)
+            fast.append(seconds)
+            listed.append(len(contacts))
+
+            def scan():
+                every = trace.stays(log.search(limit=10_000_000), DEFAULT_STAY, MAX_STAY)
+                mine = [s for s in every if s.person == pick["fingerprint"]]
+                return trace.contacts(mine, every, MIN_OVERLAP, since_t, until_t)
+            seconds, naive_contacts = timed(scan, 1)
+            slow.append(seconds)
+            assert summary(naive_contacts) == summary(contacts), "kiosk: the naive scan disagrees"
+
+        busy = trace.parse_iso(next(d["time"] for d in reversed(docs) if d["direction"] == "in")) + 3600
+
+        def inside():
+            # What Kiosk.inside_now does for every health (the guard's strip, /api/v1/health).
+            window = log.search(since=iso(until_t - MAX_STAY), until=iso(until_t), limit=10_000_000)
+            return len(trace.inside_now(trace.stays(window, DEFAULT_STAY, MAX_STAY), busy))
+        inside_seconds, inside_count = timed(inside, 5)
+    finally:
+        log.stop()
+    return {"name": "kiosk log", "fast": statistics.median(fast), "worst": max(fast),
+            "naive": statistics.median(slow), "listed": statistics.median(listed),
+            "inside_ms": inside_seconds * 1000, "inside": inside_count}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=1_000_000, help="entries at the central's site")
+    parser.add_argument("--kiosk-entries", type=int, default=100_000)
+    parser.add_argument("--people", type=int, default=5, help="people traced per database")
+    parser.add_argument("--no-sqlite", action="store_true", help="leave out SQLite at the central's size")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n, nk = (20_000, 5_000) if args.quick else (args.entries, args.kiosk_entries)
+    rng = random.Random(5)
+    print(f"# contacts over 14 days, min. overlap {MIN_OVERLAP / 60:.0f} min, assumed stay {DEFAULT_STAY / 3600:.0f} h; "
+          f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}", flush=True)
+    docs = entries(n)
+    picks = targets(docs, args.people, rng)
+    print(f"# central: {len(docs)} entries over {DAYS} days, {len(GATES)} gates; kiosk: {nk} entries", flush=True)
+    print(f"{'where':22} {'entries':>9} {'query ms':>9} {'worst ms':>9} {'naive ms':>9} {'x':>6} {'contacts':>9} "
+          f"{'ingest ms/100':>14} {'+ catch-up':>11}")
+    base = Path(tempfile.mkdtemp(prefix="bench-trace-"))
+    rows = []
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, base, ignore_errors=True)
+        backends = []
+        try:
+            backends.append(("PostgreSQL (GiST)", stack.enter_context(private_postgres(durable=True))()))
+        except PostgresMissing as e:
+            print(f"PostgreSQL skipped: {e}")
+        if not args.no_sqlite:
+            backends.append(("SQLite", f"sqlite:///{base}/central.db"))
+        for name, url in backends:
+            r = central_row(name, url, docs, picks, naive=True)
+            rows.append(r)
+            print(f"{name:22} {len(docs):9d} {r['fast'] * 1000:9.0f} {r['worst'] * 1000:9.0f} {r['naive'] * 1000:9.0f} "
+                  f"{r['naive'] / r['fast']:6.1f} {r['listed']:9.0f} {r['ingest_plain_ms']:14.0f} {r['ingest_ms']:11.0f}",
+                  flush=True)
+            print(f"  {name}: loaded in {r['load']:.0f} s; finding the {r['stays_found']:.0f} overlapping stays "
+                  f"alone (before the {MIN_OVERLAP / 60:.0f}-minute rule): {r['find'] * 1000:.0f} ms", flush=True)
+        kdocs = entries(nk, seed=19)
+        r = kiosk_row(base / "kiosk", kdocs, targets(kdocs, args.people, rng))
+        rows.append(r)
+        print(f"{'kiosk log':22} {len(kdocs):9d} {r['fast'] * 1000:9.0f} {r['worst'] * 1000:9.0f} "
+              f"{r['naive'] * 1000:9.0f} {r['naive'] / r['fast']:6.1f} {r['listed']:9.0f}", flush=True)
+        print(f"kiosk inside_now (each health): {r['inside_ms']:.0f} ms for {r['inside']} inside", flush=True)
+    pg = next((r for r in rows if r["name"].startswith("PostgreSQL")), None)
+    kiosk = rows[-1]
+    print("goal: PostgreSQL <= 200 ms: " + ("skipped" if pg is None else
+          f"{'met' if pg['fast'] <= 0.2 else 'NOT met'} ({pg['fast'] * 1000:.0f} ms)")
+          + f"; kiosk <= 1 s: {'met' if kiosk['fast'] <= 1 else 'NOT met'} ({kiosk['fast'] * 1000:.0f} ms)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

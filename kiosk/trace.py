@@ -1,0 +1,267 @@
+"""Stays (an entry matched with its exit) and the contact-tracing query over them.
+
+Pure: entries in (their JSON form, as the kiosk's log and the central hold them), stays and
+contacts out. No IO, no clock reads: every time is an argument (UNIX seconds).
+
+"The same person" is the payload `fingerprint` (a keyed hash of the QR code): a site pass, a
+DCC or a PC-Covid QR shown again by the same person gives the same fingerprint, at any gate
+whose kiosk holds the same fingerprint key (docs/privacy.md, "Contact tracing"). A new site
+pass (a new declaration) is a new code, hence a new person to this module.
+"""
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
+from .model import CONFIRMED, LIKELY, NOT_DETECTED, iso, parse_iso
+
+__all__ = ["Stay", "Contact", "is_exit", "admitted", "stays", "inside_now", "contacts", "people_named", "query",
+           "TRACE_FIELDS"]
+
+# Strongest first: a contact's app is the best outcome heard at any of their overlapping entries.
+_APP_RANK = {CONFIRMED: 0, LIKELY: 1, NOT_DETECTED: 2}
+# The JSON-lines fields of `kiosk trace` and `kiosk-central trace`, one contact per line.
+TRACE_FIELDS = ("holder", "overlap_minutes", "stays", "app", "assumed")
+
+
+# NamedTuples, not frozen dataclasses: a query builds tens of thousands of them, and a
+# frozen dataclass costs ten times as much to build.
+class Stay(NamedTuple):
+    """One person's time at the site: from an entry to its exit, or assumed.
+
+    :param start: UNIX seconds of the entry.
+    :param end: UNIX seconds of the exit, or of the assumed end when `assumed`.
+    :param assumed: no exit was matched: the end is `default_stay` after the entry, or the
+        person's next entry when that came first.
+    """
+
+    person: str
+    site: str
+    start: float
+    end: float
+    entry_id: str
+    exit_id: str | None
+    entry_gate: str
+    exit_gate: str | None
+    assumed: bool
+    holder: str | None
+    app: str
+    clock_unsynced: bool
+
+    def to_json(self) -> dict:
+        d = {"entry": self.entry_id, "exit": self.exit_id, "from": iso(self.start), "to": iso(self.end),
+             "gates": [g for g in (self.entry_gate, self.exit_gate) if g], "assumed": self.assumed,
+             "app": self.app}
+        if self.clock_unsynced:
+            d["clock_unsynced"] = True
+        return d
+
+
+class Contact(NamedTuple):
+    """Another person whose stays overlapped the traced person's.
+
+    :param overlap: seconds of overlap in total over the window.
+    :param stays: the contact's stays that overlapped.
+    :param assumed: some overlap rests on an assumed stay (theirs or the traced person's).
+    """
+
+    person: str
+    holder: str | None
+    overlap: float
+    stays: tuple[Stay, ...]
+    app: str
+    assumed: bool
+    clock_unsynced: bool
+    phone: str | None = None
+
+    def to_json(self) -> dict:
+        d = {"holder": self.holder, "overlap_minutes": round(self.overlap / 60, 1),
+             "stays": [s.to_json() for s in self.stays], "app": self.app, "assumed": self.assumed,
+             "gates": sorted({g for s in self.stays for g in (s.entry_gate, s.exit_gate) if g}),
+             "phone": self.phone}
+        if self.clock_unsynced:
+            d["clock_unsynced"] = True
+        return d
+
+
+def is_exit(d: Mapping) -> bool:
+    """Whether an entry records someone leaving: an exit kiosk's, or marked "Ra về" by the guard."""
+    return d["direction"] == "out" or (d.get("override") or {}).get("action") == "exit"
+
+
+def admitted(d: Mapping) -> bool:
+    """Whether an entry (not an exit) let its holder in, as far as the log tells.
+
+    A guard's allow lets in, a guard's deny keeps out, a plain deny keeps out. A review the
+    guard never answered counts as admitted: for tracing, a contact missed costs more than
+    one called for nothing.
+    """
+    action = (d.get("override") or {}).get("action")
+    if action in ("allow", "deny"):
+        return action == "allow"
+    return d["decision"] != "deny"
+
+
+def stays(docs: Iterable[Mapping], default_stay: float, max_stay: float) -> list[Stay]:
+    """The stays of every person in `docs` (entries of one or more sites, any order).
+
+    An entry opens a stay; the person's first exit after it at the same site, within
+    `max_stay` and before their next entry, closes it. Otherwise the stay is assumed: it
+    ends `default_stay` after the entry, or at the person's next entry if sooner. An exit
+    with no open stay (its entry fell before the entries given) makes none.
+
+    :param default_stay: seconds of an assumed stay (trace.default_stay).
+    :param max_stay: seconds after an entry beyond which an exit is not its own (trace.max_stay).
+    :returns: stays ordered by person, then start.
+    """
+    by_person: dict[tuple[str, str], list[Mapping]] = {}
+    for d in docs:
+        if d.get("fingerprint"):
+            by_person.setdefault((d["site"], d["fingerprint"]), []).append(d)
+    out: list[Stay] = []
+    for (site, person), events in by_person.items():
+        events.sort(key=lambda d: (d["time"], d["id"]))
+        opened: Mapping | None = None
+        for d in events:
+            t = parse_iso(d["time"])
+            if is_exit(d):
+                if opened is not None:
+                    start = parse_iso(opened["time"])
+                    if t - start <= max_stay:
+                        out.append(_stay(site, person, opened, start, t, d))
+                    else:
+                        out.append(_stay(site, person, opened, start, start + default_stay, None))
+                    opened = None
+                continue
+            if not admitted(d):
+                continue
+            if opened is not None:
+                start = parse_iso(opened["time"])
+                out.append(_stay(site, person, opened, start, min(start + default_stay, t), None))
+            opened = d
+        if opened is not None:
+            start = parse_iso(opened["time"])
+            out.append(_stay(site, person, opened, start, start + default_stay, None))
+    out.sort(key=lambda s: (s.person, s.start))
+    return out
+
+
+def _stay(site: str, person: str, entry: Mapping, start: float, end: float, exit_doc: Mapping | None) -> Stay:
+    return Stay(person=person, site=site, start=start, end=end, entry_id=entry["id"],
+                exit_id=exit_doc["id"] if exit_doc else None, entry_gate=entry["kiosk"],
+                exit_gate=exit_doc["kiosk"] if exit_doc else None, assumed=exit_doc is None,
+                holder=(entry.get("declaration") or {}).get("holder"),
+                app=(entry.get("ble") or {}).get("outcome") or NOT_DETECTED,
+                clock_unsynced=bool(entry.get("clock_unsynced") or (exit_doc or {}).get("clock_unsynced")))
+
+
+def inside_now(all_stays: Iterable[Stay], now: float) -> list[Stay]:
+    """The stays going on at `now`: people inside, by their exit not yet seen (an assumed
+    stay counts until its assumed end)."""
+    return sorted((s for s in all_stays if s.start <= now < s.end), key=lambda s: s.start)
+
+
+def contacts(target: Iterable[Stay], others: Iterable[Stay], min_overlap: float, since: float,
+             until: float) -> list[Contact]:
+    """Everyone whose stays overlapped the target's by at least `min_overlap` seconds in
+    total within [since, until).
+
+    A person's stays never overlap one another (a stay ends at the next entry), so the sum
+    of pairwise overlaps is the time they were both inside.
+
+    :param target: the traced person's stays.
+    :param others: candidate stays (the target's own are skipped); same site as the target's.
+    :returns: contacts, longest overlap first.
+    """
+    mine = sorted((s for s in target if s.end > since and s.start < until), key=lambda s: s.start)
+    if not mine:
+        return []
+    me = {s.person for s in mine}
+    # A person's stays do not overlap one another: sorted by start, their ends are sorted too.
+    ends = [t.end for t in mine]
+    found: dict[str, list] = {}
+    for s in others:
+        if s.person in me:
+            continue
+        i = bisect.bisect_right(ends, s.start)
+        while i < len(mine) and mine[i].start < s.end:
+            t = mine[i]
+            i += 1
+            if t.site != s.site:
+                continue
+            lo, hi = max(s.start, t.start, since), min(s.end, t.end, until)
+            if hi > lo:
+                found.setdefault(s.person, []).append((s, t, hi - lo))
+    out = []
+    for person, hits in found.items():
+        total = sum(h[2] for h in hits)
+        if total < min_overlap:
+            continue
+        theirs = tuple(sorted({h[0] for h in hits}, key=lambda s: s.start))
+        named = [s.holder for s in theirs if s.holder]
+        out.append(Contact(person=person, holder=named[-1] if named else None, overlap=total, stays=theirs,
+                           app=min((s.app for s in theirs), key=lambda a: _APP_RANK.get(a, 3)),
+                           assumed=any(h[0].assumed or h[1].assumed for h in hits),
+                           clock_unsynced=any(h[0].clock_unsynced or h[1].clock_unsynced for h in hits)))
+    out.sort(key=lambda c: (-c.overlap, c.holder or "", c.person))
+    return out
+
+
+def query(docs: Iterable[Mapping], person: str, site: str, since: float, until: float, default_stay: float,
+          max_stay: float, min_overlap: float) -> tuple[list[Stay], list[Contact]]:
+    """The traced person's stays at `site` within [since, until) and their contacts.
+
+    :param docs: the site's entries from `max_stay` before `since` to `until` (an earlier
+        entry cannot reach into the window).
+    """
+    every = [s for s in stays(docs, default_stay, max_stay) if s.site == site]
+    mine = [s for s in every if s.person == person and s.end > since and s.start < until]
+    return mine, contacts(mine, every, min_overlap, since, until)
+
+
+def people_named(docs: Iterable[Mapping], text: str, limit: int = 50) -> list[dict]:
+    """People whose holder name holds `text` (case-folded): person key, name, last seen, site.
+
+    :returns: at most `limit`, most recently seen first.
+    """
+    needle = text.casefold()
+    seen: dict[tuple[str, str], dict] = {}
+    for d in docs:
+        holder = (d.get("declaration") or {}).get("holder")
+        if not holder or not d.get("fingerprint") or needle not in holder.casefold():
+            continue
+        key = (d["site"], d["fingerprint"])
+        if key not in seen or seen[key]["last_entry"] < d["id"]:
+            seen[key] = {"person": d["fingerprint"], "site": d["site"], "holder": holder,
+                         "last_seen": d["time"], "last_entry": d["id"]}
+    return sorted(seen.values(), key=lambda p: p["last_entry"], reverse=True)[:limit]
+
+
+# The health authority's CSV: one row per contact.
+CSV_COLUMNS = ("holder", "phone", "overlap_minutes", "app", "assumed", "clock_unsynced", "gates", "first_in",
+               "last_out", "stays")
+
+
+def csv_row(contact: Contact, tz) -> list:
+    """A contact as a CSV row; times local to `tz` (a tzinfo)."""
+    from datetime import datetime
+
+    def local(t: float) -> str:
+        return datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M")
+
+    c = contact.to_json()
+    return [c["holder"] or "", c["phone"] or "", c["overlap_minutes"], c["app"], "yes" if c["assumed"] else "no",
+            "yes" if contact.clock_unsynced else "no", " ".join(c["gates"]),
+            local(contact.stays[0].start), local(contact.stays[-1].end), len(contact.stays)]
+
+
+def phone_for(holder: str | None, declarations: Iterable[Mapping], same) -> str | None:
+    """The phone number of the latest declaration under the holder's name, or None.
+
+    :param same: the name comparison (names.same).
+    """
+    if not holder:
+        return None
+    phones = [d.get("phone") for d in declarations if d.get("phone") and same(d.get("name"), holder)]
+    return phones[-1] if phones else None
