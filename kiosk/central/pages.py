@@ -34,7 +34,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from markupsafe import Markup, escape
 
-from ..entries import safe_cell
+from ..entries import report_table, safe_cell
 from ..export import CSV_COLUMNS, DECISIONS, csv_chunks, csv_row
 from ..model import parse_iso, text_problem
 from ..web.ratelimit import RateLimit
@@ -436,8 +436,10 @@ def report():
                       None, f"{site} {day.isoformat()}: {g.words['hour_chart']}")
     reports = _state()["reports"]
     mail = reports.sites.get(site) if reports is not None else None
+    # The same table as the CSV the mail attaches and the API serves (entries.report_table).
+    header, rows = report_table(rep, g.lang)
     return render_template("central/report.html", names=names, site=site, day=day, rep=rep, chart=chart,
-                           sent=sent_record(site, day), mail=mail, notice=notice)
+                           header=header, rows=rows, sent=sent_record(site, day), mail=mail, notice=notice)
 
 
 @bp.post("/report/send")
