@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from . import ble, camera, policy
 from .ble.presence import PresenceTracker
-from .clock import SystemClock
+from .clock import OffsetFileClock, SystemClock
 from .declarations import Verifier, sitepass
 from .events import EventBus
 from .exc import BackendUnavailable, CameraFault, StoreUnavailable
@@ -55,6 +55,8 @@ class Kiosk:
 
     def __init__(self, settings, clock=None):
         self.settings = settings
+        if clock is None and settings["clock.offset_file"]:
+            clock = OffsetFileClock(settings["clock.offset_file"])
         self.clock = clock or SystemClock()
         self.data_dir = Path(settings["data_dir"])
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -269,7 +271,7 @@ class Kiosk:
             decision = Decision(REVIEW, (*decision.reasons, NOT_LOGGED))
             entry = replace(entry, decision=decision.outcome, reasons=decision.reasons)
             self.bus.publish("health", self.health())
-        self.signals.show(decision)
+        self.signals.show(decision, f"entry {entry.id}")
         self.bus.publish("entry", entry.to_json())
         if self.sync is not None:
             self.sync.nudge()
@@ -287,7 +289,7 @@ class Kiosk:
         if updated is None:
             return None
         if action in ("allow", "exit"):
-            self.signals.open_door()
+            self.signals.open_door(f"override {action} of entry {entry_id}")
         else:
             self.signals.show(Decision(DENY))
         logger.info("override %s on %s by %s: %s", action, entry_id, who, reason)

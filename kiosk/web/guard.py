@@ -22,6 +22,10 @@ bp = Blueprint("guard", __name__)
 
 HEARTBEAT = 5.0      # seconds between health updates (and keep-alives) on the SSE stream
 MIN_FREE_MB = 200
+# Each open stream holds one of the web server's 8 threads (checkpoint.py) for as long as it
+# lasts; past this many, a screen is answered 503 and its EventSource retries, so the pages and
+# the operator API always keep threads (bench/soak.py: 20 screens starved them, 30 s pulls).
+MAX_STREAMS = 4
 
 
 def _kiosk():
@@ -135,6 +139,10 @@ def override():
 @bp.get("/events")
 def events():
     kiosk = _kiosk()
+    streams = current_app.extensions["guard_streams"]
+    if not streams.acquire(blocking=False):
+        return Response(f"retry: {int(HEARTBEAT * 1000)}\n\n", status=503, mimetype="text/event-stream",
+                        headers={"Retry-After": str(int(HEARTBEAT))})
     words = catalogue(_lang())
     tz = ZoneInfo(kiosk.settings["timezone"])
     subscription = kiosk.bus.subscribe()
@@ -162,5 +170,9 @@ def events():
         finally:
             kiosk.bus.unsubscribe(subscription)
 
-    return Response(stream(), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = Response(stream(), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    # On close, not in the generator's finally: a stream whose client left before its first
+    # byte is closed without ever starting the generator.
+    response.call_on_close(streams.release)
+    return response
