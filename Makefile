@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := libzbar0 libglib2.0-dev build-essential pkg-config python3-venv systemd chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-fast bench system-packages clean
+.PHONY: demo test test-fast bench soak system-packages clean
 
 demo: $(VENV)/.installed
 	$(BIN)/kiosk demo
@@ -24,6 +24,14 @@ test-fast: $(VENV)/.installed
 bench: $(VENV)/.installed
 	@$(BIN)/pip install -q zxing-cpp || echo "zxing-cpp did not install: the QR benchmark runs without that reference"
 	@for b in bench/ble_parse.py bench/verify.py bench/qr_decode.py bench/screen_latency.py bench/store.py bench/export_latency.py bench/sync.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The soak (bench/soak.py): DURATION seconds of shift-change traffic and every fault against the
+# real kiosk and central processes; writes docs/reliability.md's tables and docs/soak.png.
+# Needs root (a tmpfs for the data folder). matplotlib (the `bench` extra) draws the plot.
+DURATION ?= 3600
+soak: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[bench]'
+	PYTHONPATH=bench $(BIN)/python bench/soak.py --duration $(DURATION) --out docs --report docs/reliability.md
 
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \

@@ -46,6 +46,8 @@ setup(
         # Browser tests drive Debian's chromium through Playwright (no browser download);
         # jsonschema validates API responses against the OpenAPI document.
         "test": ["pytest>=7.4", "hypothesis>=6.80", "playwright>=1.40", "jsonschema>=4.18", "psycopg[binary]>=3.1"],
+        # bench/soak.py's plot (make soak installs it); the CI smoke test checks behaviour only.
+        "bench": ["matplotlib>=3.7", "psycopg[binary]>=3.1"],
         # The central on PostgreSQL in production.
         "postgres": ["psycopg[binary]>=3.1"],
     },
