@@ -752,45 +752,64 @@ def outage_windows(run: Run) -> list[tuple[float, float]]:
     return windows
 
 
-def check(run: Run, entries: list[dict], central_ids: list[str], key: bytes) -> dict:
-    result: dict = {"checks": {}}
-    fp = lambda text: hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:32]  # noqa: E731
+def account(visits: list[dict], entries: list[dict], central_ids: list[str]) -> dict:
+    """Scans presented against entries logged and at the central.
+
+    :param visits: {"kind", "app", "fingerprint", "handled_s"} per code put before the camera.
+    :param entries: the kiosk's log at the end (its JSON documents).
+    :param central_ids: the entry ids the central holds.
+    """
     # Presentations: showings of one code, those back in view within SAME_PRESENTATION of the
     # one before counted once (possible when codes queued at a dead camera come back to back).
     shown: dict[str, int] = {}
     last_handled: dict[str, float] = {}
     merged = 0
-    for v in sorted(run.visits, key=lambda v: (v.handled is None, v.handled or 0)):
-        f = fp(v.payload)
+    for v in sorted(visits, key=lambda v: (v["handled_s"] is None, v["handled_s"] or 0)):
+        f, handled = v["fingerprint"], v["handled_s"]
         before = last_handled.get(f)
-        if v.handled is not None and before is not None and v.handled - before < SAME_PRESENTATION:
+        if handled is not None and before is not None and handled - before < SAME_PRESENTATION:
             merged += 1
         else:
             shown[f] = shown.get(f, 0) + 1
-        if v.handled is not None:
-            last_handled[f] = v.handled
+        if handled is not None:
+            last_handled[f] = handled
     logged: dict[str, int] = {}
     for e in entries:
         logged[e["fingerprint"]] = logged.get(e["fingerprint"], 0) + 1
     ids = [e["id"] for e in entries]
-    missing = sum(max(0, n - logged.get(f, 0)) for f, n in shown.items())
-    twice = sum(max(0, n - shown.get(f, 0)) for f, n in logged.items())
     at_central = set(central_ids)
-    result["scans"] = {"presented": len(run.visits) - merged, "logged": len(entries), "at_central": len(central_ids),
-                       "shown_again_within_the_cooldown": merged,
-                       "missing_from_log": missing, "logged_more_than_shown": twice,
-                       "duplicate_ids": len(ids) - len(set(ids)),
-                       "logged_not_at_central": len(set(ids) - at_central),
-                       "at_central_not_logged": len(at_central - set(ids)),
-                       "by_kind": {k: sum(1 for v in run.visits if v.kind == k) for k, _ in KINDS},
-                       "with_app": sum(1 for v in run.visits if v.app),
-                       "by_decision": {d: sum(1 for e in entries if e["decision"] == d)
-                                       for d in ("allow", "review", "deny")},
-                       "not_logged_reason": sum(1 for e in entries if "not_logged" in e.get("reasons", []))}
-    s = result["scans"]
-    result["checks"]["every scan accounted for"] = (
-        s["presented"] == s["logged"] == s["at_central"] and missing == twice == s["duplicate_ids"] == 0
-        and s["logged_not_at_central"] == s["at_central_not_logged"] == 0)
+    return {"presented": len(visits) - merged, "logged": len(entries), "at_central": len(central_ids),
+            "shown_again_within_the_cooldown": merged,
+            "missing_from_log": sum(max(0, n - logged.get(f, 0)) for f, n in shown.items()),
+            "logged_more_than_shown": sum(max(0, n - shown.get(f, 0)) for f, n in logged.items()),
+            "duplicate_ids": len(ids) - len(set(ids)),
+            "logged_not_at_central": len(set(ids) - at_central),
+            "at_central_not_logged": len(at_central - set(ids)),
+            "by_kind": {k: sum(1 for v in visits if v["kind"] == k) for k, _ in KINDS},
+            "with_app": sum(1 for v in visits if v["app"]),
+            "by_decision": {d: sum(1 for e in entries if e["decision"] == d) for d in ("allow", "review", "deny")},
+            "not_logged_reason": sum(1 for e in entries if "not_logged" in e.get("reasons", []))}
+
+
+def accounted(s: dict) -> bool:
+    return (s["presented"] == s["logged"] == s["at_central"]
+            and s["missing_from_log"] == s["logged_more_than_shown"] == s["duplicate_ids"] == 0
+            and s["logged_not_at_central"] == s["at_central_not_logged"] == 0)
+
+
+def check(run: Run, entries: list[dict], central_ids: list[str], key: bytes) -> dict:
+    result: dict = {"checks": {}}
+    fp = lambda text: hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:32]  # noqa: E731
+    # What a failed check needs to be read: each visit, and the log's view of each fingerprint.
+    result["visits"] = [{"seq": v.seq, "kind": v.kind, "app": v.app, "fingerprint": fp(v.payload),
+                         "dropped_s": round(run.at(v.dropped), 2),
+                         "handled_s": None if v.handled is None else round(run.at(v.handled), 3),
+                         "ms": None if v.handled is None else round((v.handled - v.dropped) * 1000)}
+                        for v in run.visits]
+    result["log"] = [{"id": e["id"], "time": e["time"], "decision": e["decision"], "reasons": e["reasons"],
+                      "fingerprint": e["fingerprint"]} for e in entries]
+    result["scans"] = account(result["visits"], entries, central_ids)
+    result["checks"]["every scan accounted for"] = accounted(result["scans"])
 
     pulses = door_pulses(run)
     allows = {e["id"] for e in entries if e["decision"] == "allow" and not e.get("override")}
@@ -839,15 +858,36 @@ def check(run: Run, entries: list[dict], central_ids: list[str], key: bytes) -> 
     p95 = result["latency_ms"]["outside_outages"]["p95"]
     result["checks"][f"decisions p95 <= {LATENCY_P95_MS:.0f} ms outside outages"] = p95 is not None and p95 <= LATENCY_P95_MS
     result["checks"]["every fault injected"] = all(f.began is not None for f in run.faults)
-    # What a failed check needs to be read: each visit, and the log's view of each fingerprint.
-    result["visits"] = [{"seq": v.seq, "kind": v.kind, "app": v.app, "fingerprint": fp(v.payload),
-                         "dropped_s": round(run.at(v.dropped), 2),
-                         "handled_s": None if v.handled is None else round(run.at(v.handled), 2),
-                         "ms": None if v.handled is None else round((v.handled - v.dropped) * 1000)}
-                        for v in run.visits]
-    result["log"] = [{"id": e["id"], "time": e["time"], "decision": e["decision"], "reasons": e["reasons"],
-                      "fingerprint": e["fingerprint"]} for e in entries]
     return result
+
+
+def recount(out: Path, report: Path | None) -> int:
+    """Count a finished run's scans again from its soak.json with this version's `account`
+    (a run started before a fix to the count); the report says so."""
+    result = json.loads((out / "soak.json").read_text())
+    old = result["scans"]
+    if old["logged_not_at_central"] or old["at_central_not_logged"]:
+        raise SystemExit("the central's ids differ from the log's: they are not in soak.json, cannot recount")
+    for v in result["visits"]:
+        if "handled_s" not in v:
+            v["handled_s"] = None if v["ms"] is None else v["dropped_s"] + v["ms"] / 1000
+    central_ids = sorted({e["id"] for e in result["log"]})
+    if len(central_ids) != old["at_central"]:
+        raise SystemExit("the central's count differs from the log's distinct ids: cannot recount")
+    scans = account(result["visits"], result["log"], central_ids)
+    result["recounted"] = (f"counted again after the run by `bench/soak.py --recount` (presentations merged "
+                           f"within {SAME_PRESENTATION} s); the run's own count: presented {old['presented']}, "
+                           f"missing {old['missing_from_log']}, more than shown {old['logged_more_than_shown']}")
+    result["scans"] = scans
+    result["checks"]["every scan accounted for"] = accounted(scans)
+    result["passed"] = all(result["checks"].values())
+    (out / "soak.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    from soak_report import write_report
+
+    write_report(result, json.loads((out / "soak-series.json").read_text()), out, report)
+    for name, ok in result["checks"].items():
+        print(f"{'PASS' if ok else 'FAIL'}  {name}")
+    return 0 if result["passed"] else 1
 
 
 def main(argv=None) -> int:
@@ -858,7 +898,11 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder (logs, entry log).")
     parser.add_argument("--report", type=Path, help="Also put the report's tables in this markdown file "
                         "(between its soak-report marks): make soak gives docs/reliability.md.")
+    parser.add_argument("--recount", action="store_true", help="Count the scans of the run in --out again "
+                        "(its soak.json) and rewrite its report; run nothing.")
     args = parser.parse_args(argv)
+    if args.recount:
+        return recount(args.out, args.report)
     args.out.mkdir(parents=True, exist_ok=True)
     run = Run(args.duration, args.out, args.seed)
     print(f"soak: {args.duration:.0f} s, folder {run.tmp}", flush=True)

@@ -66,10 +66,13 @@ def markdown(result: dict, plot_name: str | None) -> str:
         "| --- | --- |",
     ]
     lines += [f"| {name} | {'pass' if ok else '**FAIL**'} |" for name, ok in result["checks"].items()]
+    if result.get("recounted"):
+        lines += ["", f"Scans {result['recounted']}."]
     lines += ["", "| scans | count |", "| --- | --- |"]
-    for k in ("presented", "logged", "at_central", "missing_from_log", "logged_more_than_shown", "duplicate_ids",
+    for k in ("presented", "shown_again_within_the_cooldown", "logged", "at_central", "missing_from_log", "logged_more_than_shown", "duplicate_ids",
               "logged_not_at_central", "at_central_not_logged", "with_app", "not_logged_reason"):
-        lines.append(f"| {k.replace('_', ' ')} | {s[k]} |")
+        if k in s:
+            lines.append(f"| {k.replace('_', ' ')} | {s[k]} |")
     lines.append(f"| by kind | {', '.join(f'{k} {n}' for k, n in s['by_kind'].items())} |")
     lines.append(f"| by decision | {', '.join(f'{k} {n}' for k, n in s['by_decision'].items())} |")
     d = result["door"]
