@@ -159,3 +159,32 @@ def test_screens_past_the_bound_are_turned_away_and_the_operator_api_still_answe
     # A screen that left gives its place back.
     assert wait_for(lambda: requests.get(kiosk.web_url + "/events", stream=True, timeout=10).status_code == 200,
                     timeout=15)
+
+
+def test_a_guard_screen_turned_away_while_others_are_open_connects_again_by_itself(make_kiosk):
+    from .test_guard_screen import CHROMIUM
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium is not installed (make test installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    kiosk = make_kiosk()
+    others = [requests.get(kiosk.web_url + "/events", stream=True, timeout=10) for _ in range(MAX_STREAMS)]
+    for r in others:
+        next(r.iter_lines())
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            answers = []
+            page.on("response", lambda r: answers.append(r.status) if "/events" in r.url else None)
+            page.goto(kiosk.web_url + "/")
+            page.wait_for_function("window.kioskReady === true")
+            assert wait_for(lambda: page.wait_for_timeout(100) or 503 in answers)   # turned away: four are open
+            for r in others:
+                r.close()
+            # The page's own stream comes back (a browser's EventSource alone would not after a 503).
+            # Playwright hands events over only inside its own calls: wait in the page.
+            assert wait_for(lambda: page.wait_for_timeout(200) or 200 in answers, timeout=40)
+        finally:
+            browser.close()
