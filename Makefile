@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := libzbar0 libglib2.0-dev build-essential pkg-config python3-venv systemd chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo lint test test-fast bench check-arm64 system-packages clean
+.PHONY: demo lint test test-fast bench soak check-arm64 system-packages clean
 
 demo: $(VENV)/.installed
 	$(BIN)/kiosk demo
@@ -36,6 +36,14 @@ bench: $(VENV)/.installed
 # docs/install.md has the last result). Needs root; CHECK_ARM64_FLAGS=--keep keeps the root.
 check-arm64:
 	$(SUDO) bash tools/check-arm64.sh $(CHECK_ARM64_FLAGS)
+
+# The soak (bench/soak.py): DURATION seconds of shift-change traffic and every fault against the
+# real kiosk and central processes; writes docs/reliability.md's tables and docs/soak.png.
+# Needs root (a tmpfs for the data folder). matplotlib (the `bench` extra) draws the plot.
+DURATION ?= 3600
+soak: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[bench]'
+	PYTHONPATH=bench $(BIN)/python bench/soak.py --duration $(DURATION) --out docs --report docs/reliability.md
 
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \

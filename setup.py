@@ -53,6 +53,8 @@ setup(
         # new releases add rules and checks that would fail CI on unchanged code.
         "test": ["pytest>=7.4", "hypothesis>=6.80", "playwright>=1.40", "jsonschema>=4.18", "psycopg[binary]>=3.1",
                  "aiosmtpd>=1.4.6", "ruff>=0.17,<0.18", "mypy>=2.4,<2.5"],
+        # bench/soak.py's plot (make soak installs it); the CI smoke test checks behaviour only.
+        "bench": ["matplotlib>=3.7", "psycopg[binary]>=3.1"],
         # The central on PostgreSQL in production.
         "postgres": ["psycopg[binary]>=3.1"],
     },

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from . import ble, camera, checkup, policy
 from .ble.presence import PresenceTracker
-from .clock import BEHIND, ClockWatch, EntryStamps, SystemClock
+from .clock import BEHIND, ClockWatch, EntryStamps, OffsetFileClock, SystemClock
 from .declarations import Verifier, sitepass
 from .events import EventBus
 from .exc import BackendUnavailable, CameraFault, OverrideRefused, StoreUnavailable
@@ -71,6 +71,8 @@ class Kiosk:
 
     def __init__(self, settings, clock=None):
         self.settings = settings
+        if clock is None and settings["clock.offset_file"]:
+            clock = OffsetFileClock(settings["clock.offset_file"])
         self.clock = clock or SystemClock()
         self.data_dir = Path(settings["data_dir"])
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -330,7 +332,7 @@ class Kiosk:
             decision = Decision(REVIEW, (*decision.reasons, NOT_LOGGED))
             entry = replace(entry, decision=decision.outcome, reasons=decision.reasons)
             self.bus.publish("health", self.health())
-        self.signals.show(decision)
+        self.signals.show(decision, f"entry {entry.id}")
         self.bus.publish("entry", entry.to_json())
         if self.sync is not None:
             self.sync.nudge()
@@ -363,7 +365,7 @@ class Kiosk:
         if updated is None:
             return None
         if action in (ALLOW, "exit"):
-            self.signals.open_door()
+            self.signals.open_door(f"override {action} of entry {entry_id}")
         else:
             self.signals.show(Decision(DENY))
         logger.info("override %s on %s by %s: %s", action, entry_id, who, reason)

@@ -296,3 +296,39 @@ class EntryStamps:
                     ms = max(ms, id_ms - id_ms % DAY_MS)
             self._last = (id_ms, r)
         return ms / 1000, ulid(id_ms, r), moved
+
+
+class OffsetFileClock:
+    """The system clock plus an offset in seconds read from a file: a test's way to step the
+    clock of a running kiosk process (bench/soak.py), since libfaketime 0.9.10 makes
+    Python 3.11's time.sleep fail with EINVAL. Never for a real gate.
+
+    :param path: File holding one number, the offset in seconds (missing or unreadable = 0).
+    :param float reread: Seconds between looks at the file.
+    """
+
+    def __init__(self, path, reread: float = 0.5):
+        self._path = path
+        self._reread = reread
+        self._offset = 0.0
+        self._checked = float("-inf")
+        self._lock = threading.Lock()
+
+    def offset(self) -> float:
+        """The offset now in force, in seconds."""
+        with self._lock:
+            if time.monotonic() - self._checked >= self._reread:
+                self._checked = time.monotonic()
+                try:
+                    with open(self._path, encoding="ascii") as f:
+                        self._offset = float(f.read().strip() or 0)
+                except (OSError, ValueError):
+                    self._offset = 0.0
+            return self._offset
+
+    def now(self) -> float:
+        return time.time() + self.offset()
+
+    def synchronised(self) -> bool | None:
+        """What NTP says of the system clock under the offset (the soak steps the offset)."""
+        return ntp_synchronised()

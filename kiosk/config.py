@@ -42,6 +42,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kiosk.direction", "in", "Whether this kiosk checks people coming in or going out.", ("in", "out")),
     Setting("data_dir", "/var/lib/kiosk", "Folder for the entry log and the kiosk's secrets."),
     Setting("timezone", "Asia/Ho_Chi_Minh", "Time zone for dates shown to people."),
+    Setting("clock.offset_file", "", "Tests and bench/soak.py only: a file whose number of seconds is added to the "
+            "kiosk's clock while it runs; empty = the system clock."),
 
     Setting("camera.backend", "opencv", "Frame source.", ("opencv", "picamera2", "replay")),
     Setting("camera.device", "0", "opencv: V4L2 index, /dev/videoN, a video file or an RTSP/HTTP URL."),
@@ -51,6 +53,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("camera.replay_path", "", "replay: a folder of images or a video file; empty = frames pushed by a test."),
     Setting("camera.replay_fps", 10.0, "replay: frames per second (0 = as fast as possible)."),
     Setting("camera.replay_loop", False, "replay: start again at the end."),
+    Setting("camera.replay_spool", False, "replay: replay_path is a spool folder; each image put there is shown "
+            "once, then removed (bench/soak.py)."),
 
     Setting("decoder.cooldown", 2.0, "Seconds a payload must be out of view before it counts as a new scan."),
     Setting("decoder.max_payload", 4096, "Largest QR payload accepted, in bytes."),
@@ -64,6 +68,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ble.replay_path", "", "replay: a capture of JSON lines; empty = advertisements pushed by a test."),
     Setting("ble.replay_speed", 1.0, "replay: playback speed (2.0 = twice as fast)."),
     Setting("ble.replay_period", 0.0, "replay: seconds after which the capture starts again (0 = play once)."),
+    Setting("ble.replay_follow", False, "replay: follow replay_path as it grows (as `tail -F`), each new line heard "
+            "when written (bench/soak.py)."),
     Setting("ble.window", 30.0, "Seconds of look-back for beacons at a scan (Bluezone advertises 15 s on, 15 s off)."),
     Setting("ble.rssi_near", -75, "Smoothed RSSI (dBm) at or above which a beacon counts as at the door."),
     Setting("ble.arrival_window", 180.0, "Seconds since a phone first appeared "

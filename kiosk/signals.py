@@ -6,10 +6,16 @@ MockFactory, whose pins record every state change with its time.
 """
 from __future__ import annotations
 
+import logging
 from importlib.metadata import entry_points
 
 from .exc import ConfigError
 from .model import ALLOW, DENY, Decision
+
+logger = logging.getLogger(__name__)
+# One line per relay pulse, naming what opened it: with mock pins in another process, this
+# line is how bench/soak.py reads the door's history against the entry log.
+DOOR_LINE = "door relay pulse %.1f s for %s"
 
 
 def pin_factory(name: str):
@@ -54,12 +60,15 @@ class DoorSignals:
                    settings["door.relay_active_high"], settings["signals.exit_button_pin"],
                    settings["signals.door_contact_pin"])
 
-    def show(self, decision: Decision) -> None:
-        """Start the signals for `decision`; returns at once (gpiozero runs them in threads)."""
+    def show(self, decision: Decision, why: str = "a decision") -> None:
+        """Start the signals for `decision`; returns at once (gpiozero runs them in threads).
+
+        :param why: What the door opens for, in the door's log line (an entry id).
+        """
         self.green.off()
         self.red.off()
         if decision.outcome == ALLOW:
-            self.open_door()
+            self.open_door(why)
         elif decision.outcome == DENY:
             self.red.blink(on_time=2.0, off_time=0, n=1)
             self.buzzer.beep(on_time=0.15, off_time=0.1, n=2)
@@ -71,7 +80,7 @@ class DoorSignals:
     def _exit_pressed(self) -> None:
         # Someone leaving from inside: no code to check, the door just opens.
         self.exits += 1
-        self.open_door()
+        self.open_door("the exit button")
 
     @property
     def door(self) -> str:
@@ -80,8 +89,10 @@ class DoorSignals:
             return "unknown"
         return "closed" if self.door_contact.is_pressed else "open"
 
-    def open_door(self) -> None:
+    def open_door(self, why: str = "a guard") -> None:
+        """Pulse the door relay for `open_seconds`; log one DOOR_LINE naming `why`."""
         self.relay.blink(on_time=self.open_seconds, off_time=0, n=1)
+        logger.info(DOOR_LINE, self.open_seconds, why)
         self.green.blink(on_time=self.open_seconds, off_time=0, n=1)
 
     def close(self) -> None:

@@ -48,6 +48,17 @@ def test_once_per_presentation():
     assert f.new([b"a"], 6.0) == [b"a"]      # gone for 3.5 s: a new presentation
 
 
+def test_a_code_seen_before_the_clock_stepped_back_is_a_new_presentation_after_it():
+    """A Pi's clock ahead by hours, then set back by NTP: the visitor who showed a code then
+    and shows it again now is a new presentation, not one held up since (the soak lost one)."""
+    f = PresentationFilter(cooldown=2.0)
+    ahead = 1_795_000_000.0 + 6 * 3600
+    assert f.new([b"pass"], ahead) == [b"pass"]
+    back = 1_795_000_000.0
+    assert f.new([b"pass"], back) == [b"pass"]
+    assert f.new([b"pass"], back + 0.5) == []     # and then held up as usual
+
+
 @pytest.fixture(params=["replay-folder", "replay-video", "opencv-video", "picamera2"])
 def camera_settings(request, tmp_path):
     """One suite for every frame source backend, as tinydb tests every storage."""

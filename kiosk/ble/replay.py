@@ -4,12 +4,14 @@ Capture format (one JSON object a line, as `kiosk ble record` writes it):
 {"t": UNIX_SECONDS, "addr": "aa:bb:cc:dd:ee:ff", "addr_type": "public"|"random",
  "rssi": INT, "raw": "HEX OF THE AD BYTES"}
 Replayed reports are stamped with the kiosk's clock at delivery, so they line up with the
-replay camera's frames.
+replay camera's frames. With `follow` the file is read as it grows, as `tail -F` does
+(bench/soak.py writes a phone's advertisements there while its owner walks up).
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -38,9 +40,12 @@ def read_capture(path: str | Path) -> list[Advertisement]:
 
 
 class ReplayScanner(AdvertisementSource):
-    def __init__(self, clock, path: str | Path | None = None, speed: float = 1.0, period: float = 0.0):
+    def __init__(self, clock, path: str | Path | None = None, speed: float = 1.0, period: float = 0.0,
+                 follow: bool = False):
         self._clock = clock
-        self._records = read_capture(path) if path else None
+        self._follow = Path(path) if path and follow else None
+        self._state = "starting"
+        self._records = read_capture(path) if path and not follow else None
         self._speed = speed
         self._period = period
         self._pushed = Handoff()
@@ -48,7 +53,7 @@ class ReplayScanner(AdvertisementSource):
     @classmethod
     def from_settings(cls, settings, clock) -> ReplayScanner:
         return cls(clock, settings["ble.replay_path"] or None, settings["ble.replay_speed"],
-                   settings["ble.replay_period"])
+                   settings["ble.replay_period"], settings["ble.replay_follow"])
 
     # -- controls for tests ------------------------------------------------------------
     def advertise(self, addr: str, rssi: int, raw: bytes, addr_type: str = "random", times: int = 1) -> None:
@@ -59,7 +64,54 @@ class ReplayScanner(AdvertisementSource):
         return self._pushed.wait_idle(timeout)
 
     # -- AdvertisementSource ------------------------------------------------------------
+    def status(self) -> str:
+        return self._state
+
+    def _run_follow(self, deliver: Callable[[Advertisement], None], stop: threading.Event) -> None:
+        """Deliver each line appended to the followed file; reopen it when it is replaced."""
+        first = True
+        while not stop.is_set():
+            try:
+                # open() blocks on a FIFO until a writer comes: the soak's hung helper.
+                f = open(self._follow, encoding="utf-8")
+            except FileNotFoundError:
+                self._state = f"capture gone: {self._follow}"
+                stop.wait(1.0)
+                continue
+            with f:
+                self._state = "ok"
+                if first and self._follow.is_file():
+                    f.seek(0, os.SEEK_END)   # only what is heard from now on, also after a restart
+                first = False
+                inode = os.fstat(f.fileno()).st_ino
+                partial = ""
+                while not stop.is_set():
+                    line = f.readline()
+                    if line:
+                        partial += line
+                        if not partial.endswith("\n"):
+                            continue          # the writer is mid-line
+                        line, partial = partial, ""
+                        try:
+                            a = Advertisement.from_json(json.loads(line))
+                        except (ValueError, KeyError, TypeError) as e:
+                            log.warning("%s: skipped, not an advertisement record (%s)", self._follow, e)
+                            continue
+                        deliver(Advertisement(a.addr, a.rssi, self._clock.now(), a.raw, a.addr_type))
+                        continue
+                    try:
+                        replaced = os.stat(self._follow).st_ino != inode
+                    except FileNotFoundError:
+                        replaced = True
+                    if replaced:
+                        break
+                    stop.wait(0.05)
+
     def run(self, deliver: Callable[[Advertisement], None], stop: threading.Event) -> None:
+        if self._follow is not None:
+            self._run_follow(deliver, stop)
+            return
+        self._state = "ok"            # pushed by tests, or a capture read whole: nothing to wait for
         if self._records is None:
             while not stop.is_set():
                 item = self._pushed.take(timeout=0.1)

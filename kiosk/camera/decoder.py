@@ -284,10 +284,12 @@ class PresentationFilter:
         fresh = []
         for payload in payloads:
             last = self._last_seen.get(payload)
-            if last is None or t - last > self.cooldown:
+            # Seen "later" than now: the clock stepped back since (a Pi without a real-time
+            # clock, NTP arriving); how long ago is unknown, so it is a new presentation.
+            if last is None or t - last > self.cooldown or t < last:
                 fresh.append(payload)
             self._last_seen[payload] = t
-        # Forget what left the view long ago so memory stays bounded.
-        for payload in [p for p, seen in self._last_seen.items() if t - seen > self.cooldown]:
+        # Forget what left the view long ago (or was seen before a step back) so memory stays bounded.
+        for payload in [p for p, seen in self._last_seen.items() if t - seen > self.cooldown or seen > t]:
             del self._last_seen[payload]
         return fresh

@@ -1,7 +1,8 @@
-"""A camera that replays images: a folder, a video file, or frames a test pushes.
+"""A camera that replays images: a folder, a video file, a spool folder, or frames a test pushes.
 
 Like gpiozero's MockPin, this fake ships in the package: `kiosk demo` plays a folder of
-rendered visitors, tests call :meth:`ReplayCamera.show`.
+rendered visitors, tests call :meth:`ReplayCamera.show`, and bench/soak.py drops visitors into
+a spool folder from another process (`camera.replay_spool`).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..model import Frame
 from . import FrameSource
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+SPOOL_FRAMES = 3     # reads a spooled image stays in view: a code held up for a moment
 
 
 class ReplayCamera(FrameSource):
@@ -26,8 +28,10 @@ class ReplayCamera(FrameSource):
     kiosk's clock when read.
     """
 
-    def __init__(self, clock, path: str | Path | None = None, fps: float = 10.0, loop: bool = False):
+    def __init__(self, clock, path: str | Path | None = None, fps: float = 10.0, loop: bool = False,
+                 spool: bool = False):
         self._clock = clock
+        self._spool = spool and path is not None
         self._path = Path(path) if path else None
         self._fps = fps
         self._loop = loop
@@ -37,11 +41,12 @@ class ReplayCamera(FrameSource):
         self._index = 0
         self._started: float | None = None
         self.dropped = 0
+        self._shown = None      # spool: (file still to remove or None, image, reads left)
 
     @classmethod
     def from_settings(cls, settings, clock) -> ReplayCamera:
         return cls(clock, settings["camera.replay_path"] or None, settings["camera.replay_fps"],
-                   settings["camera.replay_loop"])
+                   settings["camera.replay_loop"], settings["camera.replay_spool"])
 
     # -- controls for tests ------------------------------------------------------------
     @property
@@ -63,6 +68,13 @@ class ReplayCamera(FrameSource):
             return
         import cv2
 
+        if self._spool:
+            if not self._path.is_dir():
+                raise CameraFault(f"spool folder {self._path} is gone")
+            self._shown = None
+            self._started = time.monotonic()
+            return
+
         if self._path.is_dir():
             names = sorted(p for p in self._path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not names:
@@ -80,6 +92,8 @@ class ReplayCamera(FrameSource):
     def read(self, timeout: float) -> Frame | None:
         if self._path is None:
             return self._read_pushed(timeout)
+        if self._spool:
+            return self._read_spool(timeout)
         if self._fps > 0:
             due = self._started + self._index / self._fps
             delay = due - time.monotonic()
@@ -96,6 +110,36 @@ class ReplayCamera(FrameSource):
         image = self._next_image()
         self._index += 1
         return Frame(image, self._clock.now())
+
+    def _read_spool(self, timeout: float) -> Frame | None:
+        """The oldest image in the spool folder, shown for SPOOL_FRAMES reads at `fps`.
+
+        The file is removed when the camera comes back for the next frame, so only after
+        the kiosk has handled the first frame that showed it (decided, logged, signalled):
+        a writer sees the removal as "handled", and an image left behind by a killed kiosk
+        is shown again when it restarts.
+        """
+        import cv2
+
+        if self._fps > 0:
+            time.sleep(min(timeout, 1.0 / self._fps))
+        if self._shown is not None:
+            path, image, left = self._shown
+            if path is not None:
+                path.unlink(missing_ok=True)
+            self._shown = (None, image, left - 1) if left > 0 else None
+            if left > 0:
+                return Frame(image, self._clock.now())
+        try:
+            names = sorted(p for p in self._path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        except FileNotFoundError:
+            raise CameraFault(f"spool folder {self._path} is gone") from None
+        for name in names:
+            image = cv2.imread(str(name), cv2.IMREAD_COLOR)
+            if image is not None:      # None: still being written, or not an image
+                self._shown = (name, image, SPOOL_FRAMES - 1)
+                return Frame(image, self._clock.now())
+        return None
 
     def _read_pushed(self, timeout: float) -> Frame | None:
         image = self._pushed.take(timeout)

@@ -187,10 +187,18 @@
       });
   });
 
-  var source = new EventSource("/events?lang=" + encodeURIComponent(body.dataset.lang));
-  source.addEventListener("entry", function (ev) { showEntry(JSON.parse(ev.data)); });
-  source.addEventListener("health", function (ev) { showHealth(JSON.parse(ev.data)); });
-  source.addEventListener("faults", function (ev) { showFaults(JSON.parse(ev.data)); });
+  function listen() {
+    var source = new EventSource("/events?lang=" + encodeURIComponent(body.dataset.lang));
+    source.addEventListener("entry", function (ev) { showEntry(JSON.parse(ev.data)); });
+    source.addEventListener("health", function (ev) { showHealth(JSON.parse(ev.data)); });
+    source.addEventListener("faults", function (ev) { showFaults(JSON.parse(ev.data)); });
+    source.onerror = function () {
+      // A lost connection is retried by the EventSource itself; an answer other than 200
+      // closes it for good, so start a new one.
+      if (source.readyState === EventSource.CLOSED) setTimeout(listen, 5000);
+    };
+  }
+  listen();
   if (panel.dataset.latest) clearTimer = setTimeout(showIdle, CLEAR_AFTER_MS);
   window.kioskReady = true;
 })();
