@@ -37,8 +37,8 @@ from .model import (
 from .names import normalise
 
 __all__ = ["BadParameter", "Filters", "bound", "page_limit", "cursor_param", "final_decision", "fold", "nfc_entry",
-           "public", "totals", "CSV_COLUMNS", "csv_row", "safe_cell", "csv_chunks", "daily_report", "report_csv", "report_html",
-           "LANGUAGES"]
+           "public", "totals", "CSV_COLUMNS", "csv_row", "safe_cell", "csv_chunks", "daily_report", "report_csv",
+           "report_html", "LANGUAGES"]
 
 DECISIONS = OUTCOMES
 MAX_ARG_CHARS = 100             # a text parameter (site, kiosk, q); ids and names are shorter
@@ -247,11 +247,11 @@ def totals(items: list[Mapping]) -> dict:
     app_share = {k: _share(apps.count(k), n) for k in APP_OUTCOMES}
     return {
         "entries": n,
-        "admitted": sum(f == ALLOW and d["direction"] == "in" for f, d in zip(final, items)),
+        "admitted": sum(f == ALLOW and d["direction"] == "in" for f, d in zip(final, items, strict=True)),
         **{k: final.count(k) for k in DECISIONS},
         "sent_to_review": sum(d["decision"] == REVIEW for d in items),
         "overrides": {k: actions.count(k) for k in OVERRIDE_ACTIONS},
-        "exits": sum(a == "exit" or d["direction"] == "out" for a, d in zip(actions, items)),
+        "exits": sum(a == "exit" or d["direction"] == "out" for a, d in zip(actions, items, strict=True)),
         "unique_visitors": len({_visitor(d) for d in items}),
         "app_share": app_share,
         "app_confirmed_share": app_share[CONFIRMED],

@@ -213,7 +213,8 @@ def render(report: dict, language: str) -> tuple[str, str, bytes]:
              f"{labels['exits']}: {report['exits']}",
              f"{labels['unique_visitors']}: {report['unique_visitors']}",
              f"{words['app']}: {share(report['app_share']['confirmed'])} ({words['likely']} "
-             f"{share(report['app_share']['likely'])}, {words['not_detected']} {share(report['app_share']['not_detected'])})",
+             f"{share(report['app_share']['likely'])}, "
+             f"{words['not_detected']} {share(report['app_share']['not_detected'])})",
              f"{labels['valid_declaration']}: {share(report['valid_declaration_share'])}",
              f"{labels['with_symptoms']}: {report['with_symptoms']} ({symptoms})"]
     if busiest:

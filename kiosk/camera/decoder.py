@@ -150,9 +150,9 @@ class QRDecoder:
                 if found:
                     return found, "gray", self._box(np.concatenate([s.polygon for s in symbols]))
             square = self._timed("straighten", self._rectified, gray, quad, 1)
-            steps = [("rectified", lambda: square, True),
-                     ("sharpened", lambda: self._timed("straighten", self._sharpened, gray, quad), True),
-                     ("re-rectified", lambda: self._again(square), False)]
+            steps = [("rectified", lambda square=square: square, True),
+                     ("sharpened", lambda quad=quad: self._timed("straighten", self._sharpened, gray, quad), True),
+                     ("re-rectified", lambda square=square: self._again(square), False)]
             if not seen:                        # the whole sharpened frame: once, not per find
                 steps.append(("sharpened frame", lambda: sharp, False))
             seen = True

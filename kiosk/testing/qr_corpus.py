@@ -52,7 +52,8 @@ def _background(rng: random.Random, w: int, h: int) -> np.ndarray:
     base = np.full((h, w), rng.randint(60, 150), np.float32)
     gx = np.linspace(0, rng.uniform(-40, 40), w, dtype=np.float32)[None, :]
     gy = np.linspace(0, rng.uniform(-40, 40), h, dtype=np.float32)[:, None]
-    noise = cv2.GaussianBlur(np.random.default_rng(rng.randint(0, 2**31)).normal(0, 20, (h, w)).astype(np.float32), (0, 0), 3)
+    grain = np.random.default_rng(rng.randint(0, 2**31)).normal(0, 20, (h, w)).astype(np.float32)
+    noise = cv2.GaussianBlur(grain, (0, 0), 3)
     return np.clip(base + gx + gy + noise, 0, 255).astype(np.uint8)
 
 
@@ -204,7 +205,8 @@ def make(category: str, size: tuple[int, int], rng: random.Random, degrade: bool
         n = rng.randint(5, 9)
         kernel = np.zeros((n, n), np.float32)
         kernel[n // 2, :] = 1.0 / n
-        kernel = cv2.warpAffine(kernel, cv2.getRotationMatrix2D((n / 2 - 0.5, n / 2 - 0.5), rng.uniform(0, 180), 1.0), (n, n))
+        turn = cv2.getRotationMatrix2D((n / 2 - 0.5, n / 2 - 0.5), rng.uniform(0, 180), 1.0)
+        kernel = cv2.warpAffine(kernel, turn, (n, n))
         img = cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
     elif category == "focus_blur":
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.3, 2.0) * scale)
@@ -217,7 +219,8 @@ def make(category: str, size: tuple[int, int], rng: random.Random, degrade: bool
     elif category == "low_contrast":
         img = np.clip(img.astype(np.float32) * rng.uniform(0.18, 0.28) + rng.uniform(20, 50), 0, 255).astype(np.uint8)
     elif category == "noise":
-        img = np.clip(img + np.random.default_rng(rng.randint(0, 2**31)).normal(0, 22, img.shape), 0, 255).astype(np.uint8)
+        grain = np.random.default_rng(rng.randint(0, 2**31)).normal(0, 22, img.shape)
+        img = np.clip(img + grain, 0, 255).astype(np.uint8)
     elif category == "jpeg":
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(12, 25)])
         img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)

@@ -24,13 +24,17 @@ _FILTERS = [
 _PAGING = [
     {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous page."},
 ]
-_ERRORS = {code: {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_ERRORS = {code: {"description": text,
+                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
            for code, text in (("400", "Bad parameters"), ("401", "No valid operator token"),
                               ("429", "Too many requests from this address"))}
 _COUNT = {"type": "integer", "minimum": 0}
 _SHARE = {"type": "number", "minimum": 0, "maximum": 1}
-_SUMMARY = {"entries": _COUNT, "admitted": {**_COUNT, "description": "Final decision allow, coming in (an exit override counts: it is taken for someone let in)"},
-            "allow": {**_COUNT, "description": "Final decision allow"}, "deny": {**_COUNT, "description": "Final decision deny"},
+_SUMMARY = {"entries": _COUNT,
+            "admitted": {**_COUNT, "description": "Final decision allow, coming in "
+                                                  "(an exit override counts: it is taken for someone let in)"},
+            "allow": {**_COUNT, "description": "Final decision allow"},
+            "deny": {**_COUNT, "description": "Final decision deny"},
             "review": {**_COUNT, "description": "Left for review, never decided"},
             "sent_to_review": {**_COUNT, "description": "The kiosk's own decision was review"},
             "overrides": {"type": "object", "required": ["allow", "deny", "exit"], "properties": {
@@ -84,7 +88,8 @@ SPEC = {
                 "entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}},
                 "next_cursor": {"type": ["string", "null"],
                                 "description": "Pass as cursor for the next page; null on the last page."}}},
-            "DailyReport": {"type": "object", "required": ["date", "site", "kiosks", "by_hour", *_SUMMARY], "properties": {
+            "DailyReport": {"type": "object", "required": ["date", "site", "kiosks", "by_hour", *_SUMMARY],
+                            "properties": {
                 "date": {"type": "string", "format": "date"}, "site": {"type": "string"},
                 "kiosks": {"type": "array", "items": {"type": "string"}},
                 **_SUMMARY,
@@ -127,13 +132,15 @@ SPEC = {
         "/api/v1/entries": {"get": {
             "summary": "Entries, oldest first, a page at a time",
             "parameters": _FILTERS + _PAGING + [
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
             "responses": {"200": {"description": "A page of entries", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/EntryPage"}}}}, **_ERRORS}}},
         "/api/v1/entries.csv": {"get": {
             "summary": "The same entries as CSV for Excel (UTF-8 with BOM, CRLF)",
             "parameters": _FILTERS,
-            "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}, **_ERRORS}}},
+            "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                          **_ERRORS}}},
         "/api/v1/reports/daily": {"get": {
             "summary": "The daily compliance report",
             "parameters": [{"name": "date", "in": "query", "schema": {"type": "string", "format": "date"},
@@ -145,6 +152,7 @@ SPEC = {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}, **_ERRORS}}},
         "/api/v1/openapi.json": {"get": {
             "summary": "This document", "security": [],
-            "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "responses": {"200": {"description": "OpenAPI 3.1",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}},
     },
 }
