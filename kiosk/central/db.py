@@ -392,7 +392,7 @@ def clean_status(status) -> dict | None:
     """The known fields of a kiosk's reported status, text cut short; None when it has none."""
     if not isinstance(status, dict):
         return None
-    clean = {}
+    clean: dict[str, int | str] = {}
     for key, chars in STATUS_KEYS.items():
         value = status.get(key)
         if chars is None:

@@ -14,6 +14,7 @@ import hmac
 import secrets
 import time
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -104,7 +105,8 @@ def _lang() -> str:
     asked = request.args.get("lang")
     if asked in LANGUAGES:
         session["lang"] = asked
-    return session.get("lang") if session.get("lang") in LANGUAGES else "vi"
+    lang = session.get("lang")
+    return lang if isinstance(lang, str) and lang in LANGUAGES else "vi"
 
 
 def _csrf_token() -> str:
@@ -330,7 +332,7 @@ def _local_time(text: str | None) -> str:
 def _filters() -> dict:
     """The entry filters of the query string, checked: site, kiosk, from and to (local dates),
     decision; a 400 for a bad one, a 403 for a site the operator may not read."""
-    f = {}
+    f: dict[str, Any] = {}
     for name in ("site", "kiosk"):
         value = request.args.get(name, "").strip()
         if value and (len(value) > 100 or text_problem(value)):

@@ -3,6 +3,8 @@
 Kept by hand beside the code; tests check that every route is in it and that real
 responses validate against its schemas.
 """
+from typing import Any
+
 from ..health import CAUSES, PARTS, State
 from ..model import DIRECTIONS, OUTCOMES, OVERRIDE_ACTIONS, PRESENCE_OUTCOMES, STATUSES
 
@@ -53,7 +55,7 @@ _REPORT_PARAMS = [{"name": "format", "in": "query", "schema": {"enum": ["json", 
 _REPORT_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/DailyReport"}},
                    "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}}
 
-SPEC = {
+SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Checkpoint kiosk operator API", "version": "1"},
     "components": {
