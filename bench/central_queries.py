@@ -84,10 +84,13 @@ def run(label: str, url: str, n: int) -> None:
             if cursor is None:
                 return count
     try:
-        rows = [("sparse search, first page (q=binh, limit 100)", *timed(lambda: len(get("/api/v1/entries", q="binh", limit=100).json()["entries"]))),
+        rows = [("sparse search, first page (q=binh, limit 100)",
+                 *timed(lambda: len(get("/api/v1/entries", q="binh", limit=100).json()["entries"]))),
                 ("decision=deny, every page of 10,000", *timed(lambda: all_pages(decision="deny", limit=10_000))),
-                (f"entries.csv of {DAY}", *timed(lambda: get("/api/v1/entries.csv", **{"from": DAY, "to": DAY}).content.count(b"\r\n") - 1)),
-                (f"daily report of {DAY}", *timed(lambda: get("/api/v1/reports/daily", site=SITE, date=DAY).json()["entries"]))]
+                (f"entries.csv of {DAY}",
+                 *timed(lambda: get("/api/v1/entries.csv", **{"from": DAY, "to": DAY}).content.count(b"\r\n") - 1)),
+                (f"daily report of {DAY}",
+                 *timed(lambda: get("/api/v1/reports/daily", site=SITE, date=DAY).json()["entries"]))]
     finally:
         server.stop()
         engine.dispose()

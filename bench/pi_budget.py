@@ -34,12 +34,12 @@ import time
 from pathlib import Path
 
 import cv2
-
-ROOT = Path(__file__).resolve().parents[1]
 from qr_clips import FPS, build  # bench/qr_clips.py beside this file
 
 from kiosk.testing import free_port
 from kiosk.testing.qr_corpus import corpus
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FACTOR = 4.0
 PERIOD_US = 100_000
@@ -175,7 +175,7 @@ class KioskProcess:
                 break
             except requests.RequestException:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("kiosk run did not start: " + self.log.read_text()[-2000:])
+                    raise RuntimeError("kiosk run did not start: " + self.log.read_text()[-2000:]) from None
                 time.sleep(0.2)
         self._stream = requests.get(self.url + "/events", stream=True, timeout=60)
         threading.Thread(target=self._listen, daemon=True).start()

@@ -156,7 +156,7 @@ def kiosk_loop(folder: Path, played, names, settings_dir: Path, key_path: Path):
     stream.close()
     kiosk.stop()
     out = []
-    for (frames, payload, first, start), name in zip(played, names):
+    for (_, _, first, start), name in zip(played, names, strict=True):
         seen = started + (start + first) / FPS
         out.append(arrived[name] - seen if name in arrived else None)
     return out, decoded, dropped, total
@@ -197,7 +197,8 @@ def main():
 
         every = next(s.default for s in config.SETTINGS if s.name == "decoder.climb_every")
         for name, make in (("model: kiosk decoder", lambda: QRDecoder(climb_every=every).decode),
-                           ("model: pyzbar loop", lambda: plain_pyzbar), ("model: zxing-cpp loop", lambda: plain_zxing)):
+                           ("model: pyzbar loop", lambda: plain_pyzbar),
+                           ("model: zxing-cpp loop", lambda: plain_zxing)):
             times = []
             for frames, payload, first, _ in played:
                 times.append(loop_model(make(), frames, payload, first, args.slower))

@@ -108,7 +108,8 @@ def report(results, sizes, out=sys.stdout):
             hard_rate = sum(hard) / len(hard)
             base_hard = base_hard or hard_rate
             print(f"{n:24} {100 * hard_rate:9.1f}% {100 * sum(everything) / len(everything):8.1f}% "
-                  f"{1000 * statistics.median(with_code):10.1f} {1000 * statistics.quantiles(with_code, n=20)[-1]:14.1f} "
+                  f"{1000 * statistics.median(with_code):10.1f} "
+                  f"{1000 * statistics.quantiles(with_code, n=20)[-1]:14.1f} "
                   f"{1 / statistics.mean(no_code):12.0f} {hard_rate / base_hard:14.2f}x", file=out)
 
 

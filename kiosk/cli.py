@@ -72,7 +72,8 @@ def run(config_path):
 @main.command()
 @click.option("--from", "since", help="First local day (YYYY-MM-DD) or ISO time; default: everything.")
 @click.option("--to", "until", help="Last local day (YYYY-MM-DD, included) or ISO time.")
-@click.option("--decision", type=click.Choice(["allow", "deny", "review"]), help="The final decision (after overrides).")
+@click.option("--decision", type=click.Choice(["allow", "deny", "review"]),
+              help="The final decision (after overrides).")
 @click.option("--app", type=click.Choice(["confirmed", "likely", "not_detected"]), help="The app's presence.")
 @click.option("--status", type=click.Choice(["valid", "invalid", "expired", "unknown", "review"]),
               help="The declaration's status.")

@@ -36,9 +36,9 @@ from .model import (
 )
 from .names import normalise
 
-__all__ = ["BadParameter", "Filters", "bound", "page_limit", "cursor_param", "final_decision", "fold", "nfc_entry",
-           "public", "totals", "CSV_COLUMNS", "csv_row", "safe_cell", "csv_chunks", "daily_report", "report_csv", "report_html",
-           "LANGUAGES"]
+__all__ = ["BadParameter", "Filters", "bound", "day_bound", "page_limit", "cursor_param", "final_decision", "fold",
+           "nfc_entry", "public", "totals", "CSV_COLUMNS", "csv_row", "safe_cell", "csv_chunks", "daily_report",
+           "report_csv", "report_html", "LANGUAGES"]
 
 DECISIONS = OUTCOMES
 MAX_ARG_CHARS = 100             # a text parameter (site, kiosk, q); ids and names are shorter
@@ -57,7 +57,9 @@ def fold(text: str | None) -> str:
 def nfc_entry(entry: dict) -> dict:
     """`entry` with its holder's name in NFC (one spelling per name, whatever the phone sent)."""
     declaration = entry.get("declaration")
-    holder = declaration.get("holder") if isinstance(declaration, dict) else None
+    if not isinstance(declaration, dict):
+        return entry
+    holder = declaration.get("holder")
     if not isinstance(holder, str) or unicodedata.is_normalized("NFC", holder):
         return entry
     return {**entry, "declaration": {**declaration, "holder": unicodedata.normalize("NFC", holder)}}
@@ -78,10 +80,15 @@ def bound(value: str | None, tz, end: bool = False) -> str | None:
     if len(value) > 40:
         raise ValueError(value)
     if len(value) == 10:
-        day = date.fromisoformat(value) + (timedelta(days=1) if end else timedelta())
-        return iso(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
+        return day_bound(date.fromisoformat(value), tz, end)
     t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return iso((t if t.tzinfo else t.replace(tzinfo=tz)).timestamp())
+
+
+def day_bound(day: date, tz, end: bool = False) -> str:
+    """Local midnight of `day` in `tz` as ISO UTC text; with `end`, the midnight after it."""
+    day = day + (timedelta(days=1) if end else timedelta())
+    return iso(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
 
 
 def page_limit(value: str | None, default: int, most: int) -> int:
@@ -247,11 +254,11 @@ def totals(items: list[Mapping]) -> dict:
     app_share = {k: _share(apps.count(k), n) for k in APP_OUTCOMES}
     return {
         "entries": n,
-        "admitted": sum(f == ALLOW and d["direction"] == "in" for f, d in zip(final, items)),
+        "admitted": sum(f == ALLOW and d["direction"] == "in" for f, d in zip(final, items, strict=True)),
         **{k: final.count(k) for k in DECISIONS},
         "sent_to_review": sum(d["decision"] == REVIEW for d in items),
         "overrides": {k: actions.count(k) for k in OVERRIDE_ACTIONS},
-        "exits": sum(a == "exit" or d["direction"] == "out" for a, d in zip(actions, items)),
+        "exits": sum(a == "exit" or d["direction"] == "out" for a, d in zip(actions, items, strict=True)),
         "unique_visitors": len({_visitor(d) for d in items}),
         "app_share": app_share,
         "app_confirmed_share": app_share[CONFIRMED],
@@ -303,7 +310,7 @@ LABELS = {
            "with_symptoms": "Declared symptoms", "symptoms": "Symptoms declared", "none": "none"},
 }
 # The report's columns: (label key, the value of a totals dict).
-_COLUMNS: tuple[tuple[str, Callable[[dict], Any]], ...] = (
+_COLUMNS: tuple[tuple[str, Callable[[Mapping], Any]], ...] = (
     ("entries", lambda t: t["entries"]), ("admitted", lambda t: t["admitted"]), ("allow", lambda t: t["allow"]),
     ("deny", lambda t: t["deny"]), ("review", lambda t: t["review"]), ("sent_to_review", lambda t: t["sent_to_review"]),
     ("override_allow", lambda t: t["overrides"]["allow"]), ("override_deny", lambda t: t["overrides"]["deny"]),

@@ -23,13 +23,13 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from datetime import time as day_time
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
-from .entries import LABELS, bound, daily_report, report_csv
+from .entries import LABELS, daily_report, day_bound, report_csv
 from .exc import ConfigError, KioskError, ReportNotSent
 from .files import write_atomically
 from .model import iso
@@ -79,17 +79,17 @@ class MailSettings:
     def from_settings(cls, settings, to: list[str] | None = None, language: str | None = None) -> MailSettings:
         """The mail settings of `settings`; `to` and `language` replace the settings' own
         (the central's per-site recipients). ConfigError names the key that is wrong."""
-        to = tuple(settings["report.to"] if to is None else to)
-        for address in to:
+        recipients = tuple(settings["report.to"] if to is None else to)
+        for address in recipients:
             if "@" not in parseaddr(address)[1]:
                 raise ConfigError(f"report.to: not an email address: {address!r}")
-        if to and not settings["report.smtp_host"]:
+        if recipients and not settings["report.smtp_host"]:
             raise ConfigError("report.smtp_host: required when report.to is set")
-        if to and "@" not in parseaddr(settings["report.from"])[1]:
+        if recipients and "@" not in parseaddr(settings["report.from"])[1]:
             raise ConfigError(f"report.from: an email address is required, got {settings['report.from']!r}")
         if settings["report.smtp_user"] and not settings["report.smtp_password_file"]:
             raise ConfigError("report.smtp_password_file: required with report.smtp_user")
-        return cls(to=to, sender=settings["report.from"], language=language or settings["report.language"],
+        return cls(to=recipients, sender=settings["report.from"], language=language or settings["report.language"],
                    smtp_host=settings["report.smtp_host"], smtp_port=settings["report.smtp_port"],
                    smtp_security=settings["report.smtp_security"], smtp_user=settings["report.smtp_user"],
                    smtp_password_file=settings["report.smtp_password_file"],
@@ -127,7 +127,7 @@ class Schedule:
     """When the report goes: daily at `send_at`, accepted by `deadline` (local times in `tz`)."""
     send_at: day_time
     deadline: day_time
-    tz: object
+    tz: tzinfo
 
     @classmethod
     def from_settings(cls, settings) -> Schedule:
@@ -158,7 +158,7 @@ def build_report(docs, day: date, tz, site: str, kiosks: list[str] | None) -> di
 
 def day_bounds(day: date, tz) -> tuple[str, str]:
     """The local day as (from, to) ISO UTC text, to exclusive."""
-    return bound(day.isoformat(), tz), bound(day.isoformat(), tz, end=True)
+    return day_bound(day, tz), day_bound(day, tz, end=True)
 
 
 WORDS = {
@@ -213,7 +213,8 @@ def render(report: dict, language: str) -> tuple[str, str, bytes]:
              f"{labels['exits']}: {report['exits']}",
              f"{labels['unique_visitors']}: {report['unique_visitors']}",
              f"{words['app']}: {share(report['app_share']['confirmed'])} ({words['likely']} "
-             f"{share(report['app_share']['likely'])}, {words['not_detected']} {share(report['app_share']['not_detected'])})",
+             f"{share(report['app_share']['likely'])}, "
+             f"{words['not_detected']} {share(report['app_share']['not_detected'])})",
              f"{labels['valid_declaration']}: {share(report['valid_declaration_share'])}",
              f"{labels['with_symptoms']}: {report['with_symptoms']} ({symptoms})"]
     if busiest:
@@ -256,7 +257,7 @@ def deliver(mail: MailSettings, msg: EmailMessage) -> dict:
     password = mail.password()
     try:
         if mail.smtp_security == "tls":
-            smtp = smtplib.SMTP_SSL(mail.smtp_host, mail.smtp_port, timeout=mail.timeout, context=context)
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(mail.smtp_host, mail.smtp_port, timeout=mail.timeout, context=context)
         else:
             smtp = smtplib.SMTP(mail.smtp_host, mail.smtp_port, timeout=mail.timeout)
         with smtp:
@@ -264,7 +265,7 @@ def deliver(mail: MailSettings, msg: EmailMessage) -> dict:
             if mail.smtp_security == "starttls":
                 smtp.starttls(context=context)
                 smtp.ehlo()
-            if mail.smtp_user:
+            if mail.smtp_user and password is not None:     # password() is None only without a user
                 smtp.login(mail.smtp_user, password)
             return smtp.send_message(msg)
     except smtplib.SMTPRecipientsRefused as e:

@@ -83,7 +83,8 @@ def test_a_guards_override_is_the_final_decision():
 
 
 def test_bad_parameters_are_named():
-    for args, named in (({"from": "yesterday"}, "from"), ({"to": "2026-13-45"}, "to"), ({"decision": "maybe"}, "decision"),
+    for args, named in (({"from": "yesterday"}, "from"), ({"to": "2026-13-45"}, "to"),
+                        ({"decision": "maybe"}, "decision"),
                         ({"app": "yes"}, "app"), ({"status": "ok"}, "status"), ({"q": "x" * 101}, "q"),
                         ({"site": "a\x00b"}, "site"), ({"from": "9999-12-31T23:59:59-14:00"}, "from")):
         with pytest.raises(BadParameter, match=named):
@@ -123,7 +124,8 @@ def test_the_daily_report_counts_final_decisions_overrides_exits_visitors_and_sy
         return {"id": new_id(t), "site": SITE, "kiosk": "gate-1", "time": semantics.iso(t), "direction": direction,
                 "declaration": {"format": "sitepass", "status": status, "holder": "X", "flags": list(flags)},
                 "fingerprint": fingerprint or f"{i:032x}", "ble": {"outcome": app}, "decision": decision,
-                "reasons": [], "override": {"action": override, "reason": "r", "by": "g", "at": "x"} if override else None}
+                "reasons": [],
+                "override": {"action": override, "reason": "r", "by": "g", "at": "x"} if override else None}
     docs = [entry(0, 8, "deny", "allow"),                     # denied, then let in by the guard
             entry(1, 8, "allow", fingerprint="a" * 32),
             entry(2, 8, "allow", fingerprint="a" * 32, app="likely"),     # the same visitor again
@@ -182,7 +184,8 @@ SAME_QUERIES = [
 def _pages(base: str, params: dict, limit: int) -> list[str]:
     ids, cursor = [], None
     while True:
-        r = requests.get(base + "/api/v1/entries", params={**params, "limit": limit, **({"cursor": cursor} if cursor else {})},
+        r = requests.get(base + "/api/v1/entries",
+                         params={**params, "limit": limit, **({"cursor": cursor} if cursor else {})},
                          headers=AUTH, timeout=30)
         assert r.status_code == 200, (params, r.text)
         body = r.json()
@@ -215,7 +218,8 @@ def test_the_same_filters_return_the_same_entries_from_kiosk_and_central(both):
                                   headers=AUTH, timeout=30)
     assert kiosk_report.json() == central_report.json()
     for fmt in ("csv", "html"):
-        a = requests.get(kiosk.web_url + "/api/v1/reports/daily", params={"date": day, "format": fmt}, headers=AUTH, timeout=30)
+        a = requests.get(kiosk.web_url + "/api/v1/reports/daily", params={"date": day, "format": fmt},
+                         headers=AUTH, timeout=30)
         b = requests.get(central.url + "/api/v1/reports/daily", params={"date": day, "site": SITE, "format": fmt},
                          headers=AUTH, timeout=30)
         assert a.status_code == b.status_code == 200 and a.content == b.content, fmt
@@ -248,7 +252,8 @@ def test_the_central_answers_every_bad_parameter_with_a_json_400(central):
             r = requests.get(central.url + path, params=params, headers=AUTH, timeout=10)
             assert r.status_code == 400 and r.headers["Content-Type"] == "application/json", (path, params)
             assert r.json()["error"], (path, params)
-    for params in ({"site": SITE, "date": "2026-11-22", "format": "xml"}, {"site": SITE, "date": "2026-11-22", "language": "fr"},
+    for params in ({"site": SITE, "date": "2026-11-22", "format": "xml"},
+                   {"site": SITE, "date": "2026-11-22", "language": "fr"},
                    {"site": SITE, "date": "yesterday"}, {"date": "2026-11-22"}):
         r = requests.get(central.url + "/api/v1/reports/daily", params=params, headers=AUTH, timeout=10)
         assert r.status_code == 400 and r.json()["error"], params
@@ -291,11 +296,13 @@ def test_the_central_openapi_document_covers_every_route_and_its_answers(both):
     assert routes == set(CENTRAL_SPEC["paths"]), routes ^ set(CENTRAL_SPEC["paths"])
     for rule in app.url_map.iter_rules():
         if rule.rule in CENTRAL_SPEC["paths"]:
-            assert {m.lower() for m in rule.methods - {"HEAD", "OPTIONS"}} == set(CENTRAL_SPEC["paths"][rule.rule]), rule
+            methods = {m.lower() for m in rule.methods - {"HEAD", "OPTIONS"}}
+            assert methods == set(CENTRAL_SPEC["paths"][rule.rule]), rule
 
     def valid(body, name):
         jsonschema.validate(body, {**CENTRAL_SPEC, "$ref": f"#/components/schemas/{name}"})
-    valid(requests.get(central.url + "/api/v1/entries", params={"limit": 5}, headers=AUTH, timeout=10).json(), "EntryPage")
+    valid(requests.get(central.url + "/api/v1/entries", params={"limit": 5}, headers=AUTH, timeout=10).json(),
+          "EntryPage")
     valid(requests.get(central.url + "/api/v1/reports/daily", params={"site": SITE, "date": "2026-11-22"}, headers=AUTH,
                        timeout=10).json(), "DailyReport")
     valid(requests.get(central.url + "/api/v1/health", timeout=10).json(), "Health")
@@ -334,7 +341,8 @@ def test_kiosk_export_and_the_mail_attachment_write_the_same_safe_csv(tmp_path, 
     # The same filters as the APIs: the final decision, the folded name, local days.
     picked = tmp_path / "picked.json"
     result = CliRunner().invoke(main, ["export", "--config", str(config), "--format", "json", "--out", str(picked),
-                                       "-q", "BINH", "--decision", "allow", "--from", "2026-11-23", "--to", "2026-11-24"])
+                                       "-q", "BINH", "--decision", "allow",
+                                       "--from", "2026-11-23", "--to", "2026-11-24"])
     assert result.exit_code == 0, result.output
     f = Filters.from_args({"q": "binh", "decision": "allow", "from": "2026-11-23", "to": "2026-11-24"}, TZ)
     assert [d["id"] for d in json.loads(picked.read_text())] == [d["id"] for d in docs if f.match(d)] != []
@@ -359,7 +367,8 @@ def test_the_centrals_zone_and_report_language_come_from_its_command_line(tmp_pa
     assert result.exit_code != 0 and "--timezone" in result.output
     engine = db.connect(f"sqlite:///{tmp_path / 'central.db'}")
     db.add_credential(engine, "ops", "operator", None, OPERATOR_TOKEN)
-    late = dict(_entry(1), id="01J00000000000000000000001", time="2026-11-23T20:00:00.000Z")   # 03:00 on the 24th in Hà Nội
+    # 03:00 on the 24th in Hà Nội
+    late = dict(_entry(1), id="01J00000000000000000000001", time="2026-11-23T20:00:00.000Z")
     db.ingest(engine, [_entry(2), late], "sig", 0, 300)
     server = BackgroundServer(create_app(engine=engine, timezone="UTC", language="en"), "127.0.0.1", 0, threads=2,
                               name="central-utc", max_body=MAX_BODY_BYTES + 1).start()
@@ -368,7 +377,8 @@ def test_the_centrals_zone_and_report_language_come_from_its_command_line(tmp_pa
         assert day == sorted([late["id"], _entry(2)["id"]])                      # a UTC day holds both
         in_hanoi = _pages(server.url, {"from": "2026-11-23", "to": "2026-11-23", "tz": "Asia/Ho_Chi_Minh"}, 10)
         assert in_hanoi == [_entry(2)["id"]]
-        text = requests.get(server.url + "/api/v1/reports/daily", params={"site": SITE, "date": "2026-11-23", "format": "csv"},
+        text = requests.get(server.url + "/api/v1/reports/daily",
+                            params={"site": SITE, "date": "2026-11-23", "format": "csv"},
                             headers=AUTH, timeout=10).content.decode("utf-8-sig")
         assert text.startswith("Hour,Scans,People admitted") and "\r\nTotal,2," in text
     finally:

@@ -34,7 +34,7 @@ class FrameSource(ABC):
     stall_after: float | None = None
 
     def open(self) -> None:
-        """Acquire the device."""
+        """Acquire the device. Backends may override; the default has nothing to acquire."""
 
     @abstractmethod
     def read(self, timeout: float) -> Frame | None:
@@ -44,7 +44,7 @@ class FrameSource(ABC):
         """
 
     def close(self) -> None:
-        """Release the device."""
+        """Release the device. Backends may override; the default has nothing to release."""
 
 
 def open_source(settings, clock) -> FrameSource:

@@ -41,7 +41,10 @@ What each step added when it came, and what was tried and dropped: docs/performa
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import cv2
 import numpy as np
@@ -57,8 +60,13 @@ def _sharpen(gray, sigma: float, amount: float):
     return cv2.addWeighted(gray, 1 + amount, cv2.GaussianBlur(gray, (0, 0), sigma), -amount, 0)
 
 
+def _given(image):
+    """`image` itself: a ladder step whose picture is already made."""
+    return image
+
+
 def _longest_side(quad) -> float:
-    return max(np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4))
+    return float(max(np.linalg.norm(quad[i] - quad[(i + 1) % 4]) for i in range(4)))
 
 
 class QRDecoder:
@@ -91,7 +99,7 @@ class QRDecoder:
         self._last: tuple[int, int, int, int] | None = None   # x0, y0, x1, y1 of the last code read
         self._since = 0                                        # frames since it was read
         self.steps: Counter = Counter()          # which step read the code (for the benchmark)
-        self.cpu: Counter = Counter()            # CPU seconds by stage (gray, zbar, zxing, finder, ...)
+        self.cpu: defaultdict[str, float] = defaultdict(float)   # CPU seconds by stage (gray, zbar, zxing, finder, ...)
 
     def decode(self, image, t: float | None = None) -> list[bytes]:
         """Read the QR codes in one frame; returns their payloads, each once, in reading order.
@@ -110,12 +118,12 @@ class QRDecoder:
         climb = True
         if self.climb_every > 0:
             t = time.monotonic() if t is None else t
-            if self._climbed is not None and self._climb_cost is None:
-                # The last climb took until this call: later climbs wait CLIMB_SHARE times
-                # as long, so they take at most a quarter of the loop's time on any core.
-                self._climb_cost = t - self._climbed
-            climb = self._climbed is None or t - self._climbed >= max(self.climb_every,
-                                                                      CLIMB_SHARE * self._climb_cost)
+            if self._climbed is not None:
+                if self._climb_cost is None:
+                    # The last climb took until this call: later climbs wait CLIMB_SHARE times
+                    # as long, so they take at most a quarter of the loop's time on any core.
+                    self._climb_cost = t - self._climbed
+                climb = t - self._climbed >= max(self.climb_every, CLIMB_SHARE * self._climb_cost)
             if climb:
                 self._climbed, self._climb_cost = t, None
         found, step, where = self._ladder(gray, climb)
@@ -150,9 +158,10 @@ class QRDecoder:
                 if found:
                     return found, "gray", self._box(np.concatenate([s.polygon for s in symbols]))
             square = self._timed("straighten", self._rectified, gray, quad, 1)
-            steps = [("rectified", lambda: square, True),
-                     ("sharpened", lambda: self._timed("straighten", self._sharpened, gray, quad), True),
-                     ("re-rectified", lambda: self._again(square), False)]
+            steps: list[tuple[str, Callable[[], Any], bool]] = [
+                ("rectified", partial(_given, square), True),
+                ("sharpened", partial(self._timed, "straighten", self._sharpened, gray, quad), True),
+                ("re-rectified", partial(self._again, square), False)]
             if not seen:                        # the whole sharpened frame: once, not per find
                 steps.append(("sharpened frame", lambda: sharp, False))
             seen = True
@@ -227,8 +236,8 @@ class QRDecoder:
         zone, dark modules on light (dark-mode codes are inverted back)."""
         side = int(scale * _longest_side(quad))
         margin = side // 8
-        target = np.float32([[margin, margin], [margin + side, margin], [margin + side, margin + side],
-                             [margin, margin + side]])
+        target = np.array([[margin, margin], [margin + side, margin], [margin + side, margin + side],
+                           [margin, margin + side]], np.float32)
         m = cv2.getPerspectiveTransform(quad, target)
         square = cv2.warpPerspective(gray, m, (side + 2 * margin, side + 2 * margin),
                                      flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)

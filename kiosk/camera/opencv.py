@@ -11,10 +11,14 @@ skipped, not queued. A video file is read frame by frame (every frame, as fast a
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from ..exc import CameraFault
 from ..model import Frame
 from . import FrameSource
+
+if TYPE_CHECKING:       # cv2 is imported when the camera opens, not with the package
+    import cv2
 
 STALL = 2.0     # seconds without a frame from a live source before it counts as lost
 
@@ -29,7 +33,7 @@ class OpenCVCamera(FrameSource):
         self._device = int(device) if device.isdigit() else device
         self._size = (width, height)
         self._fps = fps
-        self._cap = None
+        self._cap: cv2.VideoCapture | None = None
         self.live = is_live(self._device)
         self.stall_after = STALL if self.live else None
         self._newest: Frame | None = None
@@ -65,8 +69,10 @@ class OpenCVCamera(FrameSource):
             self._grabber.start()
 
     def _grab(self) -> None:
+        cap = self._cap
+        assert cap is not None, "the grabber starts after open()"
         while not self._stop.is_set():
-            ok, image = self._cap.read()
+            ok, image = cap.read()
             with self._changed:
                 if not ok or image is None:
                     self._error = f"camera {self._device!r} stopped delivering frames"

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..exc import CameraFault
 from ..handoff import Handoff
 from ..model import Frame
 from . import FrameSource
+
+if TYPE_CHECKING:       # cv2 is imported when a video is opened, not with the package
+    import cv2
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 SPOOL_FRAMES = 3     # reads a spooled image stays in view: a code held up for a moment
@@ -37,7 +41,7 @@ class ReplayCamera(FrameSource):
         self._loop = loop
         self._pushed = Handoff()
         self._frames: list | None = None
-        self._video = None
+        self._video: cv2.VideoCapture | None = None
         self._index = 0
         self._started: float | None = None
         self.dropped = 0
@@ -95,6 +99,7 @@ class ReplayCamera(FrameSource):
         if self._spool:
             return self._read_spool(timeout)
         if self._fps > 0:
+            assert self._started is not None, "read() before open()"
             due = self._started + self._index / self._fps
             delay = due - time.monotonic()
             if delay > timeout:
@@ -149,7 +154,7 @@ class ReplayCamera(FrameSource):
         if self._frames is not None:
             if not self._loop:
                 frames = min(frames, max(0, len(self._frames) - 1 - self._index))
-        else:
+        elif self._video is not None:
             for n in range(frames):
                 if not self._video.grab():       # the end: the next read says so (or loops)
                     frames = n

@@ -8,6 +8,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request, stream_with_context
+from sqlalchemy import String
 from werkzeug.exceptions import HTTPException
 
 from .. import syncproto
@@ -36,8 +37,27 @@ log = logging.getLogger("kiosk.central.export")
 CSV_TYPE = "text/csv; charset=utf-8"    # content_type: Flask adds a charset to a bare text mimetype
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
 
+
+def _upper_bound(name: str) -> float:
+    """The upper bound of kiosk setting `name` (config.SETTINGS)."""
+    bounds = next(s for s in SETTINGS if s.name == name).bounds
+    if bounds is None:
+        raise LookupError(f"setting {name} has no bounds")
+    return bounds[1]
+
+
+def _stored_length(column: str) -> int:
+    """How many characters the central stores in the text column `column` of entries."""
+    kind = db.entries.c[column].type
+    if not isinstance(kind, String) or kind.length is None:
+        raise TypeError(f"entries.{column} is not text of a bounded length")
+    return kind.length
+
+
 # The largest batch a kiosk sends is its `sync.batch_size` at the top of its bounds.
-MAX_BATCH_ENTRIES = int(next(s for s in SETTINGS if s.name == "sync.batch_size").bounds[1])
+MAX_BATCH_ENTRIES = int(_upper_bound("sync.batch_size"))
+# Characters each required column holds: a longer value gets a 400, rather than a database error.
+STORED_LENGTHS = {k: _stored_length(k) for k in db.REQUIRED}
 # Bytes of an ingest body: the entries at a generous budget each, and the envelope around them.
 MAX_BODY_BYTES = MAX_BATCH_ENTRIES * MAX_ENTRY_BYTES + 4096
 MAX_LIST_LIMIT = 10_000         # entries per GET /entries (a larger limit is cut to this)
@@ -155,7 +175,7 @@ def _batch_refusal(batch: list, cred) -> tuple[int, dict] | None:
         if problem:
             field, what = problem
             return 400, {"error": f"entry {label}: {field}: {what}", "entry": entry_id, "field": field}
-        too_long = [k for k in db.REQUIRED if len(e[k]) > db.entries.c[k].type.length]
+        too_long = [k for k in db.REQUIRED if len(e[k]) > STORED_LENGTHS[k]]
         if too_long:
             return 400, {"error": f"entry {label}: {', '.join(too_long)} longer than the central stores",
                          "entry": entry_id, "field": too_long[0]}

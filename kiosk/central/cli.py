@@ -80,7 +80,8 @@ def _load_reports(path):
 @click.option("--channel-timeout", default=30, show_default=True, type=click.IntRange(1, 3600),
               help="Seconds an idle connection is kept open.")
 @click.option("--timezone", "tz_name", default="Asia/Ho_Chi_Minh", show_default=True, envvar="KIOSK_CENTRAL_TIMEZONE",
-              help="Time zone of local days in the operator API (from/to dates, the daily report) when a request names none.")
+              help="Time zone of local days in the operator API (from/to dates, the daily report) "
+                   "when a request names none.")
 @click.option("--language", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
               envvar="KIOSK_CENTRAL_LANGUAGE", help="The daily report's labels (CSV, printable page) by default.")
 @_report_config_option

@@ -303,7 +303,7 @@ def ingest(engine, batch: list[dict], signature: str, now: float, window: float)
             if foreign:
                 raise ForeignEntries(foreign)
         # A guard's override made after the first delivery comes again: keep the newer body.
-        for r, e in zip(rows, batch):
+        for r, e in zip(rows, batch, strict=True):
             if r["id"] not in stored and e.get("override"):
                 conn.execute(update(entries)
                              .where(entries.c.id == r["id"], entries.c.kiosk == r["kiosk"], entries.c.site == r["site"])
@@ -396,7 +396,7 @@ def iter_entries(engine, site=None, kiosk=None, since=None, until=None, after_id
     while True:
         with engine.connect() as conn:
             rows = conn.execute(_query(site, kiosk, since, until, after_id, chunk, sites=sites)).all()
-        for entry_id, body in rows:
+        for _, body in rows:
             yield json.loads(body)
         if len(rows) < chunk:
             return
@@ -446,7 +446,7 @@ def clean_status(status) -> dict | None:
     """The known fields of a kiosk's reported status, text cut short; None when it has none."""
     if not isinstance(status, dict):
         return None
-    clean = {}
+    clean: dict[str, int | str] = {}
     for key, chars in STATUS_KEYS.items():
         value = status.get(key)
         if chars is None:

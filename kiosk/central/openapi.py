@@ -65,7 +65,8 @@ SPEC = {
         "/api/v1/reports/daily": {"get": {
             "summary": "A site's daily report across its kiosks",
             "parameters": [{"name": "site", "in": "query", "required": True, "schema": {"type": "string"}},
-                           {"name": "date", "in": "query", "required": True, "schema": {"type": "string", "format": "date"},
+                           {"name": "date", "in": "query", "required": True,
+                            "schema": {"type": "string", "format": "date"},
                             "description": "Local date."}, _TZ, *_REPORT_PARAMS],
             "responses": {"200": {"description": "The report", "content": _REPORT_CONTENT},
                           **{k: v for k, v in _ERRORS.items() if k != "429"}}}},
@@ -80,6 +81,7 @@ SPEC = {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}},
         "/api/v1/openapi.json": {"get": {
             "summary": "This document", "security": [],
-            "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "responses": {"200": {"description": "OpenAPI 3.1",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}},
     },
 }

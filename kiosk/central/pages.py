@@ -14,6 +14,7 @@ import hmac
 import secrets
 import time
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -104,7 +105,8 @@ def _lang() -> str:
     asked = request.args.get("lang")
     if asked in LANGUAGES:
         session["lang"] = asked
-    return session.get("lang") if session.get("lang") in LANGUAGES else "vi"
+    lang = session.get("lang")
+    return lang if isinstance(lang, str) and lang in LANGUAGES else "vi"
 
 
 def _csrf_token() -> str:
@@ -267,11 +269,12 @@ def bar_chart(labels: list[str], counts: list[int], shares: list[float] | None, 
     peak = max(counts, default=0) or 1
     step = plot_w / n
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>',
+             f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
+             f'<title>{escape(title)}</title>',
              f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" class="axis"/>',
              f'<text x="{left - 4}" y="{top + 8}" class="tick" text-anchor="end">{peak}</text>',
              f'<text x="{left - 4}" y="{top + plot_h}" class="tick" text-anchor="end">0</text>']
-    for i, (label, count) in enumerate(zip(labels, counts)):
+    for i, (label, count) in enumerate(zip(labels, counts, strict=True)):
         h = plot_h * count / peak
         x = left + i * step + step * 0.15
         parts.append(f'<rect class="bar" x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{step * 0.7:.1f}" '
@@ -286,7 +289,8 @@ def bar_chart(labels: list[str], counts: list[int], shares: list[float] | None, 
                           for i, s in enumerate(shares))
         parts.append(f'<polyline class="share" points="{points}" fill="none"/>')
         for i, s in enumerate(shares):
-            parts.append(f'<circle class="share" cx="{left + i * step + step / 2:.1f}" cy="{top + plot_h * (1 - s):.1f}" '
+            parts.append(f'<circle class="share" cx="{left + i * step + step / 2:.1f}" '
+                         f'cy="{top + plot_h * (1 - s):.1f}" '
                          f'r="3"><title>{escape(labels[i])}: {s * 100:.0f}%</title></circle>')
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -328,7 +332,7 @@ def _local_time(text: str | None) -> str:
 def _filters() -> dict:
     """The entry filters of the query string, checked: site, kiosk, from and to (local dates),
     decision; a 400 for a bad one, a 403 for a site the operator may not read."""
-    f = {}
+    f: dict[str, Any] = {}
     for name in ("site", "kiosk"):
         value = request.args.get(name, "").strip()
         if value and (len(value) > 100 or text_problem(value)):
@@ -376,7 +380,7 @@ def entries():
     query = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in f.items() if v and k != "after"}
     next_url = url_for("pages.entries", **query, after=page[-1]["id"]) if more else None
     tz = _state()["tz"]
-    rows = [dict(zip(CSV_COLUMNS, csv_row(e, tz)), site=e["site"], kiosk=e["kiosk"]) for e in page]
+    rows = [dict(zip(CSV_COLUMNS, csv_row(e, tz), strict=True), site=e["site"], kiosk=e["kiosk"]) for e in page]
     return render_template("central/entries.html", rows=rows, f=query, next_url=next_url,
                            csv_url=url_for("pages.entries_csv", **query), sites=readable_sites(),
                            decisions=DECISIONS, first=bool(f["after"]))

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import delete, insert, select, update
@@ -172,8 +173,8 @@ def reporters(engine, reports: CentralReports, clock, deliver=deliver) -> list[D
     """A DailyReporter per configured site, on the database's ledger."""
     ledger = DbLedger(engine)
     tz = reports.schedule.tz
-    return [DailyReporter(mail, reports.schedule, ledger, site,
-                          lambda day, site=site: site_report(engine, site, day, tz), clock, deliver)
+    return [DailyReporter(mail, reports.schedule, ledger, site, partial(site_report, engine, site, tz=tz),
+                          clock, deliver)
             for site, mail in reports.sites.items()]
 
 

@@ -52,7 +52,8 @@ def _background(rng: random.Random, w: int, h: int) -> np.ndarray:
     base = np.full((h, w), rng.randint(60, 150), np.float32)
     gx = np.linspace(0, rng.uniform(-40, 40), w, dtype=np.float32)[None, :]
     gy = np.linspace(0, rng.uniform(-40, 40), h, dtype=np.float32)[:, None]
-    noise = cv2.GaussianBlur(np.random.default_rng(rng.randint(0, 2**31)).normal(0, 20, (h, w)).astype(np.float32), (0, 0), 3)
+    grain = np.random.default_rng(rng.randint(0, 2**31)).normal(0, 20, (h, w)).astype(np.float32)
+    noise = cv2.GaussianBlur(grain, (0, 0), 3)
     return np.clip(base + gx + gy + noise, 0, 255).astype(np.uint8)
 
 
@@ -204,20 +205,22 @@ def make(category: str, size: tuple[int, int], rng: random.Random, degrade: bool
         n = rng.randint(5, 9)
         kernel = np.zeros((n, n), np.float32)
         kernel[n // 2, :] = 1.0 / n
-        kernel = cv2.warpAffine(kernel, cv2.getRotationMatrix2D((n / 2 - 0.5, n / 2 - 0.5), rng.uniform(0, 180), 1.0), (n, n))
-        img = cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
+        turn = cv2.getRotationMatrix2D((n / 2 - 0.5, n / 2 - 0.5), rng.uniform(0, 180), 1.0)
+        smear = cv2.warpAffine(kernel, turn, (n, n))
+        img = cv2.filter2D(img, -1, smear / max(smear.sum(), 1e-6))
     elif category == "focus_blur":
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.3, 2.0) * scale)
     elif category == "glare":
         spot = np.zeros_like(img, np.float32)
         cx, cy = int(centre[0] + rng.uniform(-40, 40) * scale), int(centre[1] + rng.uniform(-40, 40) * scale)
         cv2.ellipse(spot, (cx, cy), (int(70 * scale), int(45 * scale)), rng.uniform(0, 180), 0, 360, 170, -1)
-        spot = cv2.GaussianBlur(spot, (0, 0), 25 * scale)
-        img = np.clip(img.astype(np.float32) + spot, 0, 255).astype(np.uint8)
+        glow = cv2.GaussianBlur(spot, (0, 0), 25 * scale)
+        img = np.clip(img.astype(np.float32) + glow, 0, 255).astype(np.uint8)
     elif category == "low_contrast":
         img = np.clip(img.astype(np.float32) * rng.uniform(0.18, 0.28) + rng.uniform(20, 50), 0, 255).astype(np.uint8)
     elif category == "noise":
-        img = np.clip(img + np.random.default_rng(rng.randint(0, 2**31)).normal(0, 22, img.shape), 0, 255).astype(np.uint8)
+        grain = np.random.default_rng(rng.randint(0, 2**31)).normal(0, 22, img.shape)
+        img = np.clip(img + grain, 0, 255).astype(np.uint8)
     elif category == "jpeg":
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(12, 25)])
         img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
@@ -336,7 +339,8 @@ def clip(size: tuple[int, int], rng: random.Random, text: str | None = None, fps
     exposure = fps / 50                                                                  # share of a frame's motion
     frames, first = [], None
     for i in range(n):
-        quad = project(body.shape, size, centre[i], *angles[i], reach=reach[i])
+        pitch, yaw, roll = angles[i]
+        quad = project(body.shape, size, centre[i], pitch, yaw, roll, reach=reach[i])
         img = _paste(bg, body, quad)
         step = centre[i] - centre[max(i - 1, 0)]
         length = float(np.hypot(*step)) * exposure
@@ -345,11 +349,11 @@ def clip(size: tuple[int, int], rng: random.Random, text: str | None = None, fps
             kernel = np.zeros((k, k), np.float32)
             kernel[k // 2, :] = 1.0
             angle = np.degrees(np.arctan2(step[1], step[0]))
-            kernel = cv2.warpAffine(kernel, cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), -angle, 1.0), (k, k))
-            img = cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
+            smear = cv2.warpAffine(kernel, cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), -angle, 1.0), (k, k))
+            img = cv2.filter2D(img, -1, smear / max(smear.sum(), 1e-6))
         noise = np.random.default_rng(rng.randint(0, 2**31)).normal(0, 3, img.shape)
         frames.append(np.clip(img + noise, 0, 255).astype(np.uint8))
-        if first is None and _inside(project(code.shape, size, centre[i], *angles[i], reach=reach[i]), size, 0):
+        if first is None and _inside(project(code.shape, size, centre[i], pitch, yaw, roll, reach=reach[i]), size, 0):
             first = i
     return frames, text.encode(), first
 

@@ -153,7 +153,8 @@ def report():
     settings = kiosk.settings
     tz = ZoneInfo(settings["timezone"])
     try:
-        day = date.fromisoformat(request.args.get("date") or datetime.fromtimestamp(kiosk.clock.now(), tz).date().isoformat())
+        today = datetime.fromtimestamp(kiosk.clock.now(), tz).date().isoformat()
+        day = date.fromisoformat(request.args.get("date") or today)
         since, until = bound(day.isoformat(), tz), bound(day.isoformat(), tz, end=True)
     except (ValueError, OverflowError, OSError):      # OverflowError, OSError: a day past 9999-12-31
         raise BadRequest("date must be YYYY-MM-DD") from None

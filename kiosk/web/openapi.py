@@ -3,6 +3,8 @@
 Kept by hand beside the code; tests check that every route is in it and that real
 responses validate against its schemas.
 """
+from typing import Any
+
 from ..health import CAUSES, PARTS, State
 from ..model import DIRECTIONS, OUTCOMES, OVERRIDE_ACTIONS, PRESENCE_OUTCOMES, STATUSES
 
@@ -24,13 +26,17 @@ _FILTERS = [
 _PAGING = [
     {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous page."},
 ]
-_ERRORS = {code: {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_ERRORS = {code: {"description": text,
+                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
            for code, text in (("400", "Bad parameters"), ("401", "No valid operator token"),
                               ("429", "Too many requests from this address"))}
 _COUNT = {"type": "integer", "minimum": 0}
 _SHARE = {"type": "number", "minimum": 0, "maximum": 1}
-_SUMMARY = {"entries": _COUNT, "admitted": {**_COUNT, "description": "Final decision allow, coming in (an exit override counts: it is taken for someone let in)"},
-            "allow": {**_COUNT, "description": "Final decision allow"}, "deny": {**_COUNT, "description": "Final decision deny"},
+_SUMMARY = {"entries": _COUNT,
+            "admitted": {**_COUNT, "description": "Final decision allow, coming in "
+                                                  "(an exit override counts: it is taken for someone let in)"},
+            "allow": {**_COUNT, "description": "Final decision allow"},
+            "deny": {**_COUNT, "description": "Final decision deny"},
             "review": {**_COUNT, "description": "Left for review, never decided"},
             "sent_to_review": {**_COUNT, "description": "The kiosk's own decision was review"},
             "overrides": {"type": "object", "required": ["allow", "deny", "exit"], "properties": {
@@ -125,7 +131,7 @@ TRACE_PATHS = {
             "application/json": {"schema": {"$ref": "#/components/schemas/TraceAudit"}}}}, **TRACE_ERRORS}}},
 }
 
-SPEC = {
+SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Checkpoint kiosk operator API", "version": "1"},
     "components": {
@@ -160,7 +166,8 @@ SPEC = {
                 "entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}},
                 "next_cursor": {"type": ["string", "null"],
                                 "description": "Pass as cursor for the next page; null on the last page."}}},
-            "DailyReport": {"type": "object", "required": ["date", "site", "kiosks", "by_hour", *_SUMMARY], "properties": {
+            "DailyReport": {"type": "object", "required": ["date", "site", "kiosks", "by_hour", *_SUMMARY],
+                            "properties": {
                 "date": {"type": "string", "format": "date"}, "site": {"type": "string"},
                 "kiosks": {"type": "array", "items": {"type": "string"}},
                 **_SUMMARY,
@@ -207,13 +214,15 @@ SPEC = {
         "/api/v1/entries": {"get": {
             "summary": "Entries, oldest first, a page at a time",
             "parameters": _FILTERS + _PAGING + [
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
             "responses": {"200": {"description": "A page of entries", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/EntryPage"}}}}, **_ERRORS}}},
         "/api/v1/entries.csv": {"get": {
             "summary": "The same entries as CSV for Excel (UTF-8 with BOM, CRLF)",
             "parameters": _FILTERS,
-            "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}, **_ERRORS}}},
+            "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                          **_ERRORS}}},
         "/api/v1/reports/daily": {"get": {
             "summary": "The daily compliance report",
             "parameters": [{"name": "date", "in": "query", "schema": {"type": "string", "format": "date"},
@@ -226,6 +235,7 @@ SPEC = {
         **TRACE_PATHS,
         "/api/v1/openapi.json": {"get": {
             "summary": "This document", "security": [],
-            "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "responses": {"200": {"description": "OpenAPI 3.1",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}},
     },
 }
