@@ -137,7 +137,7 @@ class Run:
         self.lock = threading.Lock()
         self.visits: list[Visit] = []
         self.pending: dict[str, Visit] = {}
-        self.faults = [Fault(n, s * self.scale, l * self.scale) for n, s, l in SCHEDULE]
+        self.faults = [Fault(name, start * self.scale, length * self.scale) for name, start, length in SCHEDULE]
         self.samples: list[dict] = []
         self.health: list[tuple[float, dict | None]] = []
         self.guard_health: list[tuple[float, list]] = []
@@ -249,7 +249,7 @@ def wait_http(url: str, seconds: float, proc=None) -> float:
             return now() - start
         except requests.RequestException:
             if now() - start > seconds or (proc is not None and proc.poll() is not None):
-                raise RuntimeError(f"{url} did not come up in {seconds:.0f} s")
+                raise RuntimeError(f"{url} did not come up in {seconds:.0f} s") from None
             time.sleep(0.1)
 
 
@@ -363,7 +363,7 @@ def traffic(run: Run, key, forger) -> None:
     import segno
 
     make = payloads(run, key, forger)
-    kinds, weights = zip(*KINDS)
+    kinds, weights = zip(*KINDS, strict=True)
     seq = 0
     next_at = run.t0 + 5.0
     while now() < run.t0 + run.duration and not run.stop.is_set():
@@ -373,7 +373,7 @@ def traffic(run: Run, key, forger) -> None:
         app = run.rng.random() < APP_SHARE
         visit = Visit(seq, kind, app, text)
         if app:
-            addr = "5d:%02x:%02x:%02x:%02x:%02x" % tuple(run.rng.randrange(256) for _ in range(5))
+            addr = "5d:" + ":".join(f"{run.rng.randrange(256):02x}" for _ in range(5))
             raw = families.bluezone_android(run.rng.randbytes(12))
             for rssi in (-62, -57, -53):
                 ble_write(run, advert_line(addr, rssi, raw))
@@ -818,7 +818,8 @@ def check(run: Run, entries: list[dict], central_ids: list[str], key: bytes) -> 
                       "entries_pulsed_twice": sorted(i for i, n in pulses.items() if n > 1),
                       "allows_without_a_pulse": sorted(allows - set(pulses))}
     d = result["door"]
-    result["checks"]["door opened only for final allows"] = not d["pulses_not_for_an_allow"] and not d["entries_pulsed_twice"]
+    result["checks"]["door opened only for final allows"] = (not d["pulses_not_for_an_allow"]
+                                                            and not d["entries_pulsed_twice"])
 
     # Resources: the last process, after its warm-up, against its end.
     last = run.kiosk.incarnations[-1]["n"]
@@ -856,7 +857,8 @@ def check(run: Run, entries: list[dict], central_ids: list[str], key: bytes) -> 
                             "during_outages": {"n": len(inside), "p50": percentile(inside, 0.5),
                                                "p95": percentile(inside, 0.95), "max": max(inside, default=None)}}
     p95 = result["latency_ms"]["outside_outages"]["p95"]
-    result["checks"][f"decisions p95 <= {LATENCY_P95_MS:.0f} ms outside outages"] = p95 is not None and p95 <= LATENCY_P95_MS
+    within = p95 is not None and p95 <= LATENCY_P95_MS
+    result["checks"][f"decisions p95 <= {LATENCY_P95_MS:.0f} ms outside outages"] = within
     result["checks"]["every fault injected"] = all(f.began is not None for f in run.faults)
     return result
 

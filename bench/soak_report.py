@@ -27,10 +27,10 @@ def plot(series: dict, out: Path) -> str | None:
     minutes = lambda s: s / 60  # noqa: E731
     fig, axes = plt.subplots(5, 1, figsize=(11, 11), sharex=True)
     panels = (("rss_mb", "RSS (MB)"), ("fds", "open fds"), ("threads", "threads"), ("backlog", "sync backlog"))
-    for ax, (k, label) in zip(axes, panels):
+    for ax, (k, label) in zip(axes[:len(panels)], panels, strict=True):
         pts = [(minutes(s["t"]), s[k]) for s in samples if s.get(k) is not None]
         if pts:
-            ax.plot(*zip(*pts), ".-", ms=2, lw=0.8)
+            ax.plot(*zip(*pts, strict=True), ".-", ms=2, lw=0.8)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     lat = series["latency"]
@@ -69,7 +69,8 @@ def markdown(result: dict, plot_name: str | None) -> str:
     if result.get("recounted"):
         lines += ["", f"Scans {result['recounted']}."]
     lines += ["", "| scans | count |", "| --- | --- |"]
-    for k in ("presented", "shown_again_within_the_cooldown", "logged", "at_central", "missing_from_log", "logged_more_than_shown", "duplicate_ids",
+    for k in ("presented", "shown_again_within_the_cooldown", "logged", "at_central", "missing_from_log",
+              "logged_more_than_shown", "duplicate_ids",
               "logged_not_at_central", "at_central_not_logged", "with_app", "not_logged_reason"):
         if k in s:
             lines.append(f"| {k.replace('_', ' ')} | {s[k]} |")

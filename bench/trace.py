@@ -127,14 +127,14 @@ def central_row(name: str, url: str, docs: list[dict], picks: list[dict], naive:
     since_t = until_t - 14 * DAY
     fast, slow, listed, find, stays_found = [], [], [], [], []
     for pick in picks:
-        def query():
+        def query(pick=pick):
             with engine.connect() as conn:
                 return central_trace.trace_entry(conn, pick["id"], since_t, until_t, MIN_OVERLAP)[2]
         seconds, contacts = timed(query, 3)
         fast.append(seconds)
         listed.append(len(contacts))
 
-        def overlapping():
+        def overlapping(pick=pick):
             # The database's part alone: the overlapping stays found (GiST && on PostgreSQL).
             with engine.connect() as conn:
                 mine = conn.execute(text("SELECT start_t, end_t FROM stays WHERE site = :s AND person = :p "
@@ -145,7 +145,7 @@ def central_row(name: str, url: str, docs: list[dict], picks: list[dict], naive:
         find.append(seconds)
         stays_found.append(len(found))
         if naive:
-            def scan():
+            def scan(pick=pick):
                 with engine.connect() as conn:
                     bodies = conn.execute(text("SELECT body FROM entries WHERE site = :s AND time >= :a AND time < :b"),
                                           {"s": SITE, "a": iso(since_t - MAX_STAY), "b": iso(until_t)}).scalars()
@@ -177,7 +177,7 @@ def kiosk_row(folder: Path, docs: list[dict], picks: list[dict]) -> dict:
         since_t = until_t - 14 * DAY
         fast, slow, listed = [], [], []
         for pick in picks:
-            def query():
+            def query(pick=pick):
                 # What GET /api/v1/trace does on the kiosk: the window read, stays, overlaps.
                 window = log.search(since=iso(since_t - MAX_STAY), until=iso(until_t), limit=10_000_000)
                 return trace.query(window, pick["fingerprint"], SITE, since_t, until_t, DEFAULT_STAY, MAX_STAY,
@@ -186,7 +186,7 @@ def kiosk_row(folder: Path, docs: list[dict], picks: list[dict]) -> dict:
             fast.append(seconds)
             listed.append(len(contacts))
 
-            def scan():
+            def scan(pick=pick):
                 every = trace.stays(log.search(limit=10_000_000), DEFAULT_STAY, MAX_STAY)
                 mine = [s for s in every if s.person == pick["fingerprint"]]
                 return trace.contacts(mine, every, MIN_OVERLAP, since_t, until_t)
@@ -218,7 +218,8 @@ def main():
     args = parser.parse_args()
     n, nk = (20_000, 5_000) if args.quick else (args.entries, args.kiosk_entries)
     rng = random.Random(5)
-    print(f"# contacts over 14 days, min. overlap {MIN_OVERLAP / 60:.0f} min, assumed stay {DEFAULT_STAY / 3600:.0f} h; "
+    print(f"# contacts over 14 days, min. overlap {MIN_OVERLAP / 60:.0f} min, "
+          f"assumed stay {DEFAULT_STAY / 3600:.0f} h; "
           f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}", flush=True)
     docs = entries(n)
     picks = targets(docs, args.people, rng)
@@ -240,7 +241,8 @@ def main():
             r = central_row(name, url, docs, picks, naive=True)
             rows.append(r)
             print(f"{name:22} {len(docs):9d} {r['fast'] * 1000:9.0f} {r['worst'] * 1000:9.0f} {r['naive'] * 1000:9.0f} "
-                  f"{r['naive'] / r['fast']:6.1f} {r['listed']:9.0f} {r['ingest_plain_ms']:14.0f} {r['ingest_ms']:11.0f}",
+                  f"{r['naive'] / r['fast']:6.1f} {r['listed']:9.0f} "
+                  f"{r['ingest_plain_ms']:14.0f} {r['ingest_ms']:11.0f}",
                   flush=True)
             print(f"  {name}: loaded in {r['load']:.0f} s; finding the {r['stays_found']:.0f} overlapping stays "
                   f"alone (before the {MIN_OVERLAP / 60:.0f}-minute rule): {r['find'] * 1000:.0f} ms", flush=True)

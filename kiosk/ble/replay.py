@@ -69,18 +69,20 @@ class ReplayScanner(AdvertisementSource):
 
     def _run_follow(self, deliver: Callable[[Advertisement], None], stop: threading.Event) -> None:
         """Deliver each line appended to the followed file; reopen it when it is replaced."""
+        follow = self._follow
+        assert follow is not None, "run() follows only with a path"
         first = True
         while not stop.is_set():
             try:
                 # open() blocks on a FIFO until a writer comes: the soak's hung helper.
-                f = open(self._follow, encoding="utf-8")
+                f = open(follow, encoding="utf-8")
             except FileNotFoundError:
                 self._state = f"capture gone: {self._follow}"
                 stop.wait(1.0)
                 continue
             with f:
                 self._state = "ok"
-                if first and self._follow.is_file():
+                if first and follow.is_file():
                     f.seek(0, os.SEEK_END)   # only what is heard from now on, also after a restart
                 first = False
                 inode = os.fstat(f.fileno()).st_ino
@@ -100,7 +102,7 @@ class ReplayScanner(AdvertisementSource):
                         deliver(Advertisement(a.addr, a.rssi, self._clock.now(), a.raw, a.addr_type))
                         continue
                     try:
-                        replaced = os.stat(self._follow).st_ino != inode
+                        replaced = os.stat(follow).st_ino != inode
                     except FileNotFoundError:
                         replaced = True
                     if replaced:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..exc import CameraFault
 from ..handoff import Handoff
@@ -45,7 +45,8 @@ class ReplayCamera(FrameSource):
         self._index = 0
         self._started: float | None = None
         self.dropped = 0
-        self._shown = None      # spool: (file still to remove or None, image, reads left)
+        # spool: (file still to remove or None, image, reads left)
+        self._shown: tuple[Path | None, Any, int] | None = None
 
     @classmethod
     def from_settings(cls, settings, clock) -> ReplayCamera:
@@ -135,8 +136,10 @@ class ReplayCamera(FrameSource):
             self._shown = (None, image, left - 1) if left > 0 else None
             if left > 0:
                 return Frame(image, self._clock.now())
+        folder = self._path
+        assert folder is not None, "a spool camera has a folder"     # _spool needs a path
         try:
-            names = sorted(p for p in self._path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            names = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         except FileNotFoundError:
             raise CameraFault(f"spool folder {self._path} is gone") from None
         for name in names:

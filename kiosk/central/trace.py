@@ -78,7 +78,7 @@ def catch_up(engine) -> int:
             if not rows:
                 return done
             docs = [json.loads(r.body) for r in rows]
-            for r, d in zip(rows, docs):
+            for r, d in zip(rows, docs, strict=True):
                 if r.person is None:
                     # "" for an entry without a fingerprint: no person, never looked at again.
                     conn.execute(update(db.entries).where(e.id == r.id).values(person=d.get("fingerprint") or ""))
@@ -88,6 +88,12 @@ def catch_up(engine) -> int:
                 e.id == func.any(literal(ids, ARRAY(String))) if conn.dialect.name == "postgresql" else e.id.in_(ids))
                 .values(stayed=1))
             done += len(rows)
+
+
+def _among(column, people: list[str], pg: bool):
+    """`column` is one of `people`. PostgreSQL: the people as one array parameter (thousands of
+    IN placeholders cost more to send than the statement to run)."""
+    return column == func.any(literal(people, ARRAY(String))) if pg else column.in_(people)
 
 
 def refresh_stays(conn, docs: list[dict]) -> None:
@@ -108,15 +114,11 @@ def refresh_stays(conn, docs: list[dict]) -> None:
         times = [parse_iso(d["time"]) for d in group]
         first, last = min(times) - MAX_SPAN, max(times)
         people = sorted({d["fingerprint"] for d in group})
-        # PostgreSQL: the people as one array parameter (thousands of IN placeholders cost
-        # more to send than the statement to run).
-        among = (lambda column: column == func.any(literal(people, ARRAY(String)))) if pg else (
-            lambda column: column.in_(people))
-        bodies = conn.execute(select(e.body).where(e.site == site, among(e.person), e.time >= iso(first),
+        bodies = conn.execute(select(e.body).where(e.site == site, _among(e.person, people, pg), e.time >= iso(first),
                                                    e.time <= iso(last + MAX_SPAN))).scalars()
         fresh = [x for x in trace.stays((json.loads(b) for b in bodies), DEFAULT_STAY, MAX_STAY)
                  if first <= x.start <= last]
-        conn.execute(delete(db.stays).where(s.site == site, among(s.person), s.start_t >= first,
+        conn.execute(delete(db.stays).where(s.site == site, _among(s.person, people, pg), s.start_t >= first,
                                             s.start_t <= last))
         if fresh and pg:
             conn.execute(_PG_INSERT_STAYS, {"rows": json.dumps([stay_row(x) for x in fresh], ensure_ascii=False)})
@@ -256,7 +258,9 @@ def run_query(args, cred) -> tuple[dict, list[trace.Contact] | None]:
     until = now
     if args.get("until"):
         try:
-            until = min(parse_iso(_arg(args, "until", 40)), now)
+            text = _arg(args, "until", 40)
+            assert text is not None                 # args.get("until") was not empty
+            until = min(parse_iso(text), now)
         except (ValueError, OverflowError, OSError):
             abort(400, description="until must be an ISO-8601 time")
     since = until - days * 86400
@@ -269,7 +273,7 @@ def run_query(args, cred) -> tuple[dict, list[trace.Contact] | None]:
             conn.execute(insert(db.trace_audit).values(**record, site=site, kind="search", for_whom=query,
                                                        listed=len(people)))
             return {"people": people}, None
-        if not is_entry_id(entry_id):
+        if entry_id is None or not is_entry_id(entry_id):
             abort(400, description="entry must be an entry id")
         found = trace_entry(conn, entry_id, since, until, min_overlap)
         if found is None:

@@ -64,7 +64,8 @@ _STAY = {"type": "object", "required": ["entry", "exit", "from", "to", "gates", 
     "additionalProperties": False}
 TRACE_SCHEMAS = {
     "Stay": _STAY,
-    "Contact": {"type": "object", "required": ["holder", "overlap_minutes", "stays", "app", "assumed", "gates", "phone"],
+    "Contact": {"type": "object",
+                "required": ["holder", "overlap_minutes", "stays", "app", "assumed", "gates", "phone"],
                 "properties": {
                     "holder": _TEXT_OR_NULL, "overlap_minutes": {"type": "number"},
                     "stays": {"type": "array", "items": {"$ref": "#/components/schemas/Stay"}},
@@ -111,11 +112,12 @@ TRACE_PARAMETERS = [
     {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]},
      "description": "csv: one row per contact, for the health authority."},
 ]
-TRACE_ERRORS = {code: {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+TRACE_ERRORS = {code: {"description": text, "content": _ERROR_JSON}
                 for code, text in (("400", "Bad parameters"), ("401", "No valid tracer token"),
                                    ("403", "An operator token: tracing needs the tracer role"),
                                    ("404", "No such entry"), ("429", "Too many requests from this address"))}
-TRACE_PATHS = {
+TRACE_PATHS: dict[str, Any] = {
     "/api/v1/trace": {"get": {
         "summary": "Contact tracing: who overlapped the traced person's stays (tracer token only; logged)",
         "parameters": TRACE_PARAMETERS,
