@@ -28,6 +28,7 @@ def test_a_short_soak_accounts_for_every_scan_through_every_fault(tmp_path):
     assert scans["presented"] > 0
     assert scans["presented"] == scans["logged"] == scans["at_central"], scans
     assert scans["missing_from_log"] == scans["logged_more_than_shown"] == scans["duplicate_ids"] == 0, scans
+    assert scans["reread_after_a_kill"] <= 1, scans       # one kill -9: at most the code in view re-read
     assert result["door"]["pulses_not_for_an_allow"] == [] and result["door"]["entries_pulsed_twice"] == []
     assert [p["how_it_ended"] for p in result["run"]["kiosk_processes"]][0] == "kill -9"
     assert (tmp_path / "soak.md").exists()
