@@ -179,10 +179,18 @@ def connect(url: str):
             conn.execute("PRAGMA synchronous=FULL")
     metadata.create_all(engine)
     _add_missing_columns(engine)
-    from .trace import prepare
-
-    prepare(engine)
+    _add_trace_indexes(engine)
     return engine
+
+
+def _add_trace_indexes(engine) -> None:
+    """The index of entries whose stays are not up to date, and on PostgreSQL the GiST index
+    of stays as time ranges (contact tracing, central/trace.py; both created once)."""
+    with engine.begin() as conn:
+        conn.execute(text("CREATE INDEX IF NOT EXISTS entries_pending ON entries (id) WHERE stayed = 0"))
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("CREATE INDEX IF NOT EXISTS stays_during ON stays USING gist "
+                              "(tstzrange(to_timestamp(start_t), to_timestamp(end_t)))"))
 
 
 _ADDED_COLUMNS = (("entries", "clock_unsynced", "INTEGER NOT NULL DEFAULT 0"),

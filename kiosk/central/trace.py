@@ -49,16 +49,6 @@ _OVERLAP_PG = ("tstzrange(to_timestamp(stays.start_t), to_timestamp(stays.end_t)
                "&& tstzrange(to_timestamp(:lo{i}), to_timestamp(:hi{i}))")
 
 
-def prepare(engine) -> None:
-    """The index of entries whose stays are not up to date, and on PostgreSQL the GiST index
-    of stays (both created once)."""
-    with engine.begin() as conn:
-        conn.execute(text("CREATE INDEX IF NOT EXISTS entries_pending ON entries (id) WHERE stayed = 0"))
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("CREATE INDEX IF NOT EXISTS stays_during ON stays USING gist "
-                              "(tstzrange(to_timestamp(start_t), to_timestamp(end_t)))"))
-
-
 def catch_up(engine) -> int:
     """Bring the stays up to date with every entry stored or changed since (stayed = 0),
     CATCH_UP_CHUNK entries per transaction; entries stored before the central kept a person
