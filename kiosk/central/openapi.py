@@ -85,3 +85,17 @@ SPEC = {
                                   "content": {"application/json": {"schema": {"type": "object"}}}}}}},
     },
 }
+
+
+def _with_tracing(spec: dict) -> dict:
+    """The tracing routes (central/trace.py: the kiosk's trace, plus site and tz; who is inside)
+    belong to this document too; /api/v1/trace/openapi.json serves them alone."""
+    from .trace import spec as tracing
+
+    extra = tracing()
+    spec["paths"].update(extra["paths"])
+    spec["components"]["schemas"].update(extra["components"]["schemas"])
+    return spec
+
+
+SPEC = _with_tracing(SPEC)

@@ -357,7 +357,7 @@ def inside():
     return jsonify(site=site, at=iso(now), count=len(people), people=people)
 
 
-def _spec() -> dict:
+def spec() -> dict:
     """The OpenAPI 3.1 document of the central's tracing routes (the kiosk's, plus site and tz)."""
     import copy
 
@@ -390,7 +390,7 @@ def _spec() -> dict:
 @bp.get("/api/v1/trace/openapi.json")
 def openapi():
     """The OpenAPI document of the tracing routes (no token: it holds no data)."""
-    return jsonify(_spec())
+    return jsonify(spec())
 
 
 @bp.route("/trace", methods=["GET", "POST"])
