@@ -25,10 +25,9 @@ from ..entries import (
     daily_report,
     page_limit,
     public,
-    report_csv,
-    report_html,
 )
 from ..model import MAX_ENTRY_BYTES, entry_problem, text_problem
+from ..web.api import REPORT_FORMATS, report_response
 from . import db
 from .openapi import SPEC as CENTRAL_SPEC
 
@@ -260,7 +259,6 @@ def entries_csv():
     return response
 
 
-REPORT_FORMATS = ("json", "csv", "html")
 
 
 def _require_site(cred, site: str | None) -> None:
@@ -297,13 +295,7 @@ def daily():
     if language not in LANGUAGES:
         raise BadParameter(f"language must be one of {', '.join(LANGUAGES)}")
     report = daily_report(db.iter_entries(_engine(), site=site, since=since, until=until), day, tz, site)
-    if fmt == "csv":
-        response = Response(report_csv(report, language), content_type=CSV_TYPE)
-        response.headers["Content-Disposition"] = f"attachment; filename=bao-cao-{day_text}.csv"
-        return response
-    if fmt == "html":
-        return Response(report_html(report, language), content_type="text/html; charset=utf-8")
-    return jsonify(report)
+    return report_response(report, fmt, language)     # the kiosk API's answer, the same bytes
 
 
 @bp.get("/openapi.json")
