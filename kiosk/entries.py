@@ -38,7 +38,7 @@ from .names import normalise
 
 __all__ = ["BadParameter", "Filters", "bound", "day_bound", "page_limit", "cursor_param", "final_decision", "fold",
            "nfc_entry", "public", "totals", "CSV_COLUMNS", "csv_row", "safe_cell", "csv_chunks", "daily_report",
-           "report_csv", "report_html", "LANGUAGES"]
+           "report_csv", "report_html", "report_table", "shown_cell", "shown_rows", "LANGUAGES"]
 
 DECISIONS = OUTCOMES
 MAX_ARG_CHARS = 100             # a text parameter (site, kiosk, q); ids and names are shorter
@@ -331,6 +331,21 @@ def report_table(report: Mapping, language: str = "vi") -> tuple[list[str], list
     return header, rows
 
 
+def shown_cell(value: Any, language: str = "vi") -> str:
+    """A report table's cell as a person reads it: a share as a percentage (a decimal comma
+    in Vietnamese), a count as it is. The CSV keeps the plain numbers."""
+    if isinstance(value, float):
+        text = f"{value * 100:.1f}%"
+        return text.replace(".", ",") if language == "vi" else text
+    return str(value)
+
+
+def shown_rows(rows: list[list], language: str = "vi") -> list[list[str]]:
+    """report_table's rows as a page shows them: the hour as "06:00", every other cell by shown_cell."""
+    return [[f"{r[0]:02d}:00" if isinstance(r[0], int) else str(r[0])] + [shown_cell(v, language) for v in r[1:]]
+            for r in rows]
+
+
 def report_csv(report: Mapping, language: str = "vi") -> bytes:
     """The report's CSV for Excel (UTF-8 with a BOM, CRLF): the operator APIs' and the mail's."""
     header, rows = report_table(report, language)
@@ -343,9 +358,6 @@ def report_html(report: Mapping, language: str = "vi") -> str:
     esc = html.escape
     header, rows = report_table(report, language)
 
-    def cell(v, tag="td"):
-        text = f"{v * 100:.1f}%" if isinstance(v, float) else str(v)
-        return f"<{tag}>{esc(text.replace('.', ',') if language == 'vi' and isinstance(v, float) else text)}</{tag}>"
     symptoms = ", ".join(f"{esc(k)}: {v}" for k, v in report["symptoms"].items()) or words["none"]
     return "\n".join([
         "<!doctype html>", f'<html lang="{esc(language)}"><head><meta charset="utf-8">',
@@ -357,6 +369,6 @@ def report_html(report: Mapping, language: str = "vi") -> str:
         f"<p>{esc(words['site'])}: <b>{esc(report['site'])}</b> &middot; {esc(words['date'])}: "
         f"<b>{esc(report['date'])}</b> &middot; {esc(words['kiosks'])}: {esc(', '.join(report['kiosks']) or '-')}</p>",
         f"<p>{esc(words['symptoms'])}: {symptoms}</p>",
-        "<table><thead><tr>" + "".join(cell(h, "th") for h in header) + "</tr></thead><tbody>",
-        *("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows),
+        "<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead><tbody>",
+        *("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in shown_rows(rows, language)),
         "</tbody></table></body></html>", ""])

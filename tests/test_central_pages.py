@@ -19,6 +19,7 @@ import requests
 from kiosk.central import db
 from kiosk.central.app import MAX_BODY_BYTES, create_app
 from kiosk.central.pages import LOGIN_ATTEMPTS, PAGE_SIZE
+from kiosk.entries import shown_rows
 from kiosk.model import final_decision, iso
 from kiosk.serving import BackgroundServer
 
@@ -443,7 +444,13 @@ def test_an_operator_sees_the_chart_the_entries_and_sends_the_days_report(
         finals = [final_decision(d) for d in day_docs]
         assert rows[-1][:2] == ["Tổng", str(len(day_docs))]
         assert [rows[-1][i] for i in (3, 4, 5)] == [str(finals.count(k)) for k in ("allow", "deny", "review")]
-        assert rows == table                                   # the page's table, cell for cell
+        # The page's table is the attachment's, cell for cell, read as a person reads it:
+        # shares as percentages with a decimal comma, hours as 06:00.
+        assert table[0] == rows[0]
+        assert table[1:] == shown_rows([[int(r[0]) if r[0].isdigit() else r[0]]
+                                        + [float(c) if "." in c else int(c) for c in r[1:]] for r in rows[1:]])
+        assert any(c.endswith("%") and "," in c for c in table[-1])
+        assert all(len(r[0]) == 5 and r[0][2] == ":" for r in table[1:-1])
         # The English page says the same
         page.goto(f"{server.url}/report?site={SITE}&date={yesterday.isoformat()}&lang=en")
         assert "The mail server accepted" not in page.inner_text("main")

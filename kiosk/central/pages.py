@@ -35,7 +35,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from markupsafe import Markup, escape
 
-from ..entries import report_table, safe_cell
+from ..entries import report_table, safe_cell, shown_rows
 from ..export import CSV_COLUMNS, DECISIONS, csv_chunks, csv_row
 from ..model import parse_iso, text_problem
 from ..web.ratelimit import RateLimit
@@ -440,8 +440,10 @@ def report():
                       None, f"{site} {day.isoformat()}: {g.words['hour_chart']}")
     reports = _state()["reports"]
     mail = reports.sites.get(site) if reports is not None else None
-    # The same table as the CSV the mail attaches and the API serves (entries.report_table).
+    # The same table as the CSV the mail attaches and the API serves (entries.report_table),
+    # its shares shown as percentages and hours as 06:00.
     header, rows = report_table(rep, g.lang)
+    rows = shown_rows(rows, g.lang)
     return render_template("central/report.html", names=names, site=site, day=day, rep=rep, chart=chart,
                            header=header, rows=rows, sent=sent_record(site, day), mail=mail, notice=notice)
 
