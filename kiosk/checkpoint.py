@@ -269,7 +269,9 @@ class Kiosk:
         payloads = self.decoder.decode(frame.image)
         entries = []
         cpu = time.thread_time()
-        for payload in self.presentations.new(payloads, frame.t):
+        # Absence is a duration: measured on the monotonic clock, a wall-clock step between
+        # two frames of one presentation neither splits it nor joins two.
+        for payload in self.presentations.new(payloads, frame.t if frame.mono is None else frame.mono):
             try:
                 entries.append(self.handle_scan(Scan(payload, frame.t)))
             except Exception:

@@ -79,6 +79,10 @@ class SystemClock:
     def now(self) -> float:
         return time.time()
 
+    def monotonic(self) -> float:
+        """Seconds that never step (for durations)."""
+        return time.monotonic()
+
     def synchronised(self) -> bool | None:
         """True/False as NTP says, None when nothing says (see ntp_synchronised; slow)."""
         return ntp_synchronised()
@@ -94,6 +98,7 @@ class ManualClock:
 
     def __init__(self, start: float = 1_795_000_000.0, synchronised: bool | None = None):
         self._now = start
+        self._mono = 0.0
         self._synchronised = synchronised
         self._lock = threading.Lock()
 
@@ -101,13 +106,20 @@ class ManualClock:
         with self._lock:
             return self._now
 
+    def monotonic(self) -> float:
+        """Seconds that moved forward by advance() only: set() and a step back leave it."""
+        with self._lock:
+            return self._mono
+
     def advance(self, seconds: float) -> float:
         """Move by `seconds` (negative: a step back, as when NTP corrects a clock ahead)."""
         with self._lock:
             self._now += seconds
+            self._mono += max(seconds, 0.0)
             return self._now
 
     def set(self, t: float) -> None:
+        """Step the wall clock to `t` (time does not pass: monotonic() stays)."""
         with self._lock:
             self._now = t
 
@@ -328,6 +340,10 @@ class OffsetFileClock:
 
     def now(self) -> float:
         return time.time() + self.offset()
+
+    def monotonic(self) -> float:
+        """Seconds that never step: the offset moves the wall clock only."""
+        return time.monotonic()
 
     def synchronised(self) -> bool | None:
         """What NTP says of the system clock under the offset (the soak steps the offset)."""

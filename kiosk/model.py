@@ -28,10 +28,16 @@ VALID, INVALID, EXPIRED, UNKNOWN, REVIEW_STATUS = "valid", "invalid", "expired",
 
 @dataclass(frozen=True)
 class Frame:
-    """One camera image (a numpy array, BGR or grayscale) and when it was taken."""
+    """One camera image (a numpy array, BGR or grayscale) and when it was taken.
+
+    :param t: UNIX seconds by the kiosk's clock (what entries are stamped with).
+    :param mono: seconds by the kiosk's monotonic clock, or None: how long a code was out of
+        view is measured on it, whatever steps the wall clock takes meanwhile.
+    """
 
     image: Any
     t: float
+    mono: float | None = None
 
 
 @dataclass(frozen=True)

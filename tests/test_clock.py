@@ -352,3 +352,32 @@ def test_misplaced_names_an_entry_whose_id_and_time_disagree(tmp_path):
     finally:
         log.stop()
     assert misplaced(tmp_path / "log") == [stray.id]
+
+
+def test_a_step_of_the_wall_clock_mid_presentation_neither_splits_nor_joins_presentations(make_kiosk, site_key,
+                                                                                         clock):
+    """NTP corrects a clock 6 h ahead while a visitor holds the phone up: still one scan (the
+    soak logged one code twice when its clock stepped back between two frames); a visitor who
+    comes back 5 s later is a new scan whatever the wall clock did."""
+    from kiosk.demo.scene import visitor_frame
+    from kiosk.model import Frame
+
+    kiosk = make_kiosk(policy__no_app="warn")
+    code = sitepass.issue(sitepass.load_private_key(site_key), SITE, "Nguyễn Văn An", clock.now(), 7200)
+    image = visitor_frame(code)
+
+    def frame():
+        return Frame(image, clock.now(), clock.monotonic())
+
+    clock.set(clock.now() + 6 * 3600)                 # ahead: fake-hwclock's guess, no NTP yet
+    assert len(kiosk.handle_frame(frame())) == 1
+    clock.advance(0.1)
+    clock.set(clock.now() - 6 * 3600)                 # NTP arrives between two frames
+    assert kiosk.handle_frame(frame()) == []          # the same phone, still held up
+    clock.advance(0.1)
+    assert kiosk.handle_frame(frame()) == []
+    kiosk.handle_frame(Frame(visitor_frame(None), clock.now(), clock.monotonic()))
+    clock.advance(5)                                  # gone for 5 s, and back
+    clock.set(clock.now() + 3600)                     # while the clock stepped forward
+    assert len(kiosk.handle_frame(frame())) == 1
+    assert len(kiosk.log.query()) == 2

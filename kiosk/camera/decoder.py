@@ -287,7 +287,8 @@ class PresentationFilter:
         """The payloads of this frame that start a new presentation.
 
         :param list payloads: The payloads read in the frame (from :meth:`QRDecoder.decode`).
-        :param float t: The frame's time, in UNIX seconds.
+        :param float t: The frame's time in seconds, on a clock that does not step (the
+            frame's monotonic time; UNIX seconds where it has none).
         :returns: The payloads not seen within `cooldown` seconds before `t`.
         """
         fresh = []

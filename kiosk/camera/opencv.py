@@ -80,7 +80,7 @@ class OpenCVCamera(FrameSource):
                     return
                 if self._seq > self._taken:
                     self.dropped += 1           # the decoder was busy: this frame is skipped
-                self._newest = Frame(image, self._clock.now())
+                self._newest = Frame(image, self._clock.now(), self._clock.monotonic())
                 self._seq += 1
                 self._changed.notify_all()
 
@@ -91,7 +91,7 @@ class OpenCVCamera(FrameSource):
             ok, image = self._cap.read()
             if not ok or image is None:
                 raise CameraFault(f"{self._device} ended")
-            return Frame(image, self._clock.now())
+            return Frame(image, self._clock.now(), self._clock.monotonic())
         with self._changed:
             self._changed.wait_for(lambda: self._seq > self._taken or self._error, timeout)
             if self._seq > self._taken:

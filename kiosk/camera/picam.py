@@ -48,7 +48,7 @@ class PiCamera(FrameSource):
             image = self._cam.capture_array("main")
         except (RuntimeError, OSError) as e:
             raise CameraFault(f"CSI camera stopped: {e}") from e
-        return Frame(image, self._clock.now())
+        return Frame(image, self._clock.now(), self._clock.monotonic())
 
     def close(self) -> None:
         if self._cam is not None:

@@ -115,7 +115,7 @@ class ReplayCamera(FrameSource):
                 self._skip(newest - self._index)
         image = self._next_image()
         self._index += 1
-        return Frame(image, self._clock.now())
+        return Frame(image, self._clock.now(), self._clock.monotonic())
 
     def _read_spool(self, timeout: float) -> Frame | None:
         """The oldest image in the spool folder, shown for SPOOL_FRAMES reads at `fps`.
@@ -135,7 +135,7 @@ class ReplayCamera(FrameSource):
                 path.unlink(missing_ok=True)
             self._shown = (None, image, left - 1) if left > 0 else None
             if left > 0:
-                return Frame(image, self._clock.now())
+                return Frame(image, self._clock.now(), self._clock.monotonic())
         folder = self._path
         assert folder is not None, "a spool camera has a folder"     # _spool needs a path
         try:
@@ -146,12 +146,12 @@ class ReplayCamera(FrameSource):
             image = cv2.imread(str(name), cv2.IMREAD_COLOR)
             if image is not None:      # None: still being written, or not an image
                 self._shown = (name, image, SPOOL_FRAMES - 1)
-                return Frame(image, self._clock.now())
+                return Frame(image, self._clock.now(), self._clock.monotonic())
         return None
 
     def _read_pushed(self, timeout: float) -> Frame | None:
         image = self._pushed.take(timeout)
-        return None if image is None else Frame(image, self._clock.now())
+        return None if image is None else Frame(image, self._clock.now(), self._clock.monotonic())
 
     def _skip(self, frames: int) -> None:
         if self._frames is not None:
