@@ -446,7 +446,8 @@ def run_query(args, cred, export: bool = False) -> tuple[dict, list[ContactTotal
         row, mine = found
         if cred["site"] and row.site != cred["site"]:
             abort(403, description="this tracer credential is for another site")
-        totals, contacts = None, []
+        totals: list[ContactTotal] | None = None
+        contacts: list[trace.Contact] = []
         if export:
             totals = contact_totals(conn, row.site, mine, since, until, min_overlap)
             total = len(totals)
