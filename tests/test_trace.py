@@ -458,3 +458,16 @@ def test_central_page_shows_the_first_page_and_how_many_in_all(central):
     assert contacts_table.count("<tr class=") == 200
     exported = requests.post(central.url + "/trace", timeout=10, data={**form, "export": "1"})
     assert len(exported.content.decode("utf-8-sig").splitlines()) == 1 + 205
+
+
+def test_both_openapi_documents_give_the_page_parameters_and_the_total():
+    """limit (default 200, at most 1000) and offset on GET /api/v1/trace, and total in its
+    answer, in the kiosk's document and the central's alike."""
+    from kiosk.central.app import create_app
+
+    central_spec = create_app("sqlite://").test_client().get("/api/v1/trace/openapi.json").get_json()
+    for spec in (SPEC, central_spec):
+        params = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/trace"]["get"]["parameters"]}
+        assert params["limit"] == {"type": "integer", "minimum": 1, "maximum": 1000, "default": 200}
+        assert params["offset"] == {"type": "integer", "minimum": 0, "default": 0}
+        assert "total" in spec["components"]["schemas"]["Trace"]["required"]
