@@ -351,3 +351,123 @@ def test_central_lists_who_is_inside_a_site_now_for_the_operator(central):
     assert requests.get(central.url + "/api/v1/inside", params={"site": SITE}, timeout=10).status_code == 401
     assert requests.get(central.url + "/api/v1/inside", timeout=10,
                         headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}).status_code == 400
+
+
+# -- pages of contacts --------------------------------------------------------------------
+def crowd() -> tuple[dict, list[dict]]:
+    """(the traced person's first entry, a crowd of 60 over two days): times on the quarter
+    hour, so that many contacts are together exactly as long and the holder breaks the tie;
+    some share a name, so that the person does; a fifth have no name at all."""
+    rng = random.Random(180)
+    RNG.seed(180)
+    a_in = entry(8, "an")
+    docs = [a_in, entry(12, "an", "gate-2", "out"), entry(13, "an"), entry(30, "an", "gate-2", "out")]
+    for i in range(60):
+        who, holder = f"p{i:02d}", ("Lan", "Minh", "Ánh", "Zoë", None)[i % 5]
+        for _ in range(rng.randint(1, 3)):
+            start = rng.randrange(0, 40 * 4) / 4
+            docs.append(entry(start, who, rng.choice(("gate-1", "gate-2")), holder=holder or "",
+                              app=rng.choice(("confirmed", "likely", "not_detected")),
+                              clock_unsynced=rng.random() < 0.1))
+            if rng.random() < 0.7:
+                docs.append(entry(start + rng.randrange(1, 10 * 4) / 4, who, "gate-2", "out", holder=holder or ""))
+    return a_in, docs
+
+
+def pages(get, limit: int) -> tuple[list[int], list[dict]]:
+    """Every page of `limit` contacts by `get(limit=, offset=)`: (each page's total, the contacts)."""
+    totals, contacts, offset = [], [], 0
+    while True:
+        answer = get(limit=limit, offset=offset)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        totals.append(body["total"])
+        contacts += body["contacts"]
+        if len(body["contacts"]) < limit:
+            return totals, contacts
+        offset += limit
+
+
+@pytest.mark.parametrize("central_url", ["sqlite", "postgresql"], indirect=True)
+def test_pages_of_contacts_put_together_are_the_whole_list_on_kiosk_and_central(central, tmp_path,
+                                                                                kiosk_settings):
+    """Pages of 3 through the crowd, on the central (SQL sums and ranks on PostgreSQL) and on
+    the kiosk: the pages put together are the full list, the same on both, in the order of
+    kiosk/trace.py; the CSV (every contact, the central's from its aggregate) agrees too."""
+    from kiosk.checkpoint import Kiosk
+    from kiosk.clock import ManualClock
+
+    a_in, docs = crowd()
+    central_db.add_credential(central.engine, "ha", "tracer", SITE, TRACER_TOKEN)
+    central_db.ingest(central.engine, docs, "crowd", DAY, 300)
+    mine, expected = trace.query(docs, a_in["fingerprint"], SITE, DAY + 2 * 86400 - 14 * 86400, DAY + 2 * 86400,
+                                 8 * H, 24 * H, 15 * 60)
+    expected = [{k: v for k, v in c.to_json().items() if k != "phone"} for c in expected]
+    ties = len(expected) - len({c["overlap_minutes"] for c in expected})
+    assert len(expected) > 20 and ties > 5            # the crowd has ties for the holder to break
+    log = EntryLog(tmp_path / "kiosk" / "log")
+    log.start()
+    log.import_entries(docs)
+    log.stop()
+    settings = kiosk_settings(**{"web.tracer_tokens": ["ha:" + hashlib.sha256(TRACER_TOKEN.encode()).hexdigest()]})
+    kiosk = Kiosk(settings, clock=ManualClock(DAY + 2 * 86400))
+    kiosk.start()
+    try:
+        answers = {}
+        for name, get in (("central", lambda **p: central_trace(central, entry=a_in["id"], until=UNTIL, **p)),
+                          ("kiosk", lambda **p: kiosk_trace(kiosk, entry=a_in["id"], until=UNTIL, **p))):
+            whole = get(limit=1000).json()
+            assert whole["total"] == len(whole["contacts"]) == len(expected)
+            totals, paged = pages(get, 3)
+            assert set(totals) == {len(expected)} and paged == whole["contacts"]
+            for c in paged:
+                c.pop("phone")
+            assert paged == expected, name
+            default = get().json()
+            assert default["total"] == len(expected) and len(default["contacts"]) == min(200, len(expected))
+            for bad in ({"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"offset": "-1"}, {"offset": "1.5"}):
+                assert get(**bad).status_code == 400, (name, bad)
+            assert get(offset=len(expected)).json()["contacts"] == []
+            exported = get(format="csv", tz=kiosk.settings["timezone"], limit="1")
+            answers[name] = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+        assert len(answers["central"]) == len(expected) + 1             # every contact, whatever the limit
+        for row in answers["kiosk"] + answers["central"]:
+            row[1] = ""                                                    # phones are the kiosk's only
+        assert answers["central"] == answers["kiosk"]
+        audit = requests.get(central.url + "/api/v1/trace/audit",
+                             headers={"Authorization": f"Bearer {TRACER_TOKEN}"}, timeout=10).json()["queries"]
+        assert {q["listed"] for q in audit} == {len(expected)}          # the total, whatever the page
+    finally:
+        kiosk.stop()
+
+
+def test_central_page_shows_the_first_page_and_how_many_in_all(central):
+    """With more contacts than a page, the central's page lists the first 200, says how many
+    there are in all, and its export holds every one."""
+    RNG.seed(205)
+    a_in = entry(8, "an")
+    docs = [a_in, entry(17, "an", "gate-2", "out")] + [entry(9 + i / 600, f"p{i:03d}") for i in range(205)]
+    central_db.add_credential(central.engine, "ha", "tracer", SITE, TRACER_TOKEN)
+    central_db.ingest(central.engine, docs, "crowd", DAY, 300)
+    form = {"token": TRACER_TOKEN, "reason": "F0 ca 18", "entry": a_in["id"], "days": "14"}
+    shown = requests.post(central.url + "/trace", timeout=10, data=form)
+    assert shown.status_code == 200
+    assert "205 người tiếp xúc / contacts" in shown.text
+    assert "The first 200 of 205 are shown; export the CSV for all of them." in shown.text
+    contacts_table = shown.text.split('<table id="contacts">')[1].split("</table>")[0]
+    assert contacts_table.count("<tr class=") == 200
+    exported = requests.post(central.url + "/trace", timeout=10, data={**form, "export": "1"})
+    assert len(exported.content.decode("utf-8-sig").splitlines()) == 1 + 205
+
+
+def test_both_openapi_documents_give_the_page_parameters_and_the_total():
+    """limit (default 200, at most 1000) and offset on GET /api/v1/trace, and total in its
+    answer, in the kiosk's document and the central's alike."""
+    from kiosk.central.app import create_app
+
+    central_spec = create_app("sqlite://").test_client().get("/api/v1/trace/openapi.json").get_json()
+    for spec in (SPEC, central_spec):
+        params = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/trace"]["get"]["parameters"]}
+        assert params["limit"] == {"type": "integer", "minimum": 1, "maximum": 1000, "default": 200}
+        assert params["offset"] == {"type": "integer", "minimum": 0, "default": 0}
+        assert "total" in spec["components"]["schemas"]["Trace"]["required"]

@@ -182,11 +182,13 @@ def trace_(db_url, site, entry_id, reason, days, until, min_overlap):
     engine = db.connect(db_url)
     trace.catch_up(engine)
     with engine.begin() as conn:
-        found = trace.trace_entry(conn, entry_id, since, end,
-                                  (trace.MIN_OVERLAP if min_overlap is None else min_overlap) * 60)
+        found = trace.trace_entry(conn, entry_id, since, end)
         if found is None or found[0].site != site:
             raise click.ClickException(f"no entry {entry_id} at site {site}")
-        row, _, contacts = found
+        row, mine = found
+        # Every contact with their stays: one query for all, not page after page.
+        _, contacts = trace.contacts_page(conn, site, mine, since, end,
+                                          (trace.MIN_OVERLAP if min_overlap is None else min_overlap) * 60)
         holder = (json.loads(row.body).get("declaration") or {}).get("holder")
         conn.execute(insert(db.trace_audit).values(
             who="cli:" + os.environ.get("USER", "?"), at=db.now_iso(), site=site, kind="trace",

@@ -4,9 +4,11 @@ Stays (kiosk/trace.py) are kept in the `stays` table. Before each query, the sta
 people whose entries arrived or changed since are rebuilt from their entries at every kiosk
 of the site (`catch_up`), so an exit at another gate (synced before or after the entry)
 closes the stay, and ingest, the constant load, pays nothing for the rare query. The tracing query reads the traced
-person's stays, then the stays overlapping them: on PostgreSQL through a GiST index on
-tstzrange(start, end) with `&&`; on SQLite by a range of start times (a stay lasts at most
-MAX_SPAN), the same answers for a small site.
+person's stays, then the stays overlapping them. On PostgreSQL the time together is summed
+per person in SQL (a GiST index on tstzrange(start, end) with `&&`), the sums ranked, and
+only a page's people have their stays read; the CSV's rows are aggregated in SQL too. On
+SQLite the overlapping stays are found by a range of start times (a stay lasts at most
+MAX_SPAN) and summed in Python (kiosk/trace.py), the same answers for a small site.
 
 Only a credential with the role "tracer" may trace (an operator's gets 403); one bound to a
 site traces that site only. Every query is written to `trace_audit` in the transaction that
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
@@ -25,7 +28,7 @@ from .. import trace
 from ..config import SETTINGS
 from ..export import csv_chunks
 from ..model import iso, parse_iso, text_problem
-from ..web.params import is_entry_id
+from ..web.params import is_entry_id, trace_page
 from . import db
 
 bp = Blueprint("trace", __name__, template_folder="templates")
@@ -131,10 +134,23 @@ def stay_row(x: trace.Stay) -> dict:
             "holder": x.holder, "app": x.app, "clock_unsynced": int(x.clock_unsynced)}
 
 
-def _stay(r) -> trace.Stay:
-    return trace.Stay(person=r.person, site=r.site, start=r.start_t, end=r.end_t, entry_id=r.entry_id,
-                      exit_id=r.exit_id, entry_gate=r.entry_gate, exit_gate=r.exit_gate, assumed=bool(r.assumed),
-                      holder=r.holder, app=r.app, clock_unsynced=bool(r.clock_unsynced))
+# The stays table's columns in the order of trace.Stay's fields: a row is built by position
+# (by name costs ten times as much: a page builds thousands).
+_STAY_COLUMNS = ("person", "site", "start_t", "end_t", "entry_id", "exit_id", "entry_gate", "exit_gate", "assumed",
+                 "holder", "app", "clock_unsynced")
+_STAY_SQL = ", ".join("s." + c for c in _STAY_COLUMNS)
+
+
+def _stays_of(rows) -> list[trace.Stay]:
+    """Stays from rows of _STAY_COLUMNS."""
+    return [trace.Stay(person, site, start, end, entry_id, exit_id, entry_gate, exit_gate, bool(assumed), holder,
+                       app, bool(unsynced))
+            for person, site, start, end, entry_id, exit_id, entry_gate, exit_gate, assumed, holder, app, unsynced
+            in rows]
+
+
+def _stay_select():
+    return select(*(db.stays.c[c] for c in _STAY_COLUMNS))
 
 
 def overlapping(conn, site: str, ranges: list[tuple[float, float]]) -> list[trace.Stay]:
@@ -145,27 +161,180 @@ def overlapping(conn, site: str, ranges: list[tuple[float, float]]) -> list[trac
     if conn.dialect.name == "postgresql":
         clause = text(" OR ".join("(" + _OVERLAP_PG.format(i=i) + ")" for i in range(len(ranges))))
         params = {k: v for i, (lo, hi) in enumerate(ranges) for k, v in ((f"lo{i}", lo), (f"hi{i}", hi))}
-        q = select(db.stays).where(s.site == site, clause).params(**params)
+        q = _stay_select().where(s.site == site, clause).params(**params)
     else:
-        q = select(db.stays).where(s.site == site, or_(*(and_(s.start_t >= lo - MAX_SPAN, s.start_t < hi,
+        q = _stay_select().where(s.site == site, or_(*(and_(s.start_t >= lo - MAX_SPAN, s.start_t < hi,
                                                               s.end_t > lo) for lo, hi in ranges)))
-    return [_stay(r) for r in conn.execute(q)]
+    return _stays_of(conn.execute(q))
 
 
-def trace_entry(conn, entry_id: str, since: float, until: float, min_overlap: float):
-    """(the entry's row, the traced person's stays, contacts) or None without that entry.
-
-    :param min_overlap: seconds.
-    """
+def trace_entry(conn, entry_id: str, since: float, until: float):
+    """(the entry's row, the traced person's stays in the window) or None without that entry."""
     e, s = db.entries.c, db.stays.c
     row = conn.execute(select(e.site, e.person, e.body).where(e.id == entry_id)).first()
     if row is None or not row.person:
         return None
-    mine = [_stay(r) for r in conn.execute(select(db.stays).where(
+    mine = _stays_of(conn.execute(_stay_select().where(
         s.site == row.site, s.person == row.person, s.end_t > since, s.start_t < until,
-        s.start_t >= since - MAX_SPAN).order_by(s.start_t))]
-    others = overlapping(conn, row.site, [(max(x.start, since), min(x.end, until)) for x in mine])
-    return row, mine, trace.contacts(mine, others, min_overlap, since, until)
+        s.start_t >= since - MAX_SPAN).order_by(s.start_t)))
+    return row, mine
+
+
+# The traced person's stays, clipped to the window, joined to the site's stays overlapping
+# them (GiST && on the tstzrange index, db.py), one row per pair with the time together.
+# Times are UNIX seconds after 2004 (>= 2**30): an overlap is a difference of two of them,
+# exact (Sterbenz), a multiple of 2**-22 s, and the sum of such multiples below 2**31 s is
+# exact in any order. So PostgreSQL's sum and kiosk/trace.py's agree to the bit, whatever
+# order each adds in, and the 15-minute rule and the order by overlap come out the same.
+_PG_MINE = """
+WITH mine AS (
+  SELECT * FROM unnest(CAST(:lo AS float8[]), CAST(:hi AS float8[]), CAST(:assumed AS int[]),
+                       CAST(:unsynced AS int[])) AS m(lo, hi, assumed, unsynced)
+)"""
+_OVERLAPS = ("tstzrange(to_timestamp(s.start_t), to_timestamp(s.end_t)) && tstzrange(to_timestamp(m.lo), "
+             "to_timestamp(m.hi)) AND LEAST(s.end_t, m.hi) > GREATEST(s.start_t, m.lo)")
+_PG_PAIRS = _PG_MINE + """, pairs AS (
+  SELECT s.person, s.entry_id, s.start_t, s.end_t, s.entry_gate, s.exit_gate, s.holder, s.app,
+         LEAST(s.end_t, m.hi) - GREATEST(s.start_t, m.lo) AS overlap,
+         s.assumed = 1 OR m.assumed = 1 AS either_assumed,
+         s.clock_unsynced = 1 OR m.unsynced = 1 AS either_unsynced
+  FROM mine m JOIN stays s ON """ + _OVERLAPS + """
+  WHERE s.site = :site AND s.person <> :person
+)"""
+
+# The people a page can hold: everyone whose total ranks within the first `last` (ties at the
+# edge included, rank() gives them one place), and how many contacts there are in all. The
+# sums alone: the holder that breaks ties, the app and the stays come from the page's stays.
+_PG_RANKED = text(_PG_PAIRS + """, totals AS (
+  SELECT person, count(*) OVER () AS total, rank() OVER (ORDER BY sum(overlap) DESC) AS place
+  FROM pairs GROUP BY person HAVING sum(overlap) >= :min_overlap
+)
+SELECT person, total FROM totals WHERE place <= :last""")
+
+# Every contact in one row each, without the stays (the CSV): what kiosk/trace.py `contacts`
+# computes from the stays, computed by PostgreSQL. Ordered in Python (code-point order of
+# the holder, as kiosk/trace.py sorts, whatever the database's collation).
+_PG_TOTALS = text(_PG_PAIRS + """
+SELECT person, sum(overlap) AS overlap, count(DISTINCT entry_id) AS stays, min(start_t) AS first_in,
+       (array_agg(end_t ORDER BY start_t DESC))[1] AS last_out,
+       (array_agg(holder ORDER BY start_t DESC) FILTER (WHERE holder <> ''))[1] AS holder,
+       (array_agg(app ORDER BY CASE app WHEN 'confirmed' THEN 0 WHEN 'likely' THEN 1
+                                        WHEN 'not_detected' THEN 2 ELSE 3 END, start_t))[1] AS app,
+       bool_or(either_assumed) AS assumed, bool_or(either_unsynced) AS clock_unsynced,
+       array_agg(DISTINCT entry_gate) AS entry_gates, array_agg(DISTINCT exit_gate) AS exit_gates
+FROM pairs GROUP BY person HAVING sum(overlap) >= :min_overlap""")
+
+# The stays of some people (a page's contacts) that may overlap the window, found through the
+# (site, person, start_t) index; kiosk/trace.py `contacts` keeps those that overlap.
+_PG_THEIRS = text("SELECT " + _STAY_SQL + """ FROM stays s
+WHERE s.site = :site AND s.person = ANY(CAST(:people AS text[])) AND s.start_t >= :reach AND s.start_t < :until
+  AND s.end_t > :since""")
+
+
+class ContactTotal(NamedTuple):
+    """A contact without their stays: one row of the CSV.
+
+    :param overlap: seconds together in the window.
+    :param first_in: UNIX seconds of their first overlapping stay's start.
+    :param last_out: UNIX seconds of their last overlapping stay's end.
+    :param stays: how many of their stays overlapped.
+    """
+
+    person: str
+    holder: str | None
+    overlap: float
+    app: str
+    assumed: bool
+    clock_unsynced: bool
+    gates: tuple[str, ...]
+    first_in: float
+    last_out: float
+    stays: int
+
+    @classmethod
+    def of(cls, c: trace.Contact) -> ContactTotal:
+        """The total of a contact listed with their stays."""
+        return cls(person=c.person, holder=c.holder, overlap=c.overlap, app=c.app, assumed=c.assumed,
+                   clock_unsynced=c.clock_unsynced,
+                   gates=tuple(sorted({g for x in c.stays for g in (x.entry_gate, x.exit_gate) if g})),
+                   first_in=c.stays[0].start,
+                   last_out=c.stays[-1].end, stays=len(c.stays))
+
+
+def total_csv_row(c: ContactTotal, tz) -> list:
+    """A contact total as a CSV row, as kiosk/trace.py `csv_row` writes a contact (no phone on
+    the central: declarations stay on the kiosk); times local to `tz` (a tzinfo)."""
+    def local(t: float) -> str:
+        return datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M")
+    return [c.holder or "", "", round(c.overlap / 60, 1), c.app, "yes" if c.assumed else "no",
+            "yes" if c.clock_unsynced else "no", " ".join(c.gates), local(c.first_in), local(c.last_out), c.stays]
+
+
+def _pairs_params(site: str, mine: list[trace.Stay], since: float, until: float) -> dict:
+    ranges = [(max(x.start, since), min(x.end, until), int(x.assumed), int(x.clock_unsynced)) for x in mine]
+    ranges = [r for r in ranges if r[1] > r[0]]
+    lo, hi, assumed, unsynced = (list(c) for c in zip(*ranges, strict=True)) if ranges else ([], [], [], [])
+    return {"site": site, "person": mine[0].person if mine else "", "lo": lo, "hi": hi, "assumed": assumed,
+            "unsynced": unsynced}
+
+
+def _no_jit(conn) -> None:
+    """No JIT compilation for the rest of the transaction: at 1M entries it compiled for 17 ms
+    and gained nothing (180,000 rows); a 28-day window's plan costs past jit_above_cost."""
+    conn.execute(text("SET LOCAL jit = off"))
+
+
+def contacts_page(conn, site: str, mine: list[trace.Stay], since: float, until: float, min_overlap: float,
+                  limit: int | None = None, offset: int = 0) -> tuple[int, list[trace.Contact]]:
+    """The contacts of the person of stays `mine` (kiosk/trace.py `contacts` order), a page of them.
+
+    PostgreSQL sums the time together per person in SQL (GiST && on the stays' ranges), ranks
+    the sums, and only the page's people have their stays read and built; SQLite (a small site)
+    reads every overlapping stay and computes in Python, the same answers.
+
+    :param min_overlap: seconds.
+    :param limit: contacts in the page; None: all of them.
+    :param offset: contacts skipped before the page.
+    :returns: (how many contacts in all, the page's contacts with their stays).
+    """
+    if not mine:
+        return 0, []
+    if limit is None or conn.dialect.name != "postgresql":
+        found = trace.contacts(mine, overlapping(conn, site, [(max(x.start, since), min(x.end, until)) for x in mine]),
+                               min_overlap, since, until)
+        return len(found), found[offset:None if limit is None else offset + limit]
+    params = _pairs_params(site, mine, since, until)
+    _no_jit(conn)
+    ranked = conn.execute(_PG_RANKED, {**params, "min_overlap": min_overlap, "last": offset + limit}).all()
+    if not ranked:
+        return 0, []
+    theirs = _stays_of(conn.execute(_PG_THEIRS, {"site": site, "people": [r.person for r in ranked],
+                                                 "reach": since - MAX_SPAN, "since": since, "until": until}))
+    # The people ranked within offset + limit by their sums hold the page; their order among
+    # themselves (ties by holder, then person) is kiosk/trace.py's own.
+    found = trace.contacts(mine, theirs, min_overlap, since, until)
+    return ranked[0].total, found[offset:offset + limit]
+
+
+def contact_totals(conn, site: str, mine: list[trace.Stay], since: float, until: float,
+                   min_overlap: float) -> list[ContactTotal]:
+    """Every contact of the person of stays `mine`, without their stays (the CSV), in the order
+    of kiosk/trace.py `contacts`. PostgreSQL aggregates in SQL; SQLite computes in Python.
+
+    :param min_overlap: seconds.
+    """
+    if not mine:
+        return []
+    if conn.dialect.name != "postgresql":
+        return [ContactTotal.of(c) for c in contacts_page(conn, site, mine, since, until, min_overlap)[1]]
+    _no_jit(conn)
+    out = [ContactTotal(person=r.person, holder=r.holder, overlap=r.overlap, app=r.app, assumed=r.assumed,
+                        clock_unsynced=r.clock_unsynced,
+                        gates=tuple(sorted({g for g in (*r.entry_gates, *r.exit_gates) if g})),
+                        first_in=r.first_in, last_out=r.last_out, stays=r.stays)
+           for r in conn.execute(_PG_TOTALS, {**_pairs_params(site, mine, since, until), "min_overlap": min_overlap})]
+    out.sort(key=lambda c: (-c.overlap, c.holder or "", c.person))
+    return out
 
 
 def people_named(conn, site: str | None, text_: str, since: float, until: float) -> list[dict]:
@@ -230,10 +399,12 @@ def _number(args, name: str, default: float, low: float, high: float) -> float:
     return number
 
 
-def run_query(args, cred) -> tuple[dict, list[trace.Contact] | None]:
+def run_query(args, cred, export: bool = False) -> tuple[dict, list[ContactTotal] | None]:
     """Run a search or a trace from request arguments, audited in the same transaction.
 
-    :returns: (the JSON answer, the contacts for a CSV or None for a search).
+    :param export: a trace gives every contact's total (the CSV) instead of a page.
+    :returns: (the JSON answer: people, or a page of contacts and their total; every
+        contact's total for an export of a trace, else None).
     """
     reason = _arg(args, "reason", MAX_REASON, required=True)
     query, entry_id = _arg(args, "q", MAX_QUERY), args.get("entry") or None
@@ -244,6 +415,10 @@ def run_query(args, cred) -> tuple[dict, list[trace.Contact] | None]:
         abort(400, description="give either q (a name to search) or entry (the id of the traced person's entry)")
     days = _number(args, "days", WINDOW_DAYS, 1, MAX_DAYS)
     min_overlap = _number(args, "min_overlap", MIN_OVERLAP, 0, 1440) * 60
+    try:
+        limit, offset = trace_page(args)
+    except ValueError as e:
+        abort(400, description=str(e))
     now = datetime.now(UTC).timestamp()
     until = now
     if args.get("until"):
@@ -265,19 +440,26 @@ def run_query(args, cred) -> tuple[dict, list[trace.Contact] | None]:
             return {"people": people}, None
         if entry_id is None or not is_entry_id(entry_id):
             abort(400, description="entry must be an entry id")
-        found = trace_entry(conn, entry_id, since, until, min_overlap)
+        found = trace_entry(conn, entry_id, since, until)
         if found is None:
             abort(404, description="no such entry")
-        row, mine, contacts = found
+        row, mine = found
         if cred["site"] and row.site != cred["site"]:
             abort(403, description="this tracer credential is for another site")
+        totals: list[ContactTotal] | None = None
+        contacts: list[trace.Contact] = []
+        if export:
+            totals = contact_totals(conn, row.site, mine, since, until, min_overlap)
+            total = len(totals)
+        else:
+            total, contacts = contacts_page(conn, row.site, mine, since, until, min_overlap, limit, offset)
         holder = (json.loads(row.body).get("declaration") or {}).get("holder")
         conn.execute(insert(db.trace_audit).values(**record, site=row.site, kind="trace",
                                                    for_whom=f"{entry_id} {holder or ''}".strip()[:300],
-                                                   listed=len(contacts)))
+                                                   listed=total))
     return ({"site": row.site, "entry": entry_id, "holder": holder, "window": {"from": iso(since), "to": iso(until)},
-             "min_overlap_minutes": min_overlap / 60, "stays": [x.to_json() for x in mine],
-             "contacts": [c.to_json() for c in contacts]}, contacts)
+             "min_overlap_minutes": min_overlap / 60, "stays": [x.to_json() for x in mine], "total": total,
+             "contacts": [c.to_json() for c in contacts]}, totals)
 
 
 def _bearer() -> str:
@@ -285,9 +467,9 @@ def _bearer() -> str:
     return header[7:] if header.startswith("Bearer ") else ""
 
 
-def _csv(contacts, tz_name: str) -> Response:
+def _csv(totals: list[ContactTotal], tz_name: str) -> Response:
     tz = ZoneInfo(tz_name)
-    response = Response(csv_chunks((trace.csv_row(c, tz) for c in contacts), trace.CSV_COLUMNS),
+    response = Response(csv_chunks((total_csv_row(c, tz) for c in totals), trace.CSV_COLUMNS),
                         mimetype="text/csv; charset=utf-8")
     response.headers["Content-Disposition"] = "attachment; filename=contacts.csv"
     return response
@@ -306,9 +488,10 @@ def _tz(args) -> str:
 def api_trace():
     """Search people by name (`q`) or trace the person of an entry (`entry`); tracer only."""
     cred = _tracer(_bearer())
-    answer, contacts = run_query(request.args, cred)
-    if request.args.get("format") == "csv" and contacts is not None:
-        return _csv(contacts, _tz(request.args))
+    export = request.args.get("format") == "csv"
+    answer, totals = run_query(request.args, cred, export)
+    if totals is not None:
+        return _csv(totals, _tz(request.args))
     return jsonify(answer)
 
 
@@ -408,16 +591,17 @@ def page():
         return render_template("trace.html", form={}, people=None, result=None, audit=None,
                                error="Cần mã của người truy vết (tracer) / a tracer token is required"), status
     args = {k: form.get(k) for k in ("reason", "q", "entry", "site", "days", "min_overlap", "until", "tz")}
+    export = bool(form.get("export")) and bool(form.get("entry"))
     try:
-        answer, contacts = run_query(args, cred)
+        answer, totals = run_query(args, cred, export)
     except Exception as e:          # an abort(400/403/404): shown on the page, the form kept
         code = getattr(e, "code", None)
         if code is None:
             raise
         return render_template("trace.html", form=form, people=None, result=None, audit=None,
                                error=e.description), code
-    if form.get("export") and contacts is not None:
-        return _csv(contacts, _tz(args))
+    if totals is not None:
+        return _csv(totals, _tz(args))
     with _engine().connect() as conn:
         audit = recent_audit(conn, cred["site"], 20)
     tz = ZoneInfo(_tz(args))
@@ -425,4 +609,4 @@ def page():
     def local(value: str) -> str:
         return datetime.fromtimestamp(parse_iso(value), tz).strftime("%d/%m %H:%M")
     return render_template("trace.html", form=form, people=answer.get("people"),
-                           result=answer if contacts is not None else None, audit=audit, error=None, local=local)
+                           result=answer if "contacts" in answer else None, audit=audit, error=None, local=local)

@@ -77,12 +77,14 @@ TRACE_SCHEMAS = {
                               "always null on the central (declarations stay on the kiosk)"},
                     "clock_unsynced": {"const": True}}, "additionalProperties": False},
     "Trace": {"type": "object", "required": ["site", "entry", "holder", "window", "min_overlap_minutes", "stays",
-                                             "contacts"], "properties": {
+                                             "total", "contacts"], "properties": {
         "site": {"type": "string"}, "entry": {"type": "string"}, "holder": _TEXT_OR_NULL,
         "window": {"type": "object", "properties": {"from": {"type": "string"}, "to": {"type": "string"}}},
         "min_overlap_minutes": {"type": "number"},
         "stays": {"type": "array", "items": {"$ref": "#/components/schemas/Stay"}},
-        "contacts": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"}}}},
+        "total": {"type": "integer", "minimum": 0, "description": "Contacts in all (the page holds at most limit)"},
+        "contacts": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"},
+                     "description": "The page: from offset, at most limit, longest together first"}}},
     "People": {"type": "object", "required": ["people"], "properties": {"people": {"type": "array", "items": {
         "type": "object", "required": ["holder", "last_seen", "last_entry"], "properties": {
             "holder": {"type": "string"}, "last_seen": {"type": "string"},
@@ -110,7 +112,12 @@ TRACE_PARAMETERS = [
     {"name": "min_overlap", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 1440},
      "description": "Minutes together to count; default trace.min_overlap (15)."},
     {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"]},
-     "description": "csv: one row per contact, for the health authority."},
+     "description": "csv: one row per contact, every contact (limit and offset do not apply), for the "
+                    "health authority."},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 200},
+     "description": "Contacts in the page (JSON); more than 1000 is a 400."},
+    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0},
+     "description": "Contacts skipped before the page, in the answer's order (longest together first)."},
 ]
 _ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 TRACE_ERRORS = {code: {"description": text, "content": _ERROR_JSON}

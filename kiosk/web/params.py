@@ -6,7 +6,10 @@ import re
 
 from ..model import id_time, iso
 
-__all__ = ["host_allowed", "is_entry_id"]
+__all__ = ["TRACE_MOST", "TRACE_PAGE", "host_allowed", "is_entry_id", "trace_page"]
+
+TRACE_PAGE = 200        # contacts in a page of GET /api/v1/trace when no limit is given
+TRACE_MOST = 1000       # the most contacts a page may hold (the CSV export holds them all)
 
 # A ULID: 26 Crockford base32 characters, the first at most 7 (48 bits of milliseconds).
 _ENTRY_ID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
@@ -21,6 +24,26 @@ def is_entry_id(text) -> bool:
     except (ValueError, OverflowError, OSError):       # past year 9999
         return False
     return True
+
+
+def trace_page(args) -> tuple[int, int]:
+    """The page of contacts asked for by GET /api/v1/trace, kiosk and central alike.
+
+    :param args: the request's query arguments (`limit`: 1 to TRACE_MOST, default TRACE_PAGE;
+        `offset`: contacts to skip, default 0).
+    :returns: (limit, offset).
+    :raises ValueError: the message for a 400 answer.
+    """
+    limit, offset = args.get("limit"), args.get("offset")
+    if limit in (None, ""):
+        limit = str(TRACE_PAGE)
+    if not (limit.isascii() and limit.isdigit() and len(limit) <= 4) or not 1 <= int(limit) <= TRACE_MOST:
+        raise ValueError(f"limit must be a whole number from 1 to {TRACE_MOST}")
+    if offset in (None, ""):
+        offset = "0"
+    if not (offset.isascii() and offset.isdigit() and len(offset) <= 9):
+        raise ValueError("offset must be a whole number of contacts to skip, from 0")
+    return int(limit), int(offset)
 
 
 def host_allowed(host: str, names) -> bool:

@@ -18,7 +18,7 @@ from .. import names, trace
 from ..export import csv_chunks
 from ..model import iso, parse_iso, text_problem
 from ..store.audit import append_audit, read_audit
-from .params import is_entry_id
+from .params import is_entry_id, trace_page
 from .ratelimit import RateLimit
 
 bp = Blueprint("trace", __name__, url_prefix="/api/v1")
@@ -159,24 +159,32 @@ def trace_view():
         return jsonify(people=people[:MAX_PEOPLE])
     if not is_entry_id(entry_id):
         raise BadRequest("entry must be an entry id")
+    try:
+        limit, offset = trace_page(request.args)
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
+    export = request.args.get("format") == "csv"
     target = kiosk.log.get(entry_id)
     if target is None or not target.get("fingerprint"):
         return jsonify(error="no such entry"), 404
     mine, found = trace.query(docs, target["fingerprint"], target["site"], since, until, default_stay,
                               max_stay, min_overlap)
+    total = len(found)
+    if not export:                  # a page; the CSV holds every contact
+        found = found[offset:offset + limit]
     declarations = kiosk.log.declarations_since(iso(since - 86400))
     found = [c._replace(phone=trace.phone_for(c.holder, declarations, names.same))
              for c in found]
     holder = (target.get("declaration") or {}).get("holder")
-    audit({**base, "kind": "trace", "for": f"{entry_id} {holder or ''}".strip(), "listed": len(found)})
-    if request.args.get("format") == "csv":
+    audit({**base, "kind": "trace", "for": f"{entry_id} {holder or ''}".strip(), "listed": total})
+    if export:
         tz = ZoneInfo(settings["timezone"])
         response = Response(csv_chunks((trace.csv_row(c, tz) for c in found), trace.CSV_COLUMNS),
                             mimetype="text/csv; charset=utf-8")
         response.headers["Content-Disposition"] = "attachment; filename=contacts.csv"
         return response
     return jsonify(site=target["site"], entry=entry_id, holder=holder, window={"from": iso(since), "to": iso(until)},
-                   min_overlap_minutes=min_overlap / 60, stays=[s.to_json() for s in mine],
+                   min_overlap_minutes=min_overlap / 60, stays=[s.to_json() for s in mine], total=total,
                    contacts=[c.to_json() for c in found])
 
 
