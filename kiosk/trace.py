@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import NamedTuple
 
-from .model import CONFIRMED, LIKELY, NOT_DETECTED, iso, parse_iso
+from .model import CONFIRMED, LIKELY, NOT_DETECTED, TraceRow, iso, parse_iso
 
-__all__ = ["Stay", "Contact", "is_exit", "admitted", "stays", "inside_now", "contacts", "people_named", "query",
-           "TRACE_FIELDS"]
+__all__ = ["Stay", "Contact", "is_exit", "admitted", "stays", "stays_from_rows", "inside_now", "contacts",
+           "people_named", "query", "query_rows", "TRACE_FIELDS"]
 
 # Strongest first: a contact's app is the best outcome heard at any of their overlapping entries.
 _APP_RANK = {CONFIRMED: 0, LIKELY: 1, NOT_DETECTED: 2}
@@ -156,6 +157,63 @@ def _stay(site: str, person: str, entry: Mapping, start: float, end: float, exit
                 clock_unsynced=bool(entry.get("clock_unsynced") or (exit_doc or {}).get("clock_unsynced")))
 
 
+# One person's events in the order `stays` walks them: by time, then id.
+_EVENT_ORDER = itemgetter(0, 1)
+
+
+def stays_from_rows(rows: Iterable[TraceRow], default_stay: float, max_stay: float) -> list[Stay]:
+    """The stays `stays` gives, from the entries' tracing rows (model.TraceRow: times
+    already in UNIX seconds, as the entry log's tracing projection holds them).
+
+    :param rows: the rows of entries with a fingerprint, any order.
+    :param default_stay: seconds of an assumed stay (trace.default_stay).
+    :param max_stay: seconds after an entry beyond which an exit is not its own (trace.max_stay).
+    :returns: stays ordered by person, then start.
+    """
+    by_person: dict[tuple[str, str], list[TraceRow]] = {}
+    for r in rows:
+        key = (r.site, r.person)
+        events = by_person.get(key)
+        if events is None:
+            by_person[key] = [r]
+        else:
+            events.append(r)
+    out: list[Stay] = []
+    add = out.append
+    for (site, person), events in by_person.items():
+        events.sort(key=_EVENT_ORDER)
+        opened: TraceRow | None = None
+        for r in events:
+            t = r.t
+            if r.direction == "out" or r.action == "exit":            # is_exit
+                if opened is not None:
+                    start = opened.t
+                    if t - start <= max_stay:
+                        add(_row_stay(site, person, opened, t, r))
+                    else:
+                        add(_row_stay(site, person, opened, start + default_stay, None))
+                    opened = None
+                continue
+            action = r.action
+            if action == "deny" or (action != "allow" and r.decision == "deny"):      # not admitted
+                continue
+            if opened is not None:
+                add(_row_stay(site, person, opened, min(opened.t + default_stay, t), None))
+            opened = r
+        if opened is not None:
+            add(_row_stay(site, person, opened, opened.t + default_stay, None))
+    out.sort(key=lambda s: (s.person, s.start))
+    return out
+
+
+def _row_stay(site: str, person: str, entry: TraceRow, end: float, exit_row: TraceRow | None) -> Stay:
+    if exit_row is None:
+        return Stay(person, site, entry.t, end, entry.id, None, entry.gate, None, True, entry.holder,
+                    entry.app or NOT_DETECTED, entry.clock_unsynced)
+    return Stay(person, site, entry.t, end, entry.id, exit_row.id, entry.gate, exit_row.gate, False, entry.holder,
+                entry.app or NOT_DETECTED, entry.clock_unsynced or exit_row.clock_unsynced)
+
+
 def inside_now(all_stays: Iterable[Stay], now: float) -> list[Stay]:
     """The stays going on at `now`: people inside, by their exit not yet seen (an assumed
     stay counts until its assumed end)."""
@@ -216,6 +274,17 @@ def query(docs: Iterable[Mapping], person: str, site: str, since: float, until: 
         entry cannot reach into the window).
     """
     every = [s for s in stays(docs, default_stay, max_stay) if s.site == site]
+    mine = [s for s in every if s.person == person and s.end > since and s.start < until]
+    return mine, contacts(mine, every, min_overlap, since, until)
+
+
+def query_rows(rows: Iterable[TraceRow], person: str, site: str, since: float, until: float,
+               default_stay: float, max_stay: float, min_overlap: float) -> tuple[list[Stay], list[Contact]]:
+    """`query` on the entries' tracing rows (model.TraceRow) rather than their JSON form.
+
+    :param rows: the site's rows from `max_stay` before `since` to `until`.
+    """
+    every = stays_from_rows((r for r in rows if r.site == site), default_stay, max_stay)
     mine = [s for s in every if s.person == person and s.end > since and s.start < until]
     return mine, contacts(mine, every, min_overlap, since, until)
 

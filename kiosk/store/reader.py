@@ -29,7 +29,8 @@ from pathlib import Path
 import orjson
 
 from ..export import totals
-from ..model import iso
+from ..model import TraceRow, iso, parse_iso
+from . import tracing
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,19 @@ class ReadPath:
         """
         return stream(self.path, self._plan(since, until, after_id), since, until, after_id, match,
                       self._day_docs)
+
+    def trace_rows(self, since: str, until: str) -> list[TraceRow]:
+        """What contact tracing needs of the entries with since <= time < until
+        (model.TraceRow), in no particular order, read on the caller's thread: the days the
+        writer holds open from its documents, the others from their tracing projections
+        (tracing.py), built by a child process where missing or out of date.
+
+        :param since: ISO UTC time.
+        :param until: ISO UTC time.
+        """
+        lo, hi = parse_iso(since), parse_iso(until)
+        found = tracing.read_days(self.path, self._plan(since, until, None), self._day_docs)
+        return [r for r in found if lo <= r.t < hi]
 
     def recent(self, n: int = 20) -> list[dict]:
         """The `n` latest entries, newest first (those held in memory included)."""
