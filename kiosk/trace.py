@@ -159,6 +159,7 @@ def _stay(site: str, person: str, entry: Mapping, start: float, end: float, exit
 
 # One person's events in the order `stays` walks them: by time, then id.
 _EVENT_ORDER = itemgetter(0, 1)
+_PERSON_ORDER = itemgetter(1, 0)            # (site, person) by person
 
 
 def stays_from_rows(rows: Iterable[TraceRow], default_stay: float, max_stay: float) -> list[Stay]:
@@ -180,7 +181,11 @@ def stays_from_rows(rows: Iterable[TraceRow], default_stay: float, max_stay: flo
             events.append(r)
     out: list[Stay] = []
     add = out.append
-    for (site, person), events in by_person.items():
+    # People in order, each one's stays made in order of start: the order `stays` gives,
+    # without one sort of every stay (20 ms at 30,000 stays, the interpreter lock held
+    # throughout, while the door's appends wait for it).
+    for site, person in sorted(by_person, key=_PERSON_ORDER):
+        events = by_person[site, person]
         events.sort(key=_EVENT_ORDER)
         opened: TraceRow | None = None
         for r in events:
@@ -202,7 +207,8 @@ def stays_from_rows(rows: Iterable[TraceRow], default_stay: float, max_stay: flo
             opened = r
         if opened is not None:
             add(_row_stay(site, person, opened, opened.t + default_stay, None))
-    out.sort(key=lambda s: (s.person, s.start))
+    if len({site for site, _ in by_person}) > 1:
+        out.sort(key=lambda s: (s.person, s.start))      # a person's stays at two sites interleave
     return out
 
 
