@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping
+from functools import partial
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -173,7 +174,7 @@ def stays_from_rows(rows: Iterable[TraceRow], default_stay: float, max_stay: flo
     """
     by_person: dict[tuple[str, str], list[TraceRow]] = {}
     for r in rows:
-        key = (r.site, r.person)
+        key = (r[2], r[3])                                                   # site, person
         events = by_person.get(key)
         if events is None:
             by_person[key] = [r]
@@ -189,35 +190,38 @@ def stays_from_rows(rows: Iterable[TraceRow], default_stay: float, max_stay: flo
         events.sort(key=_EVENT_ORDER)
         opened: TraceRow | None = None
         for r in events:
-            t = r.t
-            if r.direction == "out" or r.action == "exit":            # is_exit
+            t, _, _, _, _, direction, action, decision, _, _, _ = r
+            if direction == "out" or action == "exit":                     # is_exit
                 if opened is not None:
-                    start = opened.t
-                    if t - start <= max_stay:
-                        add(_row_stay(site, person, opened, t, r))
-                    else:
-                        add(_row_stay(site, person, opened, start + default_stay, None))
+                    start = opened[0]
+                    add(_row_stay(site, person, opened, t, r) if t - start <= max_stay else
+                        _row_stay(site, person, opened, start + default_stay, None))
                     opened = None
                 continue
-            action = r.action
-            if action == "deny" or (action != "allow" and r.decision == "deny"):      # not admitted
+            if action == "deny" or (action != "allow" and decision == "deny"):      # not admitted
                 continue
             if opened is not None:
-                add(_row_stay(site, person, opened, min(opened.t + default_stay, t), None))
+                add(_row_stay(site, person, opened, min(opened[0] + default_stay, t), None))
             opened = r
         if opened is not None:
-            add(_row_stay(site, person, opened, opened.t + default_stay, None))
+            add(_row_stay(site, person, opened, opened[0] + default_stay, None))
     if len({site for site, _ in by_person}) > 1:
         out.sort(key=lambda s: (s.person, s.start))      # a person's stays at two sites interleave
     return out
 
 
+# Tens of thousands of stays a query: tuple.__new__ straight, not the NamedTuple's own
+# __new__ (a Python function with one argument per field, three times slower).
+_new_stay = partial(tuple.__new__, Stay)
+
+
 def _row_stay(site: str, person: str, entry: TraceRow, end: float, exit_row: TraceRow | None) -> Stay:
+    t, entry_id, _, _, gate, _, _, _, holder, app, unsynced = entry
     if exit_row is None:
-        return Stay(person, site, entry.t, end, entry.id, None, entry.gate, None, True, entry.holder,
-                    entry.app or NOT_DETECTED, entry.clock_unsynced)
-    return Stay(person, site, entry.t, end, entry.id, exit_row.id, entry.gate, exit_row.gate, False, entry.holder,
-                entry.app or NOT_DETECTED, entry.clock_unsynced or exit_row.clock_unsynced)
+        return _new_stay((person, site, t, end, entry_id, None, gate, None, True, holder, app or NOT_DETECTED,
+                          unsynced))
+    return _new_stay((person, site, t, end, entry_id, exit_row[1], gate, exit_row[4], False, holder,
+                      app or NOT_DETECTED, unsynced or exit_row[10]))
 
 
 def inside_now(all_stays: Iterable[Stay], now: float) -> list[Stay]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -193,6 +195,34 @@ def test_a_damaged_projection_is_never_trusted(week_log, damage):
     if damage != "directory":
         assert tracing.decode(path.read_bytes()) is not None          # built again, sound
     assert not list((log.path / day).glob("*.tmp"))
+
+
+def test_two_readers_building_the_same_days_at_once(week_log):
+    """Two tracing queries at once (two tracers, or a trace and the guard's count): each
+    builds the missing days in its own child; both answer the same, and the files left are
+    whole projections, no temp file beside them."""
+    log, _ = week_log
+    expected = sorted(log.trace_rows(*WINDOW))
+    for p in log.path.glob(f"*/{tracing.FILE}"):
+        p.unlink()
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: sorted(log.trace_rows(*WINDOW)), range(4)))
+    assert answers == [expected] * 4
+    files = list(log.path.glob(f"*/{tracing.FILE}"))
+    assert files and all(tracing.decode(p.read_bytes()) is not None for p in files)
+    assert not list(log.path.glob("*/*.tmp"))
+
+
+def test_when_no_child_can_run_the_writer_reads_the_days(week_log, monkeypatch, caplog):
+    """A child that cannot start or dies at once (here the interpreter it would run is
+    /bin/false) leaves the closed days to the writer: the same answer, and it is logged."""
+    log, _ = week_log
+    expected = sorted(log.trace_rows(*WINDOW))
+    for p in log.path.glob(f"*/{tracing.FILE}"):
+        p.unlink()
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    assert sorted(log.trace_rows(*WINDOW)) == expected
+    assert "read by the writer for tracing" in caplog.text
 
 
 def test_today_comes_from_the_writer_s_memory(tmp_path):

@@ -13,19 +13,19 @@ that does not read (its CRC-32, its shape) is never trusted either: it is built 
 the shard, which stays the source of truth.
 
 A day the writer holds open (today's) is projected from the writer's own documents, as
-the read path reads them (reader.py); a closed day without a valid projection is read and
-projected by a child process, which also writes the file, so neither the parse nor the
-write holds the interpreter lock the door's appends need.
+the read path reads them (reader.py, `ReadPath.trace_rows`); a closed day without a valid
+projection is read and projected by a child process (`main`), which also writes the file,
+so neither the parse nor the write holds the interpreter lock the door's appends need.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-import subprocess
 import sys
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -34,7 +34,8 @@ from ..files import write_atomically
 from ..model import TraceRow
 from .storage import _FILE, DurableDB, gc_paused
 
-__all__ = ["FILE", "VERSION", "signature", "columns", "rows", "encode", "decode", "load", "build", "read_days"]
+__all__ = ["FILE", "VERSION", "FAILED", "signature", "columns", "rows", "encode", "decode", "load", "build",
+           "read_rows", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ FAILED = b"!"                    # a line starting with this: the child could no
 # Interned columns: the same few gates, people and names recur thousands of times a day.
 _INTERNED = ("site", "person", "gate", "direction", "action", "decision", "holder", "app")
 _CRC = b'{"crc":%d,'
+_new_row = partial(tuple.__new__, TraceRow)
 
 
 def signature(folder: Path) -> list[list]:
@@ -93,7 +95,8 @@ def rows(cols: dict) -> list[TraceRow]:
     """The rows held in `columns`' form."""
     lookup = cols["strings"].__getitem__
     fields = [cols["t"], cols["id"], *(map(lookup, cols[k]) for k in _INTERNED), map(bool, cols["clock_unsynced"])]
-    return list(map(TraceRow._make, zip(*fields, strict=True)))
+    # tuple.__new__ straight: TraceRow._make is a Python function, called 50,000 times a trace.
+    return list(map(_new_row, zip(*fields, strict=True)))
 
 
 def encode(key: list, cols: dict) -> bytes:
@@ -124,6 +127,12 @@ def decode(data: bytes) -> tuple[list, dict] | None:
     if any(len(v) != len(cols["t"]) for k, v in cols.items() if k != "strings"):
         return None
     return doc["key"], cols
+
+
+def read_rows(data: bytes) -> list[TraceRow] | None:
+    """The rows of a projection's bytes, or None if they are damaged (`decode`)."""
+    found = decode(data)
+    return _rows(found[1]) if found is not None else None
 
 
 def _rows(cols: dict) -> list[TraceRow] | None:
@@ -172,64 +181,6 @@ def build(folder: Path) -> bytes:
         with contextlib.suppress(OSError):
             tmp.unlink()
     return data
-
-
-def _child(path: Path, days: list[str]) -> subprocess.Popen:
-    import kiosk
-
-    env = dict(os.environ)
-    root = str(Path(kiosk.__file__).resolve().parents[1])        # the package, installed or not
-    env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    return subprocess.Popen([sys.executable, "-c", "from kiosk.store.tracing import main; main()", str(path), *days],
-                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, bufsize=1 << 16)
-
-
-def read_days(path: Path, plan: list[tuple[str, list[dict] | None]],
-              writer_read: Callable[[str], list[dict]]) -> list[TraceRow]:
-    """The rows of the planned days, in no particular order.
-
-    :param Path path: the log folder.
-    :param plan: (day, the writer's documents of that day, or None: a closed day).
-    :param writer_read: reads a day on the writer, when a child could not read its files.
-    """
-    out: list[TraceRow] = []
-    missing = []
-    for day, docs in plan:
-        if docs is not None:
-            # The writer's documents: read here, never changed (reader.py says why that is safe).
-            with gc_paused():
-                out += [TraceRow.of(d) for d in docs if d.get("fingerprint")]
-            continue
-        found = load(path / day)
-        if found is None:
-            missing.append(day)
-        else:
-            out += found
-    if not missing:
-        return out
-    child = _child(path, missing)
-    try:
-        assert child.stdout is not None
-        for day in missing:
-            line = child.stdout.readline()
-            found = None
-            if line and not line.startswith(FAILED):
-                with gc_paused():
-                    decoded = decode(line.rstrip(b"\n"))
-                    found = _rows(decoded[1]) if decoded is not None else None
-            if found is None:
-                why = line[1:].decode(errors="replace").strip() if line.startswith(FAILED) else "no projection"
-                log.warning("%s read by the writer for tracing: %s", day, why)
-                docs = writer_read(day)
-                with gc_paused():
-                    found = [TraceRow.of(d) for d in docs if d.get("fingerprint")]
-            out += found
-    finally:
-        child.kill()
-        child.wait()
-        if child.stdout is not None:
-            child.stdout.close()
-    return out
 
 
 def main() -> None:
