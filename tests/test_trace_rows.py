@@ -5,10 +5,13 @@ kiosk's trace answering from it through its real server."""
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import requests
@@ -223,6 +226,41 @@ def test_when_no_child_can_run_the_writer_reads_the_days(week_log, monkeypatch, 
     monkeypatch.setattr(sys, "executable", "/bin/false")
     assert sorted(log.trace_rows(*WINDOW)) == expected
     assert "read by the writer for tracing" in caplog.text
+
+
+def test_a_purge_while_a_child_writes_a_projection_into_the_day(tmp_path, monkeypatch):
+    """The daily purge removes a day's folder while a tracer's child writes the day's
+    projection into it: the child's file appears after the walk listed the folder, so the
+    folder is not empty at the end. The purge removes it all the same (before: the OSError
+    ended the purge, and with it the housekeeping thread)."""
+    rng = random.Random(5)
+    docs = visits(rng, days=3, people=5)
+    log = EntryLog(tmp_path / "log", retention_days=1, unsynced_max_days=1)
+    log.start()
+    try:
+        log.import_entries(docs)
+        days = log.days.days()
+        real_rmtree = shutil.rmtree
+        raced: list[str] = []
+
+        def rmtree_while_a_child_writes(path, *args, **kwargs):
+            path = Path(path)
+            if not raced:
+                # As shutil.rmtree walks: the files it listed removed, then the child's
+                # temp file made, then the folder removed last.
+                raced.append(path.name)
+                for p in path.iterdir():
+                    p.unlink()
+                (path / f"{tracing.FILE}.999.tmp").write_bytes(b'{"crc":')
+                os.rmdir(path)
+            return real_rmtree(path, *args, **kwargs)
+
+        monkeypatch.setattr(shutil, "rmtree", rmtree_while_a_child_writes)
+        assert log.purge(DAY + 10 * 86400) == len(docs)
+    finally:
+        log.stop()
+    assert raced == [days[0]]
+    assert not [d for d in days if (tmp_path / "log" / d).exists()]
 
 
 def test_today_comes_from_the_writer_s_memory(tmp_path):
