@@ -170,11 +170,17 @@ class TraceRow(NamedTuple):
 
     @classmethod
     def of(cls, d: Mapping) -> TraceRow:
-        """The row of an entry in its JSON form (it must have a fingerprint)."""
+        """The row of an entry in its JSON form (it must have a fingerprint). An override,
+        declaration or BLE summary that is not an object (an entry the central refused for
+        its shape stays in the log) counts as absent."""
+        override, declaration, ble = (_object_or_empty(d.get(k)) for k in ("override", "declaration", "ble"))
         return cls(parse_iso(d["time"]), d["id"], d["site"], d["fingerprint"], d["kiosk"], d["direction"],
-                   (d.get("override") or {}).get("action"), d["decision"],
-                   (d.get("declaration") or {}).get("holder"), (d.get("ble") or {}).get("outcome"),
+                   override.get("action"), d["decision"], declaration.get("holder"), ble.get("outcome"),
                    bool(d.get("clock_unsynced")))
+
+
+def _object_or_empty(value: Any) -> Mapping:
+    return value if isinstance(value, Mapping) else {}
 
 
 def final_decision(entry: Mapping) -> str:

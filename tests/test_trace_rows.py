@@ -98,6 +98,16 @@ def test_rows_give_the_same_stays_and_contacts_as_the_entries():
     assert any(s.clock_unsynced for s in every)
 
 
+def test_an_entry_of_the_wrong_shape_makes_a_row_all_the_same():
+    """The log keeps an entry the central refused for its shape (a declaration sent as
+    text): the guard's count and a trace read past it, its odd parts taken as absent."""
+    rng = random.Random(1)
+    odd = entry(rng, DAY + 8 * H, 1) | {"declaration": "<script>", "ble": [1], "override": "exit"}
+    row = TraceRow.of(odd)
+    assert (row.holder, row.app, row.action) == (None, None, None)
+    assert [s.holder for s in trace.stays_from_rows([row], DEFAULT_STAY, MAX_STAY)] == [None]
+
+
 @pytest.fixture
 def week_log(tmp_path):
     """A log of 8 days of visits, opened again as a kiosk finds it after a start: the last
