@@ -425,10 +425,10 @@ class Kiosk:
         now = self.clock.now()
         default_stay, max_stay = self.settings["trace.default_stay"] * 3600, self.settings["trace.max_stay"] * 3600
         try:
-            docs = self.log.search(since=iso(now - max_stay), until=iso(now + 1), limit=10_000_000)
+            rows = self.log.trace_rows(since=iso(now - max_stay), until=iso(now + 1))
         except (StoreUnavailable, OSError):
             return None
-        count = len(trace.inside_now(trace.stays(docs, default_stay, max_stay), now))
+        count = len(trace.inside_now(trace.stays_from_rows(rows, default_stay, max_stay), now))
         self._inside_memo = (count, time.monotonic())
         return count
 

@@ -17,16 +17,18 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: str | Path, data: bytes) -> None:
+def write_atomically(path: str | Path, data: bytes, tmp: str | Path | None = None) -> None:
     """Replace the file at `path` with `data`: a temp file beside it, fsync'ed, renamed over
     it, then its folder fsync'ed. A reader, or the next boot after a power cut, sees the old
     content or the new, never half of one.
 
     :param path: the file to replace (its folder must exist).
     :param bytes data: the whole new content.
+    :param tmp: the temp file, in the same folder (default: `path` + ".tmp"); a name of its
+        own for each process that may write the same file at the same time.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + ".tmp") if tmp is None else Path(tmp)
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 ALLOW, DENY, REVIEW = "allow", "deny", "review"
 OUTCOMES = (ALLOW, DENY, REVIEW)
@@ -148,6 +148,45 @@ class Entry:
                    fingerprint=d["fingerprint"], ble=d["ble"], decision=d["decision"],
                    reasons=tuple(d["reasons"]), override=d.get("override"),
                    synced_at=d.get("synced_at"), clock_unsynced=d.get("clock_unsynced") is True)
+
+
+class TraceRow(NamedTuple):
+    """What contact tracing needs of an entry (trace.stays_from_rows), nothing more: the
+    tracing projection the entry log keeps of each day (store/tracing.py).
+
+    Ordered as stays order one person's events: by time, then id.
+
+    :param t: the entry's time, UNIX seconds.
+    :param gate: the kiosk that logged it.
+    :param action: the guard's override action ("allow", "deny", "exit"), or None.
+    :param app: the BLE outcome heard (`ble.outcome`), or None.
+    """
+
+    t: float
+    id: str
+    site: str
+    person: str
+    gate: str
+    direction: str
+    action: str | None
+    decision: str
+    holder: str | None
+    app: str | None
+    clock_unsynced: bool
+
+    @classmethod
+    def of(cls, d: Mapping) -> TraceRow:
+        """The row of an entry in its JSON form (it must have a fingerprint). An override,
+        declaration or BLE summary that is not an object (an entry the central refused for
+        its shape stays in the log) counts as absent."""
+        override, declaration, ble = (_object_or_empty(d.get(k)) for k in ("override", "declaration", "ble"))
+        return cls(parse_iso(d["time"]), d["id"], d["site"], d["fingerprint"], d["kiosk"], d["direction"],
+                   override.get("action"), d["decision"], declaration.get("holder"), ble.get("outcome"),
+                   bool(d.get("clock_unsynced")))
+
+
+def _object_or_empty(value: Any) -> Mapping:
+    return value if isinstance(value, Mapping) else {}
 
 
 def final_decision(entry: Mapping) -> str:

@@ -99,6 +99,24 @@ def misplaced(path: str | Path) -> list[str]:
     return out
 
 
+def remove_day(folder: Path) -> None:
+    """Remove a day's folder (the purge).
+
+    A tracer's child process may be writing the day's tracing projection into it at that
+    moment (tracing.py), and a file made while shutil.rmtree walks the folder leaves it not
+    empty: the removal is tried once more. If the folder still stays, StoreUnavailable
+    (the housekeeping logs it and purges again later)."""
+    for attempt in (1, 2):
+        try:
+            shutil.rmtree(folder)
+            return
+        except OSError as e:
+            if not folder.exists():
+                return
+            if attempt == 2:
+                raise StoreUnavailable(f"cannot remove {folder.name} from the entry log: {e.strerror or e}") from e
+
+
 class DayShards:
     """The day databases of one log folder; only the writer thread may use it.
 
@@ -211,7 +229,7 @@ class DayShards:
             if day < cutoff[:10] and len(old) == len(table):
                 removed += len(old)
                 self.open.pop(day).close()
-                shutil.rmtree(self.path / day)
+                remove_day(self.path / day)
                 self._known.discard(day)
                 self.synced.discard(day)
                 continue

@@ -13,6 +13,9 @@ in this process would hold the interpreter lock for the whole parse (a 17 MB sna
 0.3 s, docs/storage.md) and the door's appends would wait for it; line by line, the
 reader lets go between lines.
 If the child cannot read a day (the writer compacted it meanwhile), the writer reads it.
+
+Contact tracing reads the same days as rows (`trace_rows`, model.TraceRow): an open day's
+from the writer's documents, a closed day's from its tracing projection (tracing.py).
 """
 from __future__ import annotations
 
@@ -29,7 +32,9 @@ from pathlib import Path
 import orjson
 
 from ..export import totals
-from ..model import iso
+from ..model import TraceRow, iso, parse_iso
+from . import tracing
+from .storage import gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +55,14 @@ def copied(docs: list[dict]) -> Iterator[dict]:
         yield from orjson.loads(orjson.dumps(docs[start:start + CHUNK]))
 
 
-def _child(path: Path, days: list[str], bounds: list[str | None]) -> subprocess.Popen:
+def _child(module: str, args: list[str]) -> subprocess.Popen:
+    """A Python child running `module`'s main(args), its standard output piped to us."""
     import kiosk
 
     env = dict(os.environ)
     root = str(Path(kiosk.__file__).resolve().parents[1])        # the package, installed or not
     env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    args = [b or "-" for b in bounds]
-    return subprocess.Popen([sys.executable, "-c", "from kiosk.store.reader import main; main()",
-                             str(path), *args, *days],
+    return subprocess.Popen([sys.executable, "-c", f"from {module} import main; main()", *args],
                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, bufsize=1 << 16)
 
 
@@ -77,7 +81,8 @@ def stream(path: Path, plan: list[tuple[str, list[dict] | None]], since: str | N
         return in_range(d, since, until, after_id) and (match is None or match(d))
 
     closed = [day for day, docs in plan if docs is None]
-    child = _child(path, closed, [since, until, after_id]) if closed else None
+    child = _child("kiosk.store.reader", [str(path), *[b or "-" for b in (since, until, after_id)], *closed]) \
+        if closed else None
     try:
         for day, docs in plan:
             if docs is not None:
@@ -106,6 +111,55 @@ def stream(path: Path, plan: list[tuple[str, list[dict] | None]], since: str | N
             child.wait()
             if child.stdout is not None:
                 child.stdout.close()
+
+
+def trace_days(path: Path, plan: list[tuple[str, list[dict] | None]],
+               writer_read: Callable[[str], list[dict]]) -> list[TraceRow]:
+    """The tracing rows of the planned days, in no particular order: an open day's from the
+    writer's documents, a closed day's from its projection (tracing.py), built by a child
+    process (one for all the days that need it) where missing, stale or damaged.
+
+    :param Path path: the log folder.
+    :param plan: (day, the writer's documents of that day, or None: a closed day).
+    :param writer_read: reads a day on the writer, when the child could not read its files.
+    """
+    out: list[TraceRow] = []
+    missing = []
+    for day, docs in plan:
+        if docs is not None:
+            # The writer's documents: read here, never changed (see the module's docstring).
+            with gc_paused():
+                out += [TraceRow.of(d) for d in docs if d.get("fingerprint")]
+            continue
+        found = tracing.load(path / day)
+        if found is None:
+            missing.append(day)
+        else:
+            out += found
+    if not missing:
+        return out
+    child = _child("kiosk.store.tracing", [str(path), *missing])
+    try:
+        assert child.stdout is not None
+        for day in missing:
+            line = child.stdout.readline()
+            found = None
+            if line and not line.startswith(tracing.FAILED):
+                with gc_paused():
+                    found = tracing.read_rows(line.rstrip(b"\n"))
+            if found is None:
+                why = line[1:].decode(errors="replace").strip() if line.startswith(tracing.FAILED) else "no projection"
+                log.warning("%s read by the writer for tracing: %s", day, why)
+                docs = writer_read(day)
+                with gc_paused():
+                    found = [TraceRow.of(d) for d in docs if d.get("fingerprint")]
+            out += found
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    return out
 
 
 class ReadPath:
@@ -140,6 +194,19 @@ class ReadPath:
         """
         return stream(self.path, self._plan(since, until, after_id), since, until, after_id, match,
                       self._day_docs)
+
+    def trace_rows(self, since: str, until: str) -> list[TraceRow]:
+        """What contact tracing needs of the entries with since <= time < until
+        (model.TraceRow), in no particular order, read on the caller's thread: the days the
+        writer holds open from its documents, the others from their tracing projections
+        (tracing.py), built by a child process where missing or out of date.
+
+        :param since: ISO UTC time.
+        :param until: ISO UTC time.
+        """
+        lo, hi = parse_iso(since), parse_iso(until)
+        found = trace_days(self.path, self._plan(since, until, None), self._day_docs)
+        return [r for r in found if lo <= r.t < hi]
 
     def recent(self, n: int = 20) -> list[dict]:
         """The `n` latest entries, newest first (those held in memory included)."""
