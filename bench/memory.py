@@ -1,10 +1,11 @@
 """What each kind of load leaves in the kiosk's memory (issue 17: RSS grew 0.5 MB a minute in
 the one-hour soak): a real Kiosk with its real web server in this process, driven by one load
-at a time - SSE connects, scans, health polls, operator pulls - with RSS and tracemalloc
+at a time - SSE connects, scans, health polls, operator pulls, or the soak's mix - with RSS and tracemalloc
 measured before and after each, and the allocation sites that grew most printed.
 
     PYTHONPATH=. python bench/memory.py --load sse --count 3000
     PYTHONPATH=. python bench/memory.py --load all --count 1000 --json /tmp/memory.json
+    PYTHONPATH=. python bench/memory.py --load mixed --count 4000 --rounds 7 --no-trace [--limit-arenas]
 
 Each load runs `--count` operations twice: a warm-up (caches, first imports, the thread pool),
 then the measured round; growth is the second round's, per 1,000 operations. tracemalloc
@@ -119,10 +120,24 @@ def make_load(name: str, kiosk, key):
             http().get(url + "/api/v1/reports/daily", headers=auth, timeout=30).raise_for_status()
             http().get(url + "/", timeout=30).raise_for_status()
         return pull
+    if name == "mixed":
+        # The soak's proportions: a scan per 25 screen connects, an operator pull per 1,000;
+        # scans one at a time, as the camera thread hands them over.
+        one_scan = threading.Lock()
+        scan, pull = make_load("scans", kiosk, key), make_load("operator", kiosk, key)
+
+        def mixed(i):
+            sse_connect(url)
+            if i % 25 == 0:
+                with one_scan:
+                    scan(i)
+            if i % 1000 == 0:
+                pull(i)
+        return mixed
     raise SystemExit(f"unknown load {name!r}")
 
 
-CONCURRENCY = {"sse": 20, "scans": 1, "health": 4, "operator": 2}
+CONCURRENCY = {"sse": 20, "scans": 1, "health": 4, "operator": 2, "mixed": 20}
 
 
 def run_round(op, count: int, workers: int) -> None:
@@ -183,10 +198,15 @@ def main(argv=None) -> int:
     parser.add_argument("--load", default="all", choices=["all", *CONCURRENCY])
     parser.add_argument("--count", type=int, default=1000, help="operations per round")
     parser.add_argument("--rounds", type=int, default=1, help="measured rounds (RSS after each is shown)")
+    parser.add_argument("--limit-arenas", action="store_true", help="cap malloc arenas first, as `kiosk run` does")
     parser.add_argument("--no-trace", action="store_true", help="RSS only, without tracemalloc")
     parser.add_argument("--top", type=int, default=8, help="allocation sites to show")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
+    if args.limit_arenas:
+        from kiosk import heap
+
+        heap.limit_arenas()
     if not args.no_trace:
         tracemalloc.start(12)
     results = []
@@ -195,7 +215,8 @@ def main(argv=None) -> int:
         results.append(r)
         print(f"{name}: {r['count']} in {r['seconds']} s, RSS {r['rss_before_mb']} -> {r['rss_after_mb']} MB "
               f"({r['rss_mb_per_1000']} MB per 1000), traced {r.get('traced_mb_per_1000')} MB per 1000, "
-              f"after malloc_trim {r['rss_after_trim_mb']} MB, {r['tables']}, RSS after each round {r['rss_after_each_round_mb']}")
+              f"after malloc_trim {r['rss_after_trim_mb']} MB, {r['tables']}, "
+              f"RSS after each round {r['rss_after_each_round_mb']}")
         for s in r.get("top", []):
             print(f"  {s['kb']:+9.1f} kB {s['count']:+7d}  " + " <- ".join(reversed(s["where"][-3:])))
         sys.stdout.flush()
