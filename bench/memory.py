@@ -1,15 +1,17 @@
-"""What each kind of load leaves in the kiosk's memory (issue 17: RSS grew 0.5 MB a minute in
-the one-hour soak): a real Kiosk with its real web server in this process, driven by one load
-at a time - SSE connects, scans, health polls, operator pulls, or the soak's mix - with RSS and tracemalloc
-measured before and after each, and the allocation sites that grew most printed.
+"""What each kind of load leaves in the kiosk's memory: a real Kiosk with its real web
+server in this process, driven by one load at a time (SSE connects, scans, health polls,
+operator pulls, or the soak's mix), RSS and tracemalloc compared before and after, the
+allocation sites that grew most printed, and RSS again after malloc_trim (what glibc kept
+free, not live objects).
 
     PYTHONPATH=. python bench/memory.py --load sse --count 3000
-    PYTHONPATH=. python bench/memory.py --load all --count 1000 --json /tmp/memory.json
     PYTHONPATH=. python bench/memory.py --load mixed --count 4000 --rounds 7 --no-trace [--limit-arenas]
+    PYTHONPATH=. python bench/memory.py --quick
 
-Each load runs `--count` operations twice: a warm-up (caches, first imports, the thread pool),
-then the measured round; growth is the second round's, per 1,000 operations. tracemalloc
-slows the kiosk about 2x and costs memory of its own; `--no-trace` measures RSS without it.
+Each load runs `--count` operations as a warm-up (caches, first imports, the thread pool),
+then `--rounds` measured rounds of as many; growth is per 1,000 measured operations.
+tracemalloc slows the kiosk about 2x and costs memory of its own: read RSS from a
+`--no-trace` run. Results: docs/reliability.md, Memory over a run.
 """
 from __future__ import annotations
 
@@ -202,7 +204,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-trace", action="store_true", help="RSS only, without tracemalloc")
     parser.add_argument("--top", type=int, default=8, help="allocation sites to show")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--quick", action="store_true", help="every load, 100 operations, RSS only (a check it runs)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.load, args.count, args.rounds, args.no_trace = "all", 100, 1, True
     if args.limit_arenas:
         from kiosk import heap
 

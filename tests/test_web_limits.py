@@ -181,6 +181,7 @@ def test_a_screen_still_receives_entries(kiosk):
     r.close()
 
 
+@pytest.mark.slow
 def test_500_screens_that_come_and_go_leave_nothing_behind(kiosk):
     # The soak's screens drop and come back all day (37,264 connects in its hour): each one
     # gone must take its subscription, its slot and its connection with it.
