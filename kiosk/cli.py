@@ -42,10 +42,12 @@ def main(verbose):
               help="Settings file (default /etc/kiosk/kiosk.toml when present).")
 def run(config_path):
     """Run the kiosk until SIGTERM or Ctrl-C."""
+    from . import heap
     from .checkpoint import Kiosk
 
     settings = _settings(config_path)
     stop = stop_on_signals()
+    heap.limit_arenas()           # before the first thread: see kiosk/heap.py
     try:
         kiosk = Kiosk(settings)
     except KioskError as e:

@@ -28,6 +28,8 @@ BENCHMARKS = [
                                    re.compile(r"^kiosk log +\d+ ", re.M), "goal: PostgreSQL <= 200 ms"], id="trace"),
     pytest.param("web_limits.py", 300, ["50 MB POST to each listener", "guard screens (SSE) open", "413"],
                  id="web_limits"),
+    pytest.param("memory.py", 600, [re.compile(r"^sse: 100 in .* per 1000", re.M), re.compile(r"^mixed: 100 in ", re.M),
+                                    "after malloc_trim"], id="memory"),
     pytest.param("qr_clips.py", 600, ["kiosk: camera loop -> guard screen", "model: kiosk decoder",
                                       "model: pyzbar loop", "model: zxing-cpp loop",
                                       re.compile(r"kiosk loop: \d+ frames decoded of \d+ played")], id="qr_clips"),

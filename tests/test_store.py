@@ -6,6 +6,7 @@ from tinydb import TinyDB, where
 
 from kiosk.model import Entry, iso, new_id
 from kiosk.store import DurableStorage, EntryLog
+from kiosk.store.log import FORGET_FLOOR
 from kiosk.store.storage import journal_path, snapshot_path
 
 T0 = 1_795_000_000.0
@@ -371,3 +372,22 @@ def test_today_counts_are_the_daily_reports_totals_since_local_midnight(log):
     assert counts == {"entries": 3, "allow": 1, "deny": 1, "review": 1}
     report = daily_summary(docs[1:], tz)
     assert counts == {k: report[k] for k in counts}
+
+
+def test_the_reuse_index_forgets_codes_older_than_the_window(tmp_path):
+    # A gate for weeks: every visitor a new code, ten seconds apart. The index keeps what the
+    # reuse window (10 minutes, 60 codes here) can still flag, not every code since the start.
+    log = EntryLog(tmp_path / "log", reuse_window=600)
+    log.start()
+    try:
+        visitors = 2 * FORGET_FLOOR + 100
+        for i in range(visitors):
+            log.append(entry(0, t=T0 + 10 * i, fingerprint=f"code-{i}"))
+        assert log.shown_codes() <= FORGET_FLOOR < visitors
+        last = T0 + 10 * (visitors - 1)
+        # still flagged: shown again within the window
+        assert log.shown_ago(f"code-{visitors - 30}", last + 1) == pytest.approx(291.0)
+        # the first visitor's code, shown six hours ago, is as good as never seen
+        assert log.shown_ago("code-0", last + 1) is None
+    finally:
+        log.stop()

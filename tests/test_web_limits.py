@@ -181,6 +181,25 @@ def test_a_screen_still_receives_entries(kiosk):
     r.close()
 
 
+@pytest.mark.slow
+def test_500_screens_that_come_and_go_leave_nothing_behind(kiosk):
+    # The soak's screens drop and come back all day (37,264 connects in its hour): each one
+    # gone must take its subscription, its slot and its connection with it.
+    for _ in range(500):
+        with open_stream(kiosk) as sock:
+            seen = b""
+            while b"event: faults" not in seen:      # the first heartbeat: a stream admitted
+                chunk = sock.recv(65536)
+                assert chunk, "the stream ended before its first heartbeat"
+                seen += chunk
+    from waitress.channel import HTTPChannel
+
+    server = kiosk._server._server
+    wait_for(lambda: len(kiosk.bus._subscribers) == 0 and len(kiosk.web_app.extensions["guard_streams"]) == 0)
+    wait_for(lambda: not [d for d in list(server._map.values()) if isinstance(d, HTTPChannel)])
+    assert len(kiosk.web_app.extensions["api_rate"]) == 0
+
+
 def test_more_streams_than_threads_stops_start_up_with_one_line():
     from kiosk import config
     from kiosk.exc import ConfigError

@@ -40,6 +40,7 @@ __all__ = ["EntryLog", "HoldFull", "read_entries", "reuse_days", "ALL_SYNCED", "
 log = logging.getLogger(__name__)
 
 DAY_SECONDS = 86400
+FORGET_FLOOR = 1024      # codes in the reuse index before its first sweep (about 150 kB)
 
 
 class HoldFull(StoreUnavailable):
@@ -74,6 +75,7 @@ class EntryLog(ReadPath):
         self.retention_days = retention_days
         self.unsynced_max_days = max(unsynced_max_days, retention_days)
         self.compact_every = compact_every
+        self.reuse_window = reuse_window
         self.reuse_days = reuse_days(reuse_window)
         self.days = DayShards(self.path, self._open)
         self.outbox = Outbox()
@@ -81,6 +83,7 @@ class EntryLog(ReadPath):
         self._writer = Writer("entry-log", after_each=self.days.close_idle, when_idle=self._compact_due)
         self.hold = Hold(hold_bytes)
         self._last_shown: dict[str, float] = {}   # fingerprint -> time, for the reuse check
+        self._forget_at = FORGET_FLOOR            # its size that starts the next sweep
         self.error: str | None = None
         self.damage: list = []    # storage.Damage recovered by any open of a day, for the health strip
         self.lost = 0                             # entries refused: disk and hold both full
@@ -167,6 +170,20 @@ class EntryLog(ReadPath):
         t = parse_iso(doc["time"])
         if t > self._last_shown.get(doc["fingerprint"], 0.0):
             self._last_shown[doc["fingerprint"]] = t
+        if len(self._last_shown) >= self._forget_at:
+            self._forget_shown_before(t - self.reuse_window)
+
+    def _forget_shown_before(self, cutoff: float) -> None:
+        # A code last shown before the window can no longer be flagged as shown again, and
+        # every visitor's code is new on a gate that runs for weeks: without this the index
+        # holds every code since the start. Swept when it has doubled, so the cost per entry
+        # stays constant; the other threads read the dict, so it is replaced, not mutated.
+        self._last_shown = {f: t for f, t in self._last_shown.items() if t >= cutoff}
+        self._forget_at = max(FORGET_FLOOR, 2 * len(self._last_shown))
+
+    def shown_codes(self) -> int:
+        """How many codes the reuse index holds now."""
+        return len(self._last_shown)
 
     def _write(self, docs: list[dict]) -> None:
         """Write entries, one journal record per day; raise StoreUnavailable if the disk
@@ -312,7 +329,7 @@ class EntryLog(ReadPath):
         """
         # Read here, not on the writer: the door asks this before every append, and a
         # writer held up (a slow card) must not hold up the decision. One dict lookup is
-        # atomic in CPython, and the writer only ever sets this dict's values.
+        # atomic in CPython, and the writer only sets this dict's values or replaces it whole.
         last = self._last_shown.get(fingerprint)
         if last is None or last > at:
             # Last seen "after" now: the clock stepped back since, so how long ago is not
