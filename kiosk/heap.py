@@ -3,10 +3,10 @@ given back. Both are glibc calls through ctypes; elsewhere (musl, macOS) each do
 
 glibc gives each thread that contends for the heap an arena of its own, up to 8 per core
 (32 on a Pi 4). Memory freed in one arena is kept by that arena, so a web server whose
-worker threads take turns (SSE screens that come and go) makes resident memory creep with
-no live object behind it; the one-hour soak measured it (docs/reliability.md, Memory over a
-run). MALLOC_ARENA_MAX is glibc's documented knob for this; mallopt(M_ARENA_MAX) sets the
-same limit from inside the process, before the threads start.
+worker threads take turns can hold resident memory with no live object behind it
+(docs/reliability.md, "Memory over a run", says what was measured). MALLOC_ARENA_MAX is
+glibc's documented knob for this; mallopt(M_ARENA_MAX) sets the same limit from inside the
+process, before the threads start.
 """
 from __future__ import annotations
 
