@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 from qr_clips import FPS, build  # bench/qr_clips.py beside this file
 
-from kiosk.testing import free_port
+from kiosk.testing import free_port, settings_toml
 from kiosk.testing.qr_corpus import corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,16 +115,6 @@ def ble_capture(path: Path, seconds: float = 10.0, seed: int = 2026) -> float:
     return len(lines) / seconds
 
 
-def _toml(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def settings_file(work: Path, frames: Path, capture: Path, port: int, loop: bool, max_fps: float) -> Path:
     from kiosk.declarations import sitepass
 
@@ -138,12 +128,8 @@ def settings_file(work: Path, frames: Path, capture: Path, port: int, loop: bool
         "web": {"port": port, "operator_tokens": [hashlib.sha256(TOKEN.encode()).hexdigest()], "rate_limit": 100000},
         "sitepass": {"public_keys": [str(sitepass.public_path(work / "site-key.pem"))]},
     }
-    lines = [f"{k} = {_toml(v)}" for k, v in sections.pop("").items()]
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
     path = work / f"kiosk-{port}.toml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(settings_toml(sections))
     return path
 
 

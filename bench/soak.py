@@ -575,15 +575,8 @@ def inject(run: Run, fault: Fault, central: CentralProcess, proxy: CentralProxy)
         fault.ended = now()
         fault.recovery_what = "the kiosk's backlog back to 0"
         return
-    if name.startswith("central 500"):
-        proxy.mode = "flaky"
-        time.sleep(max(0.0, end_at - now()))
-        proxy.mode = "pass"
-        fault.ended = now()
-        fault.recovery_what = "the kiosk's backlog back to 0"
-        return
-    if name == "central slow":
-        proxy.mode = "slow"
+    if name.startswith("central 500") or name == "central slow":
+        proxy.mode = "flaky" if name.startswith("central 500") else "slow"
         time.sleep(max(0.0, end_at - now()))
         proxy.mode = "pass"
         fault.ended = now()

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from kiosk import demo
 from kiosk.cli import main
 from kiosk.demo.scene import visitor_frame
+from kiosk.testing import settings_toml
 
 from .conftest import KIOSK_TOKEN
 
@@ -34,23 +35,9 @@ def settings_file(tmp_path, site_key, **sections) -> Path:
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
-    lines = [f"{k} = {_toml(v)}" for k, v in base.pop("").items()]
-    for name, values in base.items():
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
     path = tmp_path / "kiosk.toml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(settings_toml(base))
     return path
-
-
-def _toml(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @pytest.mark.slow
