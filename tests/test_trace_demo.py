@@ -13,10 +13,13 @@ import requests
 from kiosk.testing import free_port
 
 from .conftest import wait_for
+from .test_central_pages import needs_chromium, shoot
+from .test_guard_screen import browser  # noqa: F401,F811  (the Chromium fixture)
 
 
+@needs_chromium
 @pytest.mark.slow
-def test_demo_tracer_picks_a_visitor_on_the_central_page(tmp_path):
+def test_demo_tracer_picks_a_visitor_on_the_central_page(tmp_path, browser):
     port, central_port, form_port = free_port(), free_port(), free_port()
     kiosk_bin = Path(sys.executable).with_name("kiosk")
     data = tmp_path / "demo"
@@ -57,6 +60,21 @@ def test_demo_tracer_picks_a_visitor_on_the_central_page(tmp_path):
         assert "Trần Thị Bình" in shown.text                # entered after An, still inside (assumed)
         assert re.search(r"<td>[\d.]+</td>", shown.text)    # the overlap in minutes
         assert "demo: F0" in shown.text                     # the query is in the log shown
+        # The same walk in Chromium, as the tracer does it (and the page's screenshot).
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{central}/trace")
+        page.fill("form.query input[name=token]", tracer)
+        page.fill("form.query input[name=reason]", "demo: F0")
+        page.fill("form.query input[name=q]", "Nguyễn")
+        page.fill("form.query input[name=min_overlap]", "0")
+        page.click("form.query button[type=submit]")
+        page.wait_for_selector("table#people")
+        page.locator("table#people input[name=token]").first.fill(tracer)
+        page.locator("table#people button[name=pick]").first.click()
+        page.wait_for_selector("table#contacts")
+        assert "Trần Thị Bình" in page.inner_text("table#contacts")
+        shoot(page, "trace")
+        page.close()
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
