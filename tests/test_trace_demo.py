@@ -14,12 +14,12 @@ from kiosk.testing import free_port
 
 from .conftest import wait_for
 from .test_central_pages import needs_chromium, shoot
-from .test_guard_screen import browser  # noqa: F401,F811  (the Chromium fixture)
+from .test_guard_screen import browser  # noqa: F401  (the Chromium fixture)
 
 
 @needs_chromium
 @pytest.mark.slow
-def test_demo_tracer_picks_a_visitor_on_the_central_page(tmp_path, browser):
+def test_demo_tracer_picks_a_visitor_on_the_central_page(tmp_path, browser):  # noqa: F811 (the fixture)
     port, central_port, form_port = free_port(), free_port(), free_port()
     kiosk_bin = Path(sys.executable).with_name("kiosk")
     data = tmp_path / "demo"
