@@ -49,6 +49,24 @@ STAGES = ("grab", "gray", "zxing", "zbar", "finder", "straighten", "scan", "ble 
           "web thread", "camera thread", "other threads", "process")
 
 
+def sweep_stale(root: Path) -> list[str]:
+    """Remove the empty cgroups of earlier runs whose bench process is gone (a run killed
+    before close()); returns their names. A group still holding a process is left alone."""
+    removed = []
+    if not root.is_dir():
+        return removed
+    for path in root.glob("kiosk-pi-budget-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        try:
+            path.rmdir()                        # fails while a process is still inside
+            removed.append(path.name)
+        except OSError:
+            pass
+    return removed
+
+
 class CpuCap:
     """A cgroup that holds a process to `1 / factor` of one CPU; removed by close()."""
 
@@ -60,6 +78,8 @@ class CpuCap:
         v1 = Path("/sys/fs/cgroup/cpu")
         v2 = Path("/sys/fs/cgroup")
         name = f"kiosk-pi-budget-{os.getpid()}"
+        for root in (v1, v2):
+            sweep_stale(root)
         try:
             if (v1 / "cpu.cfs_quota_us").exists():
                 self.path = v1 / name

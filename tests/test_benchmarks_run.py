@@ -1,4 +1,5 @@
 """The benchmarks still run (their numbers are read by people, not asserted here)."""
+import os
 import re
 import subprocess
 import sys
@@ -51,8 +52,10 @@ def test_benchmark_runs(script, timeout, expected):
 
 @pytest.mark.slow
 def test_pi_budget_benchmark_runs_and_leaves_no_cgroup():
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "pi_budget.py"), "--quick"],
-                            capture_output=True, text=True, timeout=600)
+    bench = subprocess.Popen([sys.executable, str(ROOT / "bench" / "pi_budget.py"), "--quick"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = bench.communicate(timeout=600)
+    result = subprocess.CompletedProcess(bench.args, bench.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr
     assert "decoded/s no code" in result.stdout and "CPU by stage" in result.stdout
     assert re.search(r"^uncapped +\d", result.stdout, re.M), result.stdout
@@ -60,4 +63,23 @@ def test_pi_budget_benchmark_runs_and_leaves_no_cgroup():
     assert re.search(r"^Pi 4 model \(1/4 core\) +\d", result.stdout, re.M) or "cap: skipped, " in result.stdout
     for root in (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")):
         if root.is_dir():
-            assert not [p for p in root.iterdir() if p.name.startswith("kiosk-pi-budget-")]
+            assert not (root / f"kiosk-pi-budget-{bench.pid}").exists()
+
+
+def test_pi_budget_sweeps_only_empty_groups_of_runs_that_are_gone(tmp_path):
+    # A run killed before close() leaves its cgroup; the next run removes it, and never a
+    # live run's group or a group a process is still in (a non-empty directory here).
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, timeout=60).stdout.strip()
+    (tmp_path / f"kiosk-pi-budget-{gone}").mkdir()
+    (tmp_path / f"kiosk-pi-budget-{os.getpid()}").mkdir()
+    busy = tmp_path / "kiosk-pi-budget-999999999"
+    busy.mkdir()
+    (busy / "cgroup.procs").write_text("1\n")
+    (tmp_path / "other-group").mkdir()
+    code = f"import pi_budget, pathlib; print(pi_budget.sweep_stale(pathlib.Path({str(tmp_path)!r})))"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "bench")]))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.stdout.strip() == f"['kiosk-pi-budget-{gone}']", done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"kiosk-pi-budget-{os.getpid()}", busy.name, "other-group"])
