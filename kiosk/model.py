@@ -361,7 +361,7 @@ _ENTRY_FIELDS = {
 
 def iso(t: float) -> str:
     """UNIX seconds as an ISO-8601 UTC string with milliseconds (sorts as text)."""
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_iso(s: str) -> float:

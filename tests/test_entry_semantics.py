@@ -417,3 +417,20 @@ def test_a_sparse_search_on_the_central_answers_short_pages_and_finds_every_matc
     finally:
         server.stop()
         engine.dispose()
+
+
+def test_entry_times_are_utc_iso_with_milliseconds_cut_not_rounded():
+    # Entry times sort as text and parse back within a millisecond: the form the log, the
+    # central and the CSV share (the microseconds cut to milliseconds, never rounded up).
+    from kiosk.model import iso, parse_iso
+    assert iso(1795420800.0) == "2026-11-23T08:00:00.000Z"
+    assert iso(1795420800.9996) == "2026-11-23T08:00:00.999Z"
+    assert iso(1795420859.0004) == "2026-11-23T08:00:59.000Z"
+    assert iso(0.0) == "1970-01-01T00:00:00.000Z"
+    rng = random.Random(18)
+    times = sorted(rng.uniform(1.6e9, 1.9e9) for _ in range(2000))
+    texts = [iso(t) for t in times]
+    assert texts == sorted(texts)
+    assert all(-1e-6 < t - parse_iso(x) < 0.001 + 1e-6 for t, x in zip(times, texts, strict=True))
+    assert all(x == datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+               for t, x in zip(times, texts, strict=True))
