@@ -17,6 +17,7 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from .model import CONFIRMED, LIKELY, NOT_DETECTED, TraceRow, iso, parse_iso
+from .names import normalise
 
 __all__ = ["Stay", "Contact", "is_exit", "admitted", "stays", "stays_from_rows", "inside_now", "contacts",
            "people_named", "query", "query_rows", "TRACE_FIELDS"]
@@ -299,21 +300,26 @@ def query_rows(rows: Iterable[TraceRow], person: str, site: str, since: float, u
     return mine, contacts(mine, every, min_overlap, since, until)
 
 
-def people_named(docs: Iterable[Mapping], text: str, limit: int = 50) -> list[dict]:
-    """People whose holder name holds `text` (case-folded): person key, name, last seen, site.
+def people_named(rows: Iterable[TraceRow], text: str, limit: int = 50) -> list[dict]:
+    """People whose holder name holds `text`, compared as names.normalise folds them (case,
+    spacing, Vietnamese diacritics: "nguyen van" finds "Nguyễn Văn An"), from the entries'
+    tracing rows: person key, name, last seen, site. An empty `text` finds everyone named.
 
     :returns: at most `limit`, most recently seen first.
     """
-    needle = text.casefold()
+    needle = normalise(text)
+    folded: dict[str, bool] = {}            # a name is folded once, however often it is seen
     seen: dict[tuple[str, str], dict] = {}
-    for d in docs:
-        holder = (d.get("declaration") or {}).get("holder")
-        if not holder or not d.get("fingerprint") or needle not in holder.casefold():
+    for r in rows:
+        if not r.holder:
             continue
-        key = (d["site"], d["fingerprint"])
-        if key not in seen or seen[key]["last_entry"] < d["id"]:
-            seen[key] = {"person": d["fingerprint"], "site": d["site"], "holder": holder,
-                         "last_seen": d["time"], "last_entry": d["id"]}
+        hit = folded.get(r.holder)
+        if hit is None:
+            hit = folded[r.holder] = needle in normalise(r.holder)
+        key = (r.site, r.person)
+        if hit and (key not in seen or seen[key]["last_entry"] < r.id):
+            seen[key] = {"person": r.person, "site": r.site, "holder": r.holder, "last_seen": iso(r.t),
+                         "last_entry": r.id}
     return sorted(seen.values(), key=lambda p: p["last_entry"], reverse=True)[:limit]
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -38,6 +39,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..entries import nfc_entry
 from ..model import final_decision
+from ..names import normalise
 
 metadata = MetaData()
 
@@ -95,6 +97,9 @@ stays = Table(
     Column("exit_gate", String(100)),
     Column("assumed", Integer, nullable=False),
     Column("holder", String(200)),
+    # The holder's name as names.normalise folds it (case, spacing, diacritics): the tracing
+    # name search compares with LIKE on it, the same way on SQLite and PostgreSQL.
+    Column("holder_key", String(200)),
     Column("app", String(20), nullable=False),
     Column("clock_unsynced", Integer, nullable=False),
     Index("stays_site_person_start", "site", "person", "start_t"),
@@ -180,7 +185,25 @@ def connect(url: str):
     metadata.create_all(engine)
     _add_missing_columns(engine)
     _add_trace_indexes(engine)
+    _fold_holders(engine)
     return engine
+
+
+def _fold_holders(engine, chunk: int = 5000) -> int:
+    """Give the stays kept before `holder_key` existed their folded name; returns how many.
+    Runs at each start (one scan finds none left), so a start stopped half-way
+    finishes the next time."""
+    s = stays.c
+    done = 0
+    while True:
+        with engine.begin() as conn:
+            rows = conn.execute(select(s.entry_id, s.holder).where(s.holder_key.is_(None), s.holder.is_not(None))
+                                .limit(chunk)).all()
+            if not rows:
+                return done
+            conn.execute(update(stays).where(s.entry_id == bindparam("eid")).values(holder_key=bindparam("key")),
+                         [{"eid": r.entry_id, "key": normalise(r.holder)} for r in rows])
+            done += len(rows)
 
 
 def _add_trace_indexes(engine) -> None:
@@ -196,7 +219,8 @@ def _add_trace_indexes(engine) -> None:
 _ADDED_COLUMNS = (("entries", "clock_unsynced", "INTEGER NOT NULL DEFAULT 0"),
                   ("credentials", "sites", "TEXT"),
                   ("entries", "person", "VARCHAR(64)"),
-                  ("entries", "stayed", "INTEGER NOT NULL DEFAULT 0"))
+                  ("entries", "stayed", "INTEGER NOT NULL DEFAULT 0"),
+                  ("stays", "holder_key", "VARCHAR(200)"))
 
 
 def _add_missing_columns(engine) -> None:

@@ -28,6 +28,7 @@ from .. import trace
 from ..config import SETTINGS
 from ..export import csv_chunks
 from ..model import iso, parse_iso, text_problem
+from ..names import normalise
 from ..web.params import is_entry_id, trace_page
 from . import db
 
@@ -121,17 +122,19 @@ def refresh_stays(conn, docs: list[dict]) -> None:
 
 _PG_INSERT_STAYS = text(
     "INSERT INTO stays (entry_id, site, person, start_t, end_t, exit_id, entry_gate, exit_gate, assumed, holder, "
-    "app, clock_unsynced) SELECT r.entry_id, r.site, r.person, r.start_t, r.end_t, r.exit_id, r.entry_gate, "
-    "r.exit_gate, r.assumed, r.holder, r.app, r.clock_unsynced FROM json_to_recordset(CAST(:rows AS json)) AS "
-    "r(entry_id text, site text, person text, start_t float8, end_t float8, exit_id text, entry_gate text, "
-    "exit_gate text, assumed integer, holder text, app text, clock_unsynced integer)")
+    "holder_key, app, clock_unsynced) SELECT r.entry_id, r.site, r.person, r.start_t, r.end_t, r.exit_id, "
+    "r.entry_gate, r.exit_gate, r.assumed, r.holder, r.holder_key, r.app, r.clock_unsynced "
+    "FROM json_to_recordset(CAST(:rows AS json)) AS r(entry_id text, site text, person text, start_t float8, "
+    "end_t float8, exit_id text, entry_gate text, exit_gate text, assumed integer, holder text, holder_key text, "
+    "app text, clock_unsynced integer)")
 
 
 def stay_row(x: trace.Stay) -> dict:
     """A Stay as a row of the stays table."""
     return {"entry_id": x.entry_id, "site": x.site, "person": x.person, "start_t": x.start, "end_t": x.end,
             "exit_id": x.exit_id, "entry_gate": x.entry_gate, "exit_gate": x.exit_gate, "assumed": int(x.assumed),
-            "holder": x.holder, "app": x.app, "clock_unsynced": int(x.clock_unsynced)}
+            "holder": x.holder, "holder_key": normalise(x.holder) if x.holder is not None else None, "app": x.app,
+            "clock_unsynced": int(x.clock_unsynced)}
 
 
 # The stays table's columns in the order of trace.Stay's fields: a row is built by position
@@ -343,18 +346,19 @@ def contact_totals(conn, site: str, mine: list[trace.Stay], since: float, until:
 
 
 def people_named(conn, site: str | None, text_: str, since: float, until: float) -> list[dict]:
-    """People whose name holds `text_` with a stay in the window (the site's, or any)."""
+    """People whose name holds `text_` with a stay in the window (the site's, or any), compared
+    as names.normalise folds names ("nguyen van" finds "Nguyễn Văn An"), the latest first."""
     s = db.stays.c
-    escaped = text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    needle = normalise(text_)
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     q = (select(s.site, s.person, s.holder, s.start_t, s.entry_id)
-         .where(s.holder.ilike(f"%{escaped}%", escape="\\"), s.end_t > since, s.start_t < until)
+         .where(s.holder_key.like(f"%{escaped}%", escape="\\"), s.end_t > since, s.start_t < until)
          .order_by(desc(s.start_t)).limit(MAX_PEOPLE * 20))
     if site:
         q = q.where(s.site == site)
     seen: dict = {}
     for r in conn.execute(q):
-        # ILIKE folds ASCII only on SQLite: Vietnamese capitals are compared again here.
-        if text_.casefold() in (r.holder or "").casefold() and (r.site, r.person) not in seen:
+        if (r.site, r.person) not in seen:
             seen[(r.site, r.person)] = {"holder": r.holder, "site": r.site, "last_seen": iso(r.start_t),
                                         "last_entry": r.entry_id}
     return list(seen.values())[:MAX_PEOPLE]

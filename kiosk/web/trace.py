@@ -143,10 +143,11 @@ def trace_view():
     default_stay, max_stay = settings["trace.default_stay"] * 3600, settings["trace.max_stay"] * 3600
     base = {"who": g.tracer, "at": iso(now), "reason": reason, "from": iso(since), "to": iso(until)}
     if query is not None or id_number is not None:
-        docs = kiosk.log.search(since=iso(since - max_stay), until=iso(until), limit=10_000_000)
+        # The window's tracing rows (names, times, ids), not its entries (docs/performance.md).
+        rows = kiosk.log.trace_rows(since=iso(since - max_stay), until=iso(until))
     if query is not None:
         people = [{k: p[k] for k in ("holder", "last_seen", "last_entry")}
-                  for p in trace.people_named(docs, query, MAX_PEOPLE)]
+                  for p in trace.people_named(rows, query, MAX_PEOPLE)]
         audit({**base, "kind": "search", "for": query, "listed": len(people)})
         return jsonify(people=people)
     if id_number is not None:
@@ -155,7 +156,7 @@ def trace_view():
         id_hash = kiosk.id_hash(id_number)
         declared = {d["name"] for d in kiosk.log.declarations_since(iso(since - 86400)) if d.get("id_hash") == id_hash}
         people = [{k: p[k] for k in ("holder", "last_seen", "last_entry")}
-                  for p in trace.people_named(docs, "", 10_000) if any(names.same(p["holder"], n) for n in declared)]
+                  for p in trace.people_named(rows, "", 10_000) if any(names.same(p["holder"], n) for n in declared)]
         audit({**base, "kind": "search", "for": f"id_hash:{id_hash[:8]}", "listed": len(people)})
         return jsonify(people=people[:MAX_PEOPLE])
     if not is_entry_id(entry_id):
