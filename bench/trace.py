@@ -115,8 +115,10 @@ def load_central(url: str, docs: list[dict]) -> object:
         # bulk insert leaves the column at its default).
         conn.execute(text("UPDATE entries SET stayed = 1"))
     if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+        # As autovacuum leaves a central that took its entries day by day: statistics, hint
+        # bits and the visibility map set (a freshly loaded table's first reads write them).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
     return engine
 
 
