@@ -101,7 +101,8 @@ TRACE_PARAMETERS = [
     {"name": "entry", "in": "query", "schema": {"type": "string"},
      "description": "An entry of the traced person (or a last_entry from a name search)."},
     {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100},
-     "description": "Instead of entry: find people by name (no tracing)."},
+     "description": "Instead of entry: find people by name (no tracing); compared with case, spacing and "
+                    "Vietnamese diacritics folded (nguyen van finds Nguyễn Văn)."},
     {"name": "id_number", "in": "query", "schema": {"type": "string", "maxLength": 20},
      "description": "Kiosk only, instead of entry: people whose declaration on the form gave this ID number "
                     "(matched by its keyed hash, then by name); the number is not kept."},
