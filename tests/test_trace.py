@@ -265,6 +265,8 @@ def test_central_page_search_pick_and_see_contacts(traced_central):
     assert "Trần Thị Bình" in shown.text and "420.0" in shown.text and "ước tính / assumed" in shown.text
     assert shown.headers["Cache-Control"] == "no-store"
     assert TRACER_TOKEN not in shown.text              # the token is never written back into the page
+    # The tracing log below names each query's kind in words, not its code.
+    assert "<td>Truy vết / trace</td>" in shown.text and "<td>Tìm người / search</td>" in shown.text
     exported = requests.post(traced_central.url + "/trace", timeout=10, data={
         "token": TRACER_TOKEN, "reason": "F0 ca 18", "entry": a_in["id"], "export": "1"})
     assert exported.headers["Content-Type"].startswith("text/csv")
