@@ -184,8 +184,7 @@ class QRDecoder:
                     found, _ = self._zxing(picture)
                     if found:
                         return found, f"{step} (zxing)", where
-        recent = self._last is not None and self._since <= self.remember
-        if not seen and recent:
+        if not seen and self._last is not None and self._since <= self.remember:
             x0, y0, x1, y1 = self._last
             h, w = gray.shape
             mx, my = (x1 - x0) // 4, (y1 - y0) // 4
