@@ -32,15 +32,26 @@ def code_regions(gray, blur, level: float = 6.0, smallest: int = 16, most: int =
         cell and the longest smear around them.
     """
     h, w = gray.shape
-    cells = cv2.resize(cv2.absdiff(gray, blur), (w // CELL, h // CELL), interpolation=cv2.INTER_AREA)
+    # Every 4th row only: a code is busy on all its rows, and this runs on every frame
+    # the finder finds nothing in (0.07 ms at 640x480 instead of 0.2).
+    rows = slice(CELL // 4, None, CELL // 4)
+    cells = cv2.resize(cv2.absdiff(gray[rows], blur[rows]), (w // CELL, h // CELL), interpolation=cv2.INTER_AREA)
     busy = (cells >= level).astype(np.uint8)
     if int(busy.sum()) < smallest:
         return []
+    # Sensor noise makes every cell a little busy: a code must stand well above the
+    # frame's typical cell (most of a frame is not a code).
+    typical = int(np.searchsorted(np.cumsum(np.bincount(cells.ravel(), minlength=256)), cells.size // 2))
+    if 3 * typical > level:
+        busy = (cells >= 3 * typical).astype(np.uint8)
     # A smeared code has calm streaks inside it (along the smear): closing joins them.
     busy = cv2.morphologyEx(busy, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     n, _, stats, _ = cv2.connectedComponentsWithStats(busy, connectivity=8)
+    # Larger than half the frame: a busy scene (a shelf, a poster), not a phone's code.
+    largest = busy.size // 2
     found = sorted((int(stats[i, cv2.CC_STAT_AREA]), i) for i in range(1, n)
-                   if stats[i, cv2.CC_STAT_AREA] >= smallest)[::-1][:most]
+                   if smallest <= stats[i, cv2.CC_STAT_AREA]
+                   and stats[i, cv2.CC_STAT_WIDTH] * stats[i, cv2.CC_STAT_HEIGHT] <= largest)[::-1][:most]
     margin = CELL + LONGEST // 2
     boxes = []
     for _, i in found:
@@ -143,7 +154,18 @@ class Deconvolver:
 
 
 def gaussian_psf(sigma: float):
-    """A Gaussian blur of `sigma` px (the usual model of a lens out of focus), in an odd
-    square of +-3 sigma, summing to 1."""
+    """A Gaussian blur of `sigma` px (a lens a little out of focus, with its aberrations),
+    in an odd square of +-3 sigma, summing to 1."""
     g = cv2.getGaussianKernel(2 * int(np.ceil(3 * sigma)) + 1, sigma)
     return g @ g.T
+
+
+def disc_psf(radius: float):
+    """A uniform disc of `radius` px, anti-aliased, summing to 1: a lens well out of focus
+    (each point spreads over the image of its aperture)."""
+    n = 2 * int(np.ceil(radius)) + 3
+    # Each pixel's share of the disc, from 8 x 8 samples within it.
+    fine = (np.arange(8 * n) + 0.5) / 8 - n / 2
+    inside = (fine[:, None] ** 2 + fine[None, :] ** 2 <= radius ** 2).astype(np.float32)
+    psf = inside.reshape(n, 8, n, 8).sum(axis=(1, 3))
+    return psf / psf.sum()

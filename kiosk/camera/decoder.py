@@ -51,14 +51,16 @@ import numpy as np
 import zxingcpp
 from pyzbar import pyzbar
 
-from kiosk.camera.deblur import Deconvolver, code_regions, gaussian_psf, line_psf, smear
+from kiosk.camera.deblur import Deconvolver, code_regions, disc_psf, gaussian_psf, line_psf, smear
 
 QR = [pyzbar.ZBarSymbol.QRCODE]
 # The smear as measured, then 1 px longer and shorter, then turned 4 degrees either way
 # (px, degrees): the measure is within about 1 px and 5 degrees.
 SMEAR_TRIES = ((0, 0), (1, 0), (-1, 0), (0, -4), (0, 4))
-# Defocus widths tried (Gaussian sigma, px), 1.3x apart: narrower is the unsharp mask's.
-FOCUS_TRIES = (1.3, 1.7, 2.2, 2.9, 3.7)
+# Defocus tried: Gaussians of sigma 1.3-3.7 px, 1.3x apart (narrower is the unsharp
+# mask's), then discs of radius 3-6 px (a lens well out of focus).
+FOCUS_TRIES = tuple(partial(gaussian_psf, sigma) for sigma in (1.3, 1.7, 2.2, 2.9, 3.7)) \
+    + tuple(partial(disc_psf, radius) for radius in (3, 4, 5, 6))
 CLIMB_SHARE = 3      # with climb_every: climbs wait 3x their own cost (at most 1/4 of the time)
 
 
@@ -214,7 +216,7 @@ class QRDecoder:
             return [], None
         measured = self._timed("deblur", smear, region)
         if measured is None:
-            step, blurs = "refocused", [partial(gaussian_psf, sigma) for sigma in FOCUS_TRIES]
+            step, blurs = "refocused", list(FOCUS_TRIES)
         else:
             angle, length, _ = measured
             step = "deblurred"
