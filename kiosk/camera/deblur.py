@@ -90,13 +90,17 @@ def smear(region):
     cy, cx = d.shape[0] // 2, d.shape[1] // 2
     if auto[cy, cx] <= 0:
         return None
-    lags = np.arange(1, LONGEST + 1, dtype=np.float32)
-    along = cv2.remap(auto, (cx + np.cos(t) * lags)[None, :].astype(np.float32),
-                      (cy + np.sin(t) * lags)[None, :].astype(np.float32), cv2.INTER_LINEAR)[0]
-    length = int(lags[int(np.argmin(along))])
+    # The dip, looked for within 10 degrees of that direction too (a code's own edges pull
+    # the tensor's direction by up to about 5 degrees).
+    lags = np.arange(1, LONGEST + 1, dtype=np.float32)[None, :]
+    turns = np.deg2rad(angle + np.arange(-10, 11, 2, dtype=np.float32))[:, None]
+    around = cv2.remap(auto, (cx + np.cos(turns) * lags).astype(np.float32),
+                       (cy + np.sin(turns) * lags).astype(np.float32), cv2.INTER_LINEAR)
+    turn, lag = np.unravel_index(int(np.argmin(around)), around.shape)
+    length = lag + 1
     if length < 2:
         return None
-    return float(angle), length, float(anisotropy)
+    return float((np.degrees(turns[turn, 0])) % 180), int(length), float(anisotropy)
 
 
 def line_psf(length: float, angle: float):
