@@ -204,10 +204,16 @@ def _smeared(frame, length: int, angle: float):
     with OpenCV, anti-aliased; unlike the corpus's rotated box)."""
     n = length + 2 | 1
     kernel = np.zeros((n, n), np.float32)
-    c, half, t = n // 2, (length - 1) / 2, np.deg2rad(angle)
-    ends = [(round(c + s * half * np.cos(t)), round(c + s * half * np.sin(t))) for s in (-1, 1)]
+    ends = _line_ends(n, length, angle)
     cv2.line(kernel, ends[0], ends[1], 1.0, 1, cv2.LINE_AA)
     return cv2.filter2D(frame, -1, kernel / kernel.sum())
+
+
+def _line_ends(n: int, length: int, angle: float):
+    """The whole-pixel ends of a line `length` px long at `angle` degrees across the middle
+    of an n x n kernel."""
+    c, half, t = n // 2, (length - 1) / 2, np.deg2rad(angle)
+    return [(round(c + s * half * np.cos(t)), round(c + s * half * np.sin(t))) for s in (-1, 1)]
 
 
 def _with_sensor_noise(frame, sigma: float = 2.0):
@@ -243,7 +249,9 @@ def test_the_smear_is_measured_from_the_code_itself():
     region = frame[100:380, 180:460]
     assert smear(region) is None                   # sharp: no direction of blur to undo
     angle, length, _ = smear(_smeared(region, 11, 140))
-    assert abs((angle - 140 + 90) % 180 - 90) <= 5 and abs(length - 11) <= 1, (angle, length)
+    (x0, y0), (x1, y1) = _line_ends(13, 11, 140)        # the line as drawn: 143 degrees
+    drawn = np.degrees(np.arctan2(y1 - y0, x1 - x0)) % 180
+    assert abs((angle - drawn + 90) % 180 - 90) <= 5 and abs(length - 11) <= 1, (angle, drawn, length)
 
 
 def test_a_code_out_of_focus_is_refocused_and_read():
