@@ -40,8 +40,8 @@ def code_regions(gray, blur, level: float = 6.0, smallest: int = 16, most: int =
     if int(busy.sum()) < smallest:
         return []
     # Sensor noise makes every cell a little busy: a code must stand well above the
-    # frame's typical cell (most of a frame is not a code).
-    typical = int(np.searchsorted(np.cumsum(np.bincount(cells.ravel(), minlength=256)), cells.size // 2))
+    # frame's calm cells (its quietest quarter: a phone held close fills half the frame).
+    typical = int(np.searchsorted(np.cumsum(np.bincount(cells.ravel(), minlength=256)), cells.size // 4))
     if 3 * typical > level:
         busy = (cells >= 3 * typical).astype(np.uint8)
     # A smeared code has calm streaks inside it (along the smear): closing joins them.
@@ -173,3 +173,4 @@ def disc_psf(radius: float):
     inside = (fine[:, None] ** 2 + fine[None, :] ** 2 <= radius ** 2).astype(np.float32)
     psf = inside.reshape(n, 8, n, 8).sum(axis=(1, 3))
     return psf / psf.sum()
+
