@@ -1,4 +1,5 @@
-"""Blind motion deblurring of one region of a frame, for the decoder's "deblurred" step.
+"""Blind deblurring of one region of a frame, for the decoder's "deblurred" and "refocused"
+steps, and the busy regions where a code may be.
 
 A phone moving during the exposure smears the code along a straight line (10-30 ms is
 too short for the path to bend), so the blur is a box along one direction of unknown
@@ -6,8 +7,10 @@ length and angle. Both are measured on the region itself: the direction is the o
 which the region varies least (the smallest eigenvector of its gradients' structure
 tensor; a code's own edges run both ways equally, so without blur the tensor is round),
 the length is where the autocorrelation of the derivative along that direction dips (a
-box of length L turns each edge into a pair of opposite steps L apart). A Wiener filter
-with that line then undoes the smear. Pure numpy and OpenCV; no decoding here.
+box of length L turns each edge into a pair of opposite steps L apart; the dip is looked
+for within 10 degrees of that direction too). A Wiener filter with that line then undoes
+the smear. A lens out of focus has no direction: the decoder tries a few Gaussians and
+discs instead (gaussian_psf, disc_psf). Pure numpy and OpenCV; no decoding here.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import cv2
 import numpy as np
 
 CELL = 8              # px: side of the cells of the detail map (code_regions)
-LONGEST = 24          # px: the longest smear measured (a phone crossing a 640 px frame in 1/3 s, 1/40 s exposure)
+LONGEST = 24          # px: the longest smear measured (a phone crossing a 640 px frame in 2/3 s, 1/40 s exposure)
 NSR = 0.005           # the Wiener filter's noise-to-signal power ratio
 
 

@@ -14,8 +14,12 @@ the ones before read nothing.
    on the frame, then on the frame sharpened with an unsharp mask (sigma 2, amount 2), which
    finds defocused codes. Adaptive-threshold windows 6, 14, 22 px (OpenCV's default 3, 13,
    23 lets tilted codes at 1280x720 slip). About 2 + 3 ms at 640x480 on an x86 core, no
-   false finds on the corpus's empty frames. The steps below run only when it found a code
-   (or 8 remembers one).
+   false finds on the corpus's empty frames. When it finds nothing: cells of 8 x 8 px as
+   busy as a code (kiosk.camera.deblur.code_regions; a smeared code hides its finder
+   patterns from the finder, not its busy-ness), 0.1 ms at 640x480, none on the corpus's
+   empty frames nor in sensor noise. Steps 3-7 run only when the finder found a code;
+   8 when a code was read a moment ago; 9-11 on up to two regions: the finder's codes, or
+   the busy cells, then the last location.
 3. "gray": zbar on the grayscale frame (once per frame).
 4. "rectified": the found code perspective-warped to an upright square with a quiet zone
    (codes tilted 30-50 degrees, small codes), turned light-on-dark when the border is darker
@@ -34,6 +38,15 @@ the ones before read nothing.
    blurs the finder patterns away; the phone is still where it was a frame ago). The
    benchmark's corpus has independent images, so bench/qr_decode.py measures this step on
    its own pairs (a read frame, then a degraded frame of the same code moved a little).
+9. "enlarged (zxing)": zxing-cpp on the region enlarged 1.5x (bicubic): at a steep
+   keystone the far side's modules are under 2 px, too few for its binarizer.
+10. "deblurred": a phone moving during the exposure smears the code along a line. Its
+   direction and length are measured on the region (kiosk.camera.deblur.smear), undone by
+   a Wiener filter, then zxing-cpp and zbar read; 1 px longer and shorter and 4 degrees
+   either way are tried too (5 tries). 5-40 ms on an x86 core, by the region's size.
+11. "refocused": where the region has no direction of blur, a lens out of focus: Gaussians
+   of sigma 1.3-3.7 px, then discs of radius 3-6 px, undone the same way (9 tries).
+   With `climb_every`, 9-11 are part of the climb whose cost sets the wait before the next.
 
 What each step added when it came, and what was tried and dropped: docs/performance.md
 ("QR decoding: the ladder's history").
