@@ -35,10 +35,13 @@ def code_regions(gray, blur, level: float = 6.0, smallest: int = 16, most: int =
         cell and the longest smear around them.
     """
     h, w = gray.shape
-    # Every 4th row only: a code is busy on all its rows, and this runs on every frame
-    # the finder finds nothing in (0.07 ms at 640x480 instead of 0.2).
-    rows = slice(CELL // 4, None, CELL // 4)
-    cells = cv2.resize(cv2.absdiff(gray[rows], blur[rows]), (w // CELL, h // CELL), interpolation=cv2.INTER_AREA)
+    hc, wc = h // CELL, w // CELL
+    # One row of each cell (its middle): a code is busy on all its rows, and this runs on
+    # every frame the finder finds nothing in. Cell means from the integral image
+    # (OpenCV's INTER_AREA resize of all rows took 0.3 ms at 640x480; this 0.03).
+    rows = (slice(CELL // 2, hc * CELL, CELL), slice(0, wc * CELL))
+    total = cv2.integral(cv2.absdiff(gray[rows], blur[rows]))[:, ::CELL]
+    cells = ((total[1:, 1:] - total[:-1, 1:] - total[1:, :-1] + total[:-1, :-1]) // CELL).astype(np.uint8)
     busy = (cells >= level).astype(np.uint8)
     if int(busy.sum()) < smallest:
         return []
