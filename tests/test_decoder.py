@@ -197,3 +197,102 @@ def test_while_a_code_stays_unread_the_slow_steps_wait_their_turn():
     # Every frame climbs without the setting (kiosk decode, the benchmark).
     plain = QRDecoder()
     assert plain.decode(empty) == [] and plain.decode(frame) == [expected]
+
+
+def _smeared(frame, length: int, angle: float):
+    """`frame` moved `length` px along `angle` degrees during the exposure (a line drawn
+    with OpenCV, anti-aliased; unlike the corpus's rotated box)."""
+    n = length + 2 | 1
+    kernel = np.zeros((n, n), np.float32)
+    ends = _line_ends(n, length, angle)
+    cv2.line(kernel, ends[0], ends[1], 1.0, 1, cv2.LINE_AA)
+    return cv2.filter2D(frame, -1, kernel / kernel.sum())
+
+
+def _line_ends(n: int, length: int, angle: float):
+    """The whole-pixel ends of a line `length` px long at `angle` degrees across the middle
+    of an n x n kernel."""
+    c, half, t = n // 2, (length - 1) / 2, np.deg2rad(angle)
+    return [(round(c + s * half * np.cos(t)), round(c + s * half * np.sin(t))) for s in (-1, 1)]
+
+
+def _with_sensor_noise(frame, sigma: float = 2.0):
+    return np.clip(frame + np.random.default_rng(1).normal(0, sigma, frame.shape), 0, 255).astype(np.uint8)
+
+
+def _read_alone(frame):
+    """What zxing-cpp and zbar each read on the whole frame, without the ladder."""
+    import zxingcpp
+    from pyzbar import pyzbar
+
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    return [r.bytes for r in zxingcpp.read_barcodes(gray)] + [s.data for s in pyzbar.decode(gray)]
+
+
+@pytest.mark.parametrize("length, angle", [(10, 117), (14, 33)])
+def test_a_code_smeared_by_a_moving_hand_is_deblurred_and_read(length, angle):
+    # A phone moving 10-14 px (2.5-3.5 modules) during the exposure, with sensor noise: no
+    # decoder reads it, the finder does not see it, the ladder reads it only once the
+    # smear measured on the code's region is undone (its last step).
+    text = "KP1:" + "VISITOR-7Q2" * 14
+    frame = _with_sensor_noise(_smeared(visitor_frame(text, angle=-12, centre=(300, 250)), length, angle))
+    assert _read_alone(frame) == []
+    decoder = QRDecoder()
+    assert decoder.decode(frame) == [text.encode()]
+    assert set(decoder.steps) <= {"deblurred", "deblurred (zxing)"}, decoder.steps
+
+
+def test_the_smear_is_measured_from_the_code_itself():
+    from kiosk.camera.deblur import smear
+
+    frame = cv2.cvtColor(visitor_frame("KP1:" + "MEASURE" * 20, angle=20, centre=(320, 240)), cv2.COLOR_BGR2GRAY)
+    region = frame[100:380, 180:460]
+    assert smear(region) is None                   # sharp: no direction of blur to undo
+    angle, length, _ = smear(_smeared(region, 11, 140))
+    (x0, y0), (x1, y1) = _line_ends(13, 11, 140)        # the line as drawn: 143 degrees
+    drawn = np.degrees(np.arctan2(y1 - y0, x1 - x0)) % 180
+    assert abs((angle - drawn + 90) % 180 - 90) <= 5 and abs(length - 11) <= 1, (angle, drawn, length)
+
+
+def test_a_code_out_of_focus_is_refocused_and_read():
+    # A lens well out of focus spreads each point over a disc (radius 5 px here, 2.5
+    # modules across), unlike the corpus's Gaussian; the sharpened square does not read it.
+    text = "KP1:" + "VISITOR-7Q2" * 14
+    frame = visitor_frame(text, angle=-12, centre=(300, 250))
+    disc = np.zeros((13, 13), np.float32)
+    cv2.circle(disc, (6, 6), 5, 1.0, -1, cv2.LINE_AA)
+    frame = _with_sensor_noise(cv2.filter2D(frame, -1, disc / disc.sum()))
+    assert _read_alone(frame) == []
+    decoder = QRDecoder()
+    assert decoder.decode(frame) == [text.encode()]
+    assert set(decoder.steps) <= {"refocused", "refocused (zxing)"}, decoder.steps
+
+
+def test_sensor_noise_on_an_empty_doorway_is_not_taken_for_a_code():
+    # Busy cells stand out from the frame's typical cell: a noisy sensor in a dim corridor
+    # does not send the deblurring steps over the whole frame.
+    from kiosk.camera.deblur import code_regions
+
+    for sigma in (3, 6, 12, 20):
+        frame = _with_sensor_noise(visitor_frame(None), sigma)
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        assert code_regions(gray, cv2.GaussianBlur(gray, (0, 0), 2)) == [], sigma
+        decoder = QRDecoder()
+        assert decoder.decode(frame) == []
+
+
+def test_a_code_at_a_steep_keystone_is_enlarged_and_read():
+    # Pitched 50 and turned 40 degrees (a phone held low and tilted back), modules of 3 px
+    # on the screen: on the far side they are under 2 px, too few for zxing-cpp's binarizer
+    # and the finder; the busy region enlarged 1.5x reads.
+    from kiosk.demo.scene import background, qr_image
+    from kiosk.testing.qr_corpus import _paste, project
+
+    text = "HC1:" + "6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDE" * 9
+    code = np.pad(qr_image(text, 3), 12, constant_values=240)
+    quad = project(code.shape, (640, 480), (320, 240), 50, 40, -8)
+    frame = _paste(cv2.cvtColor(background(3), cv2.COLOR_BGR2GRAY), code, quad)
+    assert _read_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == []
+    decoder = QRDecoder()
+    assert decoder.decode(frame) == [text.encode()]
+    assert set(decoder.steps) == {"enlarged (zxing)"}, decoder.steps
