@@ -162,6 +162,61 @@ def trace_days(path: Path, plan: list[tuple[str, list[dict] | None]],
     return out
 
 
+def trace_columns(path: Path, plan: list[tuple[str, list[dict] | None]],
+                  writer_read: Callable[[str], list[dict]], since: float, until: float):
+    """`trace_days` as arrays (trace_columns.TraceColumns), the rows with since <= t < until:
+    a closed day's straight from its projection's columns, no row made of them.
+
+    :param since: UNIX seconds.
+    :param until: UNIX seconds.
+    """
+    from ..trace_columns import ColumnsBuilder
+
+    builder = ColumnsBuilder()
+    missing = []
+    for day, docs in plan:
+        if docs is not None:
+            with gc_paused():
+                builder.add_docs(docs)
+            continue
+        cols = tracing.load_columns(path / day)
+        try:
+            if cols is None:
+                raise ValueError("no projection")
+            builder.add_columns(cols)
+        except ValueError:
+            if cols is not None:
+                log.warning("%s: the tracing projection does not read: built again from the day's log", day)
+            missing.append(day)
+    if missing:
+        child = _child("kiosk.store.tracing", [str(path), *missing])
+        try:
+            assert child.stdout is not None
+            for day in missing:
+                line = child.stdout.readline()
+                why = "no projection"
+                if line.startswith(tracing.FAILED):
+                    why = line[1:].decode(errors="replace").strip()
+                elif line:
+                    with gc_paused():
+                        found = tracing.decode(line.rstrip(b"\n"))
+                    try:
+                        if found is not None:
+                            builder.add_columns(found[1])
+                            continue
+                    except ValueError as e:
+                        why = str(e)
+                log.warning("%s read by the writer for tracing: %s", day, why)
+                with gc_paused():
+                    builder.add_docs(writer_read(day))
+        finally:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+    return builder.build(since, until)
+
+
 class ReadPath:
     """The reading side of the entry log (log.EntryLog), run on the caller's thread. The
     writer side provides `path`, `_plan(since, until, after_id)` (days and their documents,
@@ -207,6 +262,16 @@ class ReadPath:
         lo, hi = parse_iso(since), parse_iso(until)
         found = trace_days(self.path, self._plan(since, until, None), self._day_docs)
         return [r for r in found if lo <= r.t < hi]
+
+    def trace_columns(self, since: str, until: str):
+        """`trace_rows` as arrays (trace_columns.TraceColumns): the same rows, read the same
+        way, without a row object each.
+
+        :param since: ISO UTC time.
+        :param until: ISO UTC time.
+        """
+        return trace_columns(self.path, self._plan(since, until, None), self._day_docs, parse_iso(since),
+                             parse_iso(until))
 
     def recent(self, n: int = 20) -> list[dict]:
         """The `n` latest entries, newest first (those held in memory included)."""
