@@ -11,15 +11,15 @@ A Raspberry Pi 4 core does what one core of a desktop does in about four times a
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 import re
+from collections.abc import Iterable, Mapping
 from functools import partial
 from operator import itemgetter, methodcaller
 
 import numpy as np
 
 from .model import NOT_DETECTED, TraceRow, parse_iso
-from .trace import _APP_RANK, Contact, Stay, contacts, stays_from_rows
+from .trace import _APP_RANK, Contact, Stay, contacts
 
 __all__ = ["TraceColumns", "ColumnsBuilder", "StayArrays", "stay_arrays", "query_columns", "inside_count"]
 
