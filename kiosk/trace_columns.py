@@ -18,10 +18,12 @@ from operator import itemgetter, methodcaller
 
 import numpy as np
 
-from .model import NOT_DETECTED, TraceRow, parse_iso
+from .model import NOT_DETECTED, TraceRow, iso, parse_iso
+from .names import normalise
 from .trace import _APP_RANK, Contact, Stay, contacts
 
-__all__ = ["TraceColumns", "ColumnsBuilder", "StayArrays", "stay_arrays", "query_columns", "inside_count"]
+__all__ = ["TraceColumns", "ColumnsBuilder", "StayArrays", "iso_seconds", "columns_of_rows", "columns_of_docs",
+           "stay_arrays", "query_columns", "inside_count", "people_named"]
 
 # The interned fields of a row, as the tracing projection keeps them (store/tracing.py).
 INTERNED = ("site", "person", "gate", "direction", "action", "decision", "holder", "app")
@@ -383,3 +385,27 @@ def query_columns(cols: TraceColumns, person: str, site: str, since: float, unti
                              app=min((s.app for s in theirs), key=lambda a: _APP_RANK.get(a, 3)),
                              assumed=assumed, clock_unsynced=unsynced))
     return mine, total, found
+
+
+def people_named(cols: TraceColumns, text: str, limit: int = 50) -> list[dict]:
+    """trace.people_named on columns: people whose holder name holds `text` as
+    names.normalise folds them; person key, name, last seen, site, the latest entry.
+
+    :returns: at most `limit`, most recently seen first (the same list as trace.people_named).
+    """
+    needle = normalise(text)
+    strings, codes = cols.strings, cols.codes
+    holder = codes["holder"]
+    # Each name folded once, however often it is seen.
+    hits = [c for c in np.unique(holder).tolist() if strings[c] and needle in normalise(strings[c])]
+    rows = np.flatnonzero(np.isin(holder, hits))
+    if not len(rows):
+        return []
+    newest_first = rows[np.argsort(cols.id[rows], kind="stable")[::-1]]
+    key = codes["site"][newest_first].astype(np.int64) * len(strings) + codes["person"][newest_first]
+    _, first = np.unique(key, return_index=True)       # each person's latest entry named so
+    out = []
+    for i in newest_first[np.sort(first)][:limit].tolist():
+        out.append({"person": strings[codes["person"][i]], "site": strings[codes["site"][i]],
+                    "holder": strings[holder[i]], "last_seen": iso(float(cols.t[i])), "last_entry": cols.id[i]})
+    return out

@@ -22,6 +22,7 @@ from kiosk.trace_columns import (
     columns_of_rows,
     inside_count,
     iso_seconds,
+    people_named,
     query_columns,
     stay_arrays,
 )
@@ -144,6 +145,24 @@ def test_the_cases_a_stay_tells_apart():
     assert query_columns(cols, who(99), SITE, since, until, DEFAULT_STAY, MAX_STAY, 0) == ([], 0, [])
     assert query_columns(cols, who(1), "nowhere", since, until, DEFAULT_STAY, MAX_STAY, 0) == ([], 0, [])
     assert query_columns(columns_of_rows([]), who(1), SITE, since, until, DEFAULT_STAY, MAX_STAY, 0) == ([], 0, [])
+
+
+def test_the_name_search_finds_the_rows_people():
+    """The search by name on arrays lists what trace.people_named lists from the rows:
+    names folded ("nguoi 1" finds "Người 1", "Người 10"...), no name and an empty name
+    never found, each person once with their latest entry, newest first, cut at the limit."""
+    rng = random.Random(6)
+    _, crowd_docs = crowd()
+    scenes = [visits(rng, days=3, people=15) + [dict(d, site="other-site") for d in visits(rng, days=2, people=4)],
+              crowd_docs]
+    for docs in scenes:
+        rows = as_rows(docs)
+        rng.shuffle(rows)
+        cols = columns_of_rows(rows)
+        for text in ("", "nguoi 1", "NGƯỜI", "lan", "anh", "zoe", "nobody"):
+            for limit in (1, 3, 50, 10_000):
+                assert people_named(cols, text, limit) == trace.people_named(rows, text, limit), (text, limit)
+    assert len(people_named(cols, "", 10_000)) > 20 and people_named(cols, "nobody") == []
 
 
 def test_times_parse_as_parse_iso_does():

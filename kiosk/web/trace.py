@@ -143,11 +143,12 @@ def trace_view():
     default_stay, max_stay = settings["trace.default_stay"] * 3600, settings["trace.max_stay"] * 3600
     base = {"who": g.tracer, "at": iso(now), "reason": reason, "from": iso(since), "to": iso(until)}
     if query is not None or id_number is not None:
-        # The window's tracing rows (names, times, ids), not its entries (docs/performance.md).
-        rows = kiosk.log.trace_rows(since=iso(since - max_stay), until=iso(until))
+        # The window's tracing rows (names, times, ids) as arrays, not its entries
+        # (docs/performance.md).
+        cols = kiosk.log.trace_columns(since=iso(since - max_stay), until=iso(until))
     if query is not None:
         people = [{k: p[k] for k in ("holder", "last_seen", "last_entry")}
-                  for p in trace.people_named(rows, query, MAX_PEOPLE)]
+                  for p in trace_columns.people_named(cols, query, MAX_PEOPLE)]
         audit({**base, "kind": "search", "for": query, "listed": len(people)})
         return jsonify(people=people)
     if id_number is not None:
@@ -156,7 +157,8 @@ def trace_view():
         id_hash = kiosk.id_hash(id_number)
         declared = {d["name"] for d in kiosk.log.declarations_since(iso(since - 86400)) if d.get("id_hash") == id_hash}
         people = [{k: p[k] for k in ("holder", "last_seen", "last_entry")}
-                  for p in trace.people_named(rows, "", 10_000) if any(names.same(p["holder"], n) for n in declared)]
+                  for p in trace_columns.people_named(cols, "", 10_000)
+                  if any(names.same(p["holder"], n) for n in declared)]
         audit({**base, "kind": "search", "for": f"id_hash:{id_hash[:8]}", "listed": len(people)})
         return jsonify(people=people[:MAX_PEOPLE])
     if not is_entry_id(entry_id):
