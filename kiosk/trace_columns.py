@@ -6,8 +6,8 @@ and codes into one table of strings), the stays and the overlaps are computed on
 and Contact objects are built for the page asked only. Pure like kiosk/trace.py: no IO, no
 clock reads.
 
-A Raspberry Pi 4 core does what one core of a desktop does in about four times as long
-(docs/performance.md): the kiosk's trace over 100k entries has one second there.
+The kiosk answers on a Raspberry Pi 4 core, about a quarter of a desktop core
+(docs/performance.md), within a second for 100k entries: hence arrays.
 """
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ _new_stay = partial(tuple.__new__, Stay)
 _new_row = partial(tuple.__new__, TraceRow)
 
 
-# The form model.iso writes, the form of every time in the log (model.entry_problem).
-_ISO_MS_LINES = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\n)*")
+# The form model.iso writes, the form of every time in the log (model.entry_problem). Year
+# 0000 is left to parse_iso: numpy takes it, datetime has no year 0.
+_ISO_MS_LINES = re.compile(r"(?:(?!0000)[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\n)*")
 
 
 def iso_seconds(times: list[str]) -> np.ndarray:

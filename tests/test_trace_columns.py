@@ -174,8 +174,11 @@ def test_times_parse_as_parse_iso_does():
     assert got.dtype == np.float64 and got.tolist() == [parse_iso(t) for t in times]
     other = ["2026-11-20T08:00:00.000+00:00", "2026-11-20T08:00:00Z"]
     assert iso_seconds(other).tolist() == [parse_iso(t) for t in other]
-    with pytest.raises(ValueError):
-        iso_seconds(["2026-02-30T08:00:00.000Z"])
+    for no_time in ("2026-02-30T08:00:00.000Z", "2026-11-20T24:00:00.000Z", "0000-01-01T00:00:00.000Z"):
+        with pytest.raises(ValueError):
+            parse_iso(no_time)
+        with pytest.raises(ValueError):
+            iso_seconds([iso(DAY), no_time])
     assert iso_seconds([]).tolist() == []
 
 
