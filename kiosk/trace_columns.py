@@ -94,7 +94,7 @@ class ColumnsBuilder:
     from its projection's columns (their strings mapped to one table), an open day's from
     the entries' documents."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.strings: list = [None]
         self.index: dict = {None: 0}
         self._t: list[np.ndarray] = []
