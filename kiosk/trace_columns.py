@@ -149,6 +149,11 @@ class ColumnsBuilder:
             raise ValueError(f"the columns do not read: {e!r}") from None
         self._add(t, list(ids), codes, unsynced)
 
+    def add_arrays(self, cols: TraceColumns) -> None:
+        """Add the rows of another TraceColumns (their codes mapped to this table)."""
+        lookup = self._lookup(cols.strings)
+        self._add(cols.t, cols.id.tolist(), {k: lookup[cols.codes[k]] for k in INTERNED}, cols.clock_unsynced)
+
     def add_docs(self, docs: Iterable[Mapping]) -> None:
         """Add entries in their JSON form, as model.TraceRow.of reads them (those without a
         fingerprint are left out)."""

@@ -236,7 +236,9 @@ def test_the_log_s_arrays_from_closed_days_and_today(week_log):
 
 
 def test_today_s_entries_count_as_they_come(tmp_path):
-    """Today's day is the writer's: an entry appended is in the next query's arrays."""
+    """Today's day is the writer's: an entry appended is in the next query's arrays, and
+    a guard's override (the writer replaces the document) is too, though the arrays of
+    the documents read before are kept from one read to the next."""
     from kiosk.model import Entry
 
     rng = random.Random(3)
@@ -244,14 +246,28 @@ def test_today_s_entries_count_as_they_come(tmp_path):
     log.start()
     try:
         now = DAY + 10 * H
+        window = (iso(DAY), iso(now + 1))
+
+        def same_rows():
+            cols = log.trace_columns(*window)
+            assert sorted(cols.rows()) == sorted(log.trace_rows(*window))
+            return cols
         for doc in (entry(rng, now - 2 * H, 1), entry(rng, now - H, 2)):
             assert log.append(Entry.from_json(doc))
-        cols = log.trace_columns(iso(DAY), iso(now + 1))
+        cols = same_rows()
         assert inside_count(cols, now, DEFAULT_STAY, MAX_STAY) == 2
         assert query_columns(cols, who(1), SITE, DAY, now, DEFAULT_STAY, MAX_STAY, 15 * 60)[1] == 1
+        kept = log._open_day_columns[iso(now)[:10]][1]
+        assert same_rows().id.tolist() == cols.id.tolist()         # nothing new: the same rows,
+        assert log._open_day_columns[iso(now)[:10]][1] is kept      # the same arrays
         assert log.append(Entry.from_json(entry(rng, now - 0.5 * H, 2, "out")))
-        cols = log.trace_columns(iso(DAY), iso(now + 1))
+        cols = same_rows()                                          # the new one added to those kept
         assert inside_count(cols, now, DEFAULT_STAY, MAX_STAY) == 1
+        first = min(cols.id.tolist())
+        assert log.set_override(first, {"action": "exit", "reason": "Ra về", "by": "guard", "at": iso(now)})
+        cols = same_rows()                                          # a document replaced: made again
+        assert inside_count(cols, now, DEFAULT_STAY, MAX_STAY) == 0
+        assert list(log._open_day_columns) == [iso(now)[:10]]
         assert not (log.path / iso(now)[:10] / tracing.FILE).exists()        # an open day: no file
     finally:
         log.stop()
