@@ -420,7 +420,7 @@ class Kiosk:
         """How many people are inside by this kiosk's log: stays going on now (an entry with
         no exit counts for trace.default_stay); None while the log cannot be read. Counted
         again at most every INSIDE_REFRESH seconds."""
-        from . import trace
+        from . import trace_columns
 
         memo = self._inside_memo
         if memo is not None and time.monotonic() - memo[1] < self.INSIDE_REFRESH:
@@ -428,10 +428,10 @@ class Kiosk:
         now = self.clock.now()
         default_stay, max_stay = self.settings["trace.default_stay"] * 3600, self.settings["trace.max_stay"] * 3600
         try:
-            rows = self.log.trace_rows(since=iso(now - max_stay), until=iso(now + 1))
+            cols = self.log.trace_columns(since=iso(now - max_stay), until=iso(now + 1))
         except (StoreUnavailable, OSError):
             return None
-        count = len(trace.inside_now(trace.stays_from_rows(rows, default_stay, max_stay), now))
+        count = trace_columns.inside_count(cols, now, default_stay, max_stay)
         self._inside_memo = (count, time.monotonic())
         return count
 

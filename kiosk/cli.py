@@ -127,7 +127,7 @@ def export(since, until, decision, app, status, text, fmt, out, config_path):
 def trace_(entry_id, reason, days, until, min_overlap, config_path):
     """Contacts of the person of an entry in this kiosk's log: JSON lines, one contact per line
     (holder, overlap_minutes, stays, app, assumed, ...). Logged in trace-audit.jsonl."""
-    from . import names, trace
+    from . import names, trace, trace_columns
     from .model import iso, parse_iso, text_problem
     from .store import read_entries
     from .store.audit import append_audit
@@ -150,8 +150,9 @@ def trace_(entry_id, reason, days, until, min_overlap, config_path):
     target = next((d for d in docs if d["id"] == entry_id), None)
     if target is None or not target.get("fingerprint"):
         raise click.ClickException(f"no entry {entry_id} between {lo} and {hi}")
-    _, found = trace.query(docs, target["fingerprint"], target["site"], since, end, default_stay, max_stay,
-                           (settings["trace.min_overlap"] if min_overlap is None else min_overlap) * 60)
+    _, _, found = trace_columns.query_columns(
+        trace_columns.columns_of_docs(docs), target["fingerprint"], target["site"], since, end, default_stay,
+        max_stay, (settings["trace.min_overlap"] if min_overlap is None else min_overlap) * 60)
     declarations = [d for d in read_declarations(data_dir / "log") if d["time"] >= iso(since - 86400)]
     holder = (target.get("declaration") or {}).get("holder")
     append_audit(data_dir, {"who": "cli:" + os.environ.get("USER", "?"), "at": iso(time.time()), "reason": reason,

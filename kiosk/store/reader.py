@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import operator
 import os
 import subprocess
 import sys
@@ -162,6 +163,96 @@ def trace_days(path: Path, plan: list[tuple[str, list[dict] | None]],
     return out
 
 
+OPEN_DAYS_KEPT = 4          # open days' arrays kept between tracing reads (today's, yesterday's...)
+
+
+def open_day_columns(kept: dict, day: str, docs: list[dict]):
+    """The arrays (trace_columns.TraceColumns) of an open day's documents, made again only
+    for what changed since the last read: the writer never changes a stored document in
+    place (it replaces it), so while the documents read last are still the same objects in
+    the same places, their rows are the same, and only those added after them are new.
+
+    :param kept: day -> (the documents read last, their arrays); updated here.
+    """
+    from ..trace_columns import ColumnsBuilder
+
+    builder = ColumnsBuilder()
+    last = kept.get(day)
+    new = docs
+    if last is not None and len(docs) >= len(last[0]) and all(map(operator.is_, last[0], docs)):
+        if len(docs) == len(last[0]):
+            return last[1]
+        builder.add_arrays(last[1])
+        new = docs[len(last[0]):]
+    with gc_paused():
+        builder.add_docs(new)
+    cols = builder.build()
+    kept[day] = (docs, cols)
+    for old in sorted(kept)[:-OPEN_DAYS_KEPT]:          # days long closed: their documents let go
+        kept.pop(old, None)
+    return cols
+
+
+def trace_columns(path: Path, plan: list[tuple[str, list[dict] | None]],
+                  writer_read: Callable[[str], list[dict]], since: float, until: float,
+                  kept: dict | None = None):
+    """`trace_days` as arrays (trace_columns.TraceColumns), the rows with since <= t < until:
+    a closed day's straight from its projection's columns, no row made of them.
+
+    :param since: UNIX seconds.
+    :param until: UNIX seconds.
+    :param kept: the open days' arrays of earlier reads (`open_day_columns`), or None.
+    """
+    from ..trace_columns import ColumnsBuilder
+
+    builder = ColumnsBuilder()
+    missing = []
+    for day, docs in plan:
+        if docs is not None:
+            if kept is None:
+                with gc_paused():
+                    builder.add_docs(docs)
+            else:
+                builder.add_arrays(open_day_columns(kept, day, docs))
+            continue
+        cols = tracing.load_columns(path / day)
+        try:
+            if cols is None:
+                raise ValueError("no projection")
+            builder.add_columns(cols)
+        except ValueError:
+            if cols is not None:
+                log.warning("%s: the tracing projection does not read: built again from the day's log", day)
+            missing.append(day)
+    if missing:
+        child = _child("kiosk.store.tracing", [str(path), *missing])
+        try:
+            assert child.stdout is not None
+            for day in missing:
+                line = child.stdout.readline()
+                why = "no projection"
+                if line.startswith(tracing.FAILED):
+                    why = line[1:].decode(errors="replace").strip()
+                elif line:
+                    with gc_paused():
+                        found = tracing.decode(line.rstrip(b"\n"))
+                    try:
+                        if found is not None:
+                            builder.add_columns(found[1])
+                            continue
+                    except ValueError as e:
+                        why = str(e)
+                log.warning("%s read by the writer for tracing: %s", day, why)
+                with gc_paused():
+                    builder.add_docs(writer_read(day))
+        finally:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+    return builder.build(since, until)
+
+
 class ReadPath:
     """The reading side of the entry log (log.EntryLog), run on the caller's thread. The
     writer side provides `path`, `_plan(since, until, after_id)` (days and their documents,
@@ -207,6 +298,17 @@ class ReadPath:
         lo, hi = parse_iso(since), parse_iso(until)
         found = trace_days(self.path, self._plan(since, until, None), self._day_docs)
         return [r for r in found if lo <= r.t < hi]
+
+    def trace_columns(self, since: str, until: str):
+        """`trace_rows` as arrays (trace_columns.TraceColumns): the same rows, read the same
+        way, without a row object each.
+
+        :param since: ISO UTC time.
+        :param until: ISO UTC time.
+        """
+        kept = self.__dict__.setdefault("_open_day_columns", {})
+        return trace_columns(self.path, self._plan(since, until, None), self._day_docs, parse_iso(since),
+                             parse_iso(until), kept)
 
     def recent(self, n: int = 20) -> list[dict]:
         """The `n` latest entries, newest first (those held in memory included)."""

@@ -34,8 +34,8 @@ from ..files import write_atomically
 from ..model import TraceRow
 from .storage import _FILE, DurableDB, gc_paused
 
-__all__ = ["FILE", "VERSION", "FAILED", "signature", "columns", "rows", "encode", "decode", "load", "build",
-           "read_rows", "main"]
+__all__ = ["FILE", "VERSION", "FAILED", "signature", "columns", "rows", "encode", "decode", "load",
+           "load_columns", "build", "read_rows", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,22 @@ def load(folder: Path) -> list[TraceRow] | None:
     if got is None:
         log.warning("%s: the tracing projection does not read: built again from the day's log", folder.name)
     return got
+
+
+def load_columns(folder: Path) -> dict | None:
+    """The columns (`columns`' form) of the day in `folder` from its projection, or None if
+    it is missing, damaged, or no longer the shard's (then `build` it again). Whether the
+    codes index the strings is left to the caller (trace_columns.ColumnsBuilder checks)."""
+    try:
+        data = (folder / FILE).read_bytes()
+    except OSError:
+        return None
+    with gc_paused():
+        found = decode(data)
+    if found is None:
+        log.warning("%s: the tracing projection does not read: built again from the day's log", folder.name)
+        return None
+    return found[1] if found[0] == signature(folder) else None
 
 
 def build(folder: Path) -> bytes:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from .. import names, trace
+from .. import names, trace, trace_columns
 from ..export import csv_chunks
 from ..model import iso, parse_iso, text_problem
 from ..store.audit import append_audit, read_audit
@@ -143,11 +143,12 @@ def trace_view():
     default_stay, max_stay = settings["trace.default_stay"] * 3600, settings["trace.max_stay"] * 3600
     base = {"who": g.tracer, "at": iso(now), "reason": reason, "from": iso(since), "to": iso(until)}
     if query is not None or id_number is not None:
-        # The window's tracing rows (names, times, ids), not its entries (docs/performance.md).
-        rows = kiosk.log.trace_rows(since=iso(since - max_stay), until=iso(until))
+        # The window's tracing rows (names, times, ids) as arrays, not its entries
+        # (docs/performance.md).
+        cols = kiosk.log.trace_columns(since=iso(since - max_stay), until=iso(until))
     if query is not None:
         people = [{k: p[k] for k in ("holder", "last_seen", "last_entry")}
-                  for p in trace.people_named(rows, query, MAX_PEOPLE)]
+                  for p in trace_columns.people_named(cols, query, MAX_PEOPLE)]
         audit({**base, "kind": "search", "for": query, "listed": len(people)})
         return jsonify(people=people)
     if id_number is not None:
@@ -156,7 +157,8 @@ def trace_view():
         id_hash = kiosk.id_hash(id_number)
         declared = {d["name"] for d in kiosk.log.declarations_since(iso(since - 86400)) if d.get("id_hash") == id_hash}
         people = [{k: p[k] for k in ("holder", "last_seen", "last_entry")}
-                  for p in trace.people_named(rows, "", 10_000) if any(names.same(p["holder"], n) for n in declared)]
+                  for p in trace_columns.people_named(cols, "", 10_000)
+                  if any(names.same(p["holder"], n) for n in declared)]
         audit({**base, "kind": "search", "for": f"id_hash:{id_hash[:8]}", "listed": len(people)})
         return jsonify(people=people[:MAX_PEOPLE])
     if not is_entry_id(entry_id):
@@ -169,14 +171,13 @@ def trace_view():
     target = kiosk.log.get(entry_id)
     if target is None or not target.get("fingerprint"):
         return jsonify(error="no such entry"), 404
-    # The window's tracing rows (the log's tracing projection), not its entries: the same
-    # stays, without a closed day's whole entries parsed and sent back (docs/performance.md).
-    rows = kiosk.log.trace_rows(since=iso(since - max_stay), until=iso(until))
-    mine, found = trace.query_rows(rows, target["fingerprint"], target["site"], since, until, default_stay,
-                                   max_stay, min_overlap)
-    total = len(found)
-    if not export:                  # a page; the CSV holds every contact
-        found = found[offset:offset + limit]
+    # The window's tracing rows (the log's tracing projection) as arrays, not its entries:
+    # the same stays and contacts as trace.query_rows, Contact objects made for the page
+    # only; the CSV holds every contact (docs/performance.md).
+    cols = kiosk.log.trace_columns(since=iso(since - max_stay), until=iso(until))
+    mine, total, found = trace_columns.query_columns(cols, target["fingerprint"], target["site"], since, until,
+                                                     default_stay, max_stay, min_overlap,
+                                                     None if export else limit, 0 if export else offset)
     declarations = kiosk.log.declarations_since(iso(since - 86400))
     found = [c._replace(phone=trace.phone_for(c.holder, declarations, names.same))
              for c in found]
