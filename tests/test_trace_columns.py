@@ -235,6 +235,26 @@ def test_the_log_s_arrays_from_closed_days_and_today(week_log):
     assert sorted(log.trace_columns(iso(lo), iso(hi)).rows()) == sorted(log.trace_rows(iso(lo), iso(hi)))
 
 
+def test_the_traced_entry_is_found_without_opening_its_day_on_the_writer(week_log):
+    # The entry a tracer names may be weeks old: its row comes from its day's projection on
+    # the caller's thread; opening that day on the writer would hold up the door's appends.
+    log, docs = week_log
+    closed = [d for d in log.days.days() if d not in log.days.open]
+    opened_before = set(log.days.open)
+    named = [d for d in docs if d["fingerprint"]]
+    busiest_open = max(opened_before, key=lambda day: sum(d["time"][:10] == day for d in named))
+    picked = [[d for d in named if d["time"][:10] == day][:3] for day in (closed[0], busiest_open)]
+    assert all(len(p) == 3 for p in picked)
+    for doc in picked[0] + picked[1]:
+        row = log.trace_row(doc["id"])
+        assert row is not None and (row.id, row.person, row.site, row.holder) == (
+            doc["id"], doc["fingerprint"], doc["site"], (doc.get("declaration") or {}).get("holder"))
+    assert set(log.days.open) == opened_before                # no closed day opened for it
+    nameless = next(d for d in docs if not d["fingerprint"])
+    assert log.trace_row(nameless["id"]) is None               # no person to trace
+    assert log.trace_row("0" * 26) is None                     # no such entry
+
+
 def test_today_s_entries_count_as_they_come(tmp_path):
     """Today's day is the writer's: an entry appended is in the next query's arrays, and
     a guard's override (the writer replaces the document) is too, though the arrays of

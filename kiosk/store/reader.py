@@ -33,7 +33,7 @@ from pathlib import Path
 import orjson
 
 from ..export import totals
-from ..model import TraceRow, iso, parse_iso
+from ..model import TraceRow, id_time, iso, parse_iso
 from . import tracing
 from .storage import gc_paused
 
@@ -285,6 +285,15 @@ class ReadPath:
         """
         return stream(self.path, self._plan(since, until, after_id), since, until, after_id, match,
                       self._day_docs)
+
+    def trace_row(self, entry_id: str) -> TraceRow | None:
+        """The tracing row (model.TraceRow) of one entry, or None: no such entry, or one
+        without a fingerprint. Read as `trace_rows` reads its day, on the caller's thread: an
+        old closed day is not opened on the writer, whose appends the door waits for."""
+        day = iso(id_time(entry_id))[:10]
+        found = trace_days(self.path, self._plan(f"{day}T00:00:00.000Z", f"{day}T23:59:59.999Z", None),
+                           self._day_docs)
+        return next((r for r in found if r.id == entry_id), None)
 
     def trace_rows(self, since: str, until: str) -> list[TraceRow]:
         """What contact tracing needs of the entries with since <= time < until

@@ -168,20 +168,20 @@ def trace_view():
     except ValueError as e:
         raise BadRequest(str(e)) from None
     export = request.args.get("format") == "csv"
-    target = kiosk.log.get(entry_id)
-    if target is None or not target.get("fingerprint"):
+    target = kiosk.log.trace_row(entry_id)          # read off the writer (the door's appends)
+    if target is None:
         return jsonify(error="no such entry"), 404
     # The window's tracing rows (the log's tracing projection) as arrays, not its entries:
     # the same stays and contacts as trace.query_rows, Contact objects made for the page
     # only; the CSV holds every contact (docs/performance.md).
     cols = kiosk.log.trace_columns(since=iso(since - max_stay), until=iso(until))
-    mine, total, found = trace_columns.query_columns(cols, target["fingerprint"], target["site"], since, until,
+    mine, total, found = trace_columns.query_columns(cols, target.person, target.site, since, until,
                                                      default_stay, max_stay, min_overlap,
                                                      None if export else limit, 0 if export else offset)
     declarations = kiosk.log.declarations_since(iso(since - 86400))
     found = [c._replace(phone=trace.phone_for(c.holder, declarations, names.same))
              for c in found]
-    holder = (target.get("declaration") or {}).get("holder")
+    holder = target.holder
     audit({**base, "kind": "trace", "for": f"{entry_id} {holder or ''}".strip(), "listed": total})
     if export:
         tz = ZoneInfo(settings["timezone"])
@@ -189,7 +189,7 @@ def trace_view():
                             mimetype="text/csv; charset=utf-8")
         response.headers["Content-Disposition"] = "attachment; filename=contacts.csv"
         return response
-    return jsonify(site=target["site"], entry=entry_id, holder=holder, window={"from": iso(since), "to": iso(until)},
+    return jsonify(site=target.site, entry=entry_id, holder=holder, window={"from": iso(since), "to": iso(until)},
                    min_overlap_minutes=min_overlap / 60, stays=[s.to_json() for s in mine], total=total,
                    contacts=[c.to_json() for c in found])
 
