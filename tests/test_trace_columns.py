@@ -6,8 +6,10 @@ real server."""
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -371,5 +373,50 @@ def test_the_kiosk_serves_each_page_and_the_csv_from_the_arrays(tmp_path, kiosk_
         assert paged == [{k: v for k, v in c.to_json().items() if k != "phone"} for c in expected]
         lines = get(format="csv", limit=1).content.decode("utf-8-sig").splitlines()
         assert len(lines) == len(expected) + 1
+    finally:
+        kiosk.stop()
+
+
+def test_a_warm_up_builds_the_missing_projections_and_then_none(week_log, monkeypatch):
+    # After a start the closed days have no projection: the warm-up builds them in a child,
+    # reads nothing back, and a trace then reads them without a child of its own.
+    log, docs = week_log
+    closed = sorted(d for d in log.days.days() if d not in log.days.open)
+    assert not any((log.path / d / tracing.FILE).exists() for d in closed)
+    assert sorted(log.warm_trace(*WINDOW)) == [d for d in closed if WINDOW[0][:10] <= d <= WINDOW[1][:10]]
+    assert all(tracing.looks_current(log.path / d) for d in closed)
+    assert log.warm_trace(*WINDOW) == []                          # nothing left to build
+    from kiosk.store import reader
+    monkeypatch.setattr(reader, "_child", lambda *a: pytest.fail("a trace built a projection the warm-up built"))
+    log_answers(log, docs)
+    # A late change to an old day (a sync mark, an override) makes its projection look out of date.
+    day = closed[0]
+    shard = max((p for p in (log.path / day).iterdir() if p.name != tracing.FILE), key=lambda p: p.stat().st_mtime_ns)
+    later = (log.path / day / tracing.FILE).stat().st_mtime_ns + 10**9
+    os.utime(shard, ns=(later, later))
+    assert not tracing.looks_current(log.path / day)
+    monkeypatch.undo()
+    assert log.warm_trace(*WINDOW) == [day]
+
+
+def test_the_kiosk_builds_a_trace_s_projections_at_start(tmp_path, kiosk_settings):
+    from kiosk.checkpoint import Kiosk
+    from kiosk.clock import ManualClock
+
+    docs = visits(random.Random(3), days=8, people=20)
+    log = EntryLog(tmp_path / "kiosk" / "log")
+    log.start()
+    log.import_entries(docs)
+    log.stop()
+    days = sorted({d["time"][:10] for d in docs})
+    kiosk = Kiosk(kiosk_settings(), clock=ManualClock(DAY + 8 * 86400))
+    kiosk.start()
+    try:
+        closed = [d for d in days if d not in kiosk.log.days.open]
+        assert closed
+        deadline = time.monotonic() + 60
+        while not all((kiosk.log.path / d / tracing.FILE).exists() for d in closed) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(tracing.looks_current(kiosk.log.path / d) for d in closed)
     finally:
         kiosk.stop()

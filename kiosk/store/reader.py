@@ -286,6 +286,30 @@ class ReadPath:
         return stream(self.path, self._plan(since, until, after_id), since, until, after_id, match,
                       self._day_docs)
 
+    def warm_trace(self, since: str, until: str) -> list[str]:
+        """Build, in a child process, the tracing projections of the closed days between
+        that are missing or look out of date (tracing.looks_current), so that a trace after
+        a start or after a late change to an old day does not wait for them. Nothing is read
+        back into this process; returns the days built.
+
+        :param since: ISO UTC time.
+        :param until: ISO UTC time.
+        """
+        stale = [day for day, docs in self._plan(since, until, None)
+                 if docs is None and not tracing.looks_current(self.path / day)]
+        if stale:
+            child = _child("kiosk.store.tracing", [str(self.path), *stale])
+            try:
+                assert child.stdout is not None
+                for _ in child.stdout:          # one line a day; the child writes the files
+                    pass
+            finally:
+                child.kill()
+                child.wait()
+                if child.stdout is not None:
+                    child.stdout.close()
+        return stale
+
     def trace_row(self, entry_id: str) -> TraceRow | None:
         """The tracing row (model.TraceRow) of one entry, or None: no such entry, or one
         without a fingerprint. Read as `trace_rows` reads its day, on the caller's thread: an

@@ -176,6 +176,18 @@ def load_columns(folder: Path) -> dict | None:
     return found[1] if found[0] == signature(folder) else None
 
 
+def looks_current(folder: Path) -> bool:
+    """Whether the day in `folder` has a projection written after every file of its shard
+    (by modification time, without reading it): what a warm-up goes by. A read still checks
+    the projection's own record of the files (`load`); a clock stepped back can make a stale
+    projection look current here, and that read then builds it."""
+    try:
+        made = (folder / FILE).stat().st_mtime_ns
+    except OSError:
+        return False
+    return all(mtime <= made for _, _, mtime in signature(folder))
+
+
 def build(folder: Path) -> bytes:
     """Project the day in `folder` from its shard (read-only) and write the projection;
     return its bytes. The shard's files are named before they are read, so a change made
