@@ -17,10 +17,9 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from .model import CONFIRMED, LIKELY, NOT_DETECTED, TraceRow, iso, parse_iso
-from .names import normalise
 
 __all__ = ["Stay", "Contact", "is_exit", "admitted", "stays", "stays_from_rows", "inside_now", "contacts",
-           "people_named", "query", "query_rows", "TRACE_FIELDS"]
+           "query", "query_rows", "TRACE_FIELDS"]
 
 # Strongest first: a contact's app is the best outcome heard at any of their overlapping entries.
 _APP_RANK = {CONFIRMED: 0, LIKELY: 1, NOT_DETECTED: 2}
@@ -298,29 +297,6 @@ def query_rows(rows: Iterable[TraceRow], person: str, site: str, since: float, u
     every = stays_from_rows((r for r in rows if r.site == site), default_stay, max_stay)
     mine = [s for s in every if s.person == person and s.end > since and s.start < until]
     return mine, contacts(mine, every, min_overlap, since, until)
-
-
-def people_named(rows: Iterable[TraceRow], text: str, limit: int = 50) -> list[dict]:
-    """People whose holder name holds `text`, compared as names.normalise folds them (case,
-    spacing, Vietnamese diacritics: "nguyen van" finds "Nguyễn Văn An"), from the entries'
-    tracing rows: person key, name, last seen, site. An empty `text` finds everyone named.
-
-    :returns: at most `limit`, most recently seen first.
-    """
-    needle = normalise(text)
-    folded: dict[str, bool] = {}            # a name is folded once, however often it is seen
-    seen: dict[tuple[str, str], dict] = {}
-    for r in rows:
-        if not r.holder:
-            continue
-        hit = folded.get(r.holder)
-        if hit is None:
-            hit = folded[r.holder] = needle in normalise(r.holder)
-        key = (r.site, r.person)
-        if hit and (key not in seen or seen[key]["last_entry"] < r.id):
-            seen[key] = {"person": r.person, "site": r.site, "holder": r.holder, "last_seen": iso(r.t),
-                         "last_entry": r.id}
-    return sorted(seen.values(), key=lambda p: p["last_entry"], reverse=True)[:limit]
 
 
 # The health authority's CSV: one row per contact.

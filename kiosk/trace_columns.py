@@ -394,10 +394,10 @@ def query_columns(cols: TraceColumns, person: str, site: str, since: float, unti
 
 
 def people_named(cols: TraceColumns, text: str, limit: int = 50) -> list[dict]:
-    """trace.people_named on columns: people whose holder name holds `text` as
+    """The tracing name search on columns: people whose holder name holds `text` as
     names.normalise folds them; person key, name, last seen, site, the latest entry.
 
-    :returns: at most `limit`, most recently seen first (the same list as trace.people_named).
+    :returns: at most `limit`, most recently seen first (the same list as a plain walk of the rows).
     """
     needle = normalise(text)
     strings, codes = cols.strings, cols.codes

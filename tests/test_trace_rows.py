@@ -108,18 +108,23 @@ def test_an_entry_of_the_wrong_shape_makes_a_row_all_the_same():
     assert [s.holder for s in trace.stays_from_rows([row], DEFAULT_STAY, MAX_STAY)] == [None]
 
 
-@pytest.fixture
-def week_log(tmp_path):
-    """A log of 8 days of visits, opened again as a kiosk finds it after a start: the last
-    days open on the writer, the older ones closed."""
-    rng = random.Random(7)
-    docs = visits(rng, days=8, people=30)
-    log = EntryLog(tmp_path / "log")
+def reopened(folder, docs: list[dict]) -> EntryLog:
+    """A started log at `folder` holding `docs`, opened again as a kiosk finds it after a
+    start: the last days open on the writer, the older ones closed."""
+    log = EntryLog(folder)
     log.start()
     log.import_entries(docs)
     log.stop()
-    log = EntryLog(tmp_path / "log")
+    log = EntryLog(folder)
     log.start()
+    return log
+
+
+@pytest.fixture
+def week_log(tmp_path):
+    """A log of 8 days of visits (`reopened`)."""
+    docs = visits(random.Random(7), days=8, people=30)
+    log = reopened(tmp_path / "log", docs)
     yield log, docs
     log.stop()
 

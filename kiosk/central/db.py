@@ -191,8 +191,8 @@ def connect(url: str):
 
 def _fold_holders(engine, chunk: int = 5000) -> int:
     """Give the stays kept before `holder_key` existed their folded name; returns how many.
-    Runs at each start (one scan finds none left), so a start stopped half-way
-    finishes the next time."""
+    Runs at each start (the partial index stays_unfolded finds none left at once), so a
+    start stopped half-way finishes the next time."""
     s = stays.c
     done = 0
     while True:
@@ -207,10 +207,15 @@ def _fold_holders(engine, chunk: int = 5000) -> int:
 
 
 def _add_trace_indexes(engine) -> None:
-    """The index of entries whose stays are not up to date, and on PostgreSQL the GiST index
-    of stays as time ranges (contact tracing, central/trace.py; both created once)."""
+    """The index of entries whose stays are not up to date, that of stays without a folded
+    name, and on PostgreSQL the GiST index of stays as time ranges (contact tracing,
+    central/trace.py; each created once)."""
     with engine.begin() as conn:
         conn.execute(text("CREATE INDEX IF NOT EXISTS entries_pending ON entries (id) WHERE stayed = 0"))
+        # The stays still without a folded name (kept before holder_key): empty once folded,
+        # so each start's look for them (_fold_holders) costs nothing, not a scan of the stays.
+        conn.execute(text("CREATE INDEX IF NOT EXISTS stays_unfolded ON stays (entry_id) "
+                          "WHERE holder_key IS NULL AND holder IS NOT NULL"))
         if engine.dialect.name == "postgresql":
             conn.execute(text("CREATE INDEX IF NOT EXISTS stays_during ON stays USING gist "
                               "(tstzrange(to_timestamp(start_t), to_timestamp(end_t)))"))

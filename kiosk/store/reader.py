@@ -67,6 +67,16 @@ def _child(module: str, args: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, bufsize=1 << 16)
 
 
+def _end(child: subprocess.Popen | None) -> None:
+    """Stop a child of `_child` (done or not) and close its pipe."""
+    if child is None:
+        return
+    child.kill()
+    child.wait()
+    if child.stdout is not None:
+        child.stdout.close()
+
+
 def stream(path: Path, plan: list[tuple[str, list[dict] | None]], since: str | None, until: str | None,
            after_id: str | None, match: Callable[[dict], bool] | None,
            writer_read: Callable[[str], list[dict]]) -> Generator[dict, None, None]:
@@ -107,11 +117,7 @@ def stream(path: Path, plan: list[tuple[str, list[dict] | None]], since: str | N
                 log.warning("%s read by the writer: %s", day, failed)
                 yield from copied(sorted(filter(wanted, writer_read(day)), key=lambda d: d["id"]))
     finally:
-        if child is not None:
-            child.kill()
-            child.wait()
-            if child.stdout is not None:
-                child.stdout.close()
+        _end(child)
 
 
 def trace_days(path: Path, plan: list[tuple[str, list[dict] | None]],
@@ -156,10 +162,7 @@ def trace_days(path: Path, plan: list[tuple[str, list[dict] | None]],
                     found = [TraceRow.of(d) for d in docs if d.get("fingerprint")]
             out += found
     finally:
-        child.kill()
-        child.wait()
-        if child.stdout is not None:
-            child.stdout.close()
+        _end(child)
     return out
 
 
@@ -246,10 +249,7 @@ def trace_columns(path: Path, plan: list[tuple[str, list[dict] | None]],
                 with gc_paused():
                     builder.add_docs(writer_read(day))
         finally:
-            child.kill()
-            child.wait()
-            if child.stdout is not None:
-                child.stdout.close()
+            _end(child)
     return builder.build(since, until)
 
 
@@ -304,10 +304,7 @@ class ReadPath:
                 for _ in child.stdout:          # one line a day; the child writes the files
                     pass
             finally:
-                child.kill()
-                child.wait()
-                if child.stdout is not None:
-                    child.stdout.close()
+                _end(child)
         return stale
 
     def trace_row(self, entry_id: str) -> TraceRow | None:

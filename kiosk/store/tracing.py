@@ -146,15 +146,11 @@ def _rows(cols: dict) -> list[TraceRow] | None:
 def load(folder: Path) -> list[TraceRow] | None:
     """The rows of the day in `folder` from its projection, or None if it is missing,
     damaged, or no longer the shard's (then `build` it again)."""
-    try:
-        data = (folder / FILE).read_bytes()
-    except OSError:
+    cols = load_columns(folder)
+    if cols is None:
         return None
     with gc_paused():
-        found = decode(data)
-        if found is not None and found[0] != signature(folder):
-            return None                    # the day changed since: built again
-        got = _rows(found[1]) if found is not None else None
+        got = _rows(cols)
     if got is None:
         log.warning("%s: the tracing projection does not read: built again from the day's log", folder.name)
     return got
