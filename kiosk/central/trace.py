@@ -206,13 +206,17 @@ _PG_PAIRS = _PG_MINE + """, pairs AS (
 )"""
 
 # The people a page can hold: everyone whose total ranks within the first `last` (ties at the
-# edge included, rank() gives them one place), and how many contacts there are in all. The
-# sums alone: the holder that breaks ties, the app and the stays come from the page's stays.
-_PG_RANKED = text(_PG_PAIRS + """, totals AS (
-  SELECT person, count(*) OVER () AS total, rank() OVER (ORDER BY sum(overlap) DESC) AS place
-  FROM pairs GROUP BY person HAVING sum(overlap) >= :min_overlap
+# edge included: a total at least the `last`-th largest, as rank() <= last would keep), and
+# how many contacts there are in all. The `last`-th total comes from a bounded (top-N) sort;
+# ranking every contact by a window function sorted them all (10-20 ms more at 25,000
+# contacts). The sums alone: the holder that breaks ties, the app and the stays come from the
+# page's stays.
+_PG_RANKED = text(_PG_PAIRS + """, totals AS MATERIALIZED (
+  SELECT person, sum(overlap) AS overlap FROM pairs GROUP BY person HAVING sum(overlap) >= :min_overlap
 )
-SELECT person, total FROM totals WHERE place <= :last""")
+SELECT person, (SELECT count(*) FROM totals) AS total FROM totals
+WHERE overlap >= coalesce((SELECT overlap FROM totals ORDER BY overlap DESC OFFSET :last - 1 LIMIT 1),
+                          '-infinity')""")
 
 # Every contact in one row each, without the stays (the CSV): what kiosk/trace.py `contacts`
 # computes from the stays, computed by PostgreSQL. Ordered in Python (code-point order of
