@@ -18,7 +18,7 @@ the ones before read nothing.
    busy as a code (kiosk.camera.deblur.code_regions; a smeared code hides its finder
    patterns from the finder, not its busy-ness), 0.1 ms at 640x480, none on the corpus's
    empty frames nor in sensor noise. Steps 3-7 run only when the finder found a code;
-   8 when a code was read a moment ago; 9-12 on up to two regions: the finder's codes, or
+   8 when a code was read a moment ago; 9-13 on up to two regions: the finder's codes, or
    the busy cells, then the last location.
 3. "gray": zbar on the grayscale frame (once per frame).
 4. "rectified": the found code perspective-warped to an upright square with a quiet zone
@@ -47,14 +47,20 @@ the ones before read nothing.
    and the quiet zone is painted back beside each, outside its outer ring, on its two
    sides away from the code; dark-on-light, then light-on-dark. zxing-cpp, then zbar.
    Where it reads: 2-5 ms on an x86 core (12 ms when read on the light-on-dark pass);
-   where it reads nothing: median 2 ms at 640x480, 3 ms at 1280x720 (blurred codes).
-11. "deblurred": a phone moving during the exposure smears the code along a line. Its
+   on a blurred code's region: median 1-2 ms, at most 18 ms.
+11. "outlined": held far off the camera's axis in both directions, the far side's modules
+   are about 2 px and the finders misplace the code's corners or find none. The dark
+   modules are the holes of the light screen around them: their hull, as a quadrilateral
+   (kiosk.camera.outline), is the code's outline in perspective; the code straightened
+   from it as in 4. (zxing-cpp, then zbar), dark-on-light, then light-on-dark. Where it
+   reads: 2-5 ms; on a blurred code's region: median 1-3 ms, at most 11 ms.
+12. "deblurred": a phone moving during the exposure smears the code along a line. Its
    direction and length are measured on the region (kiosk.camera.deblur.smear), undone by
    a Wiener filter, then zxing-cpp and zbar read; 1 px longer and shorter and 4 degrees
    either way are tried too (5 tries). 5-40 ms on an x86 core, by the region's size.
-12. "refocused": where the region has no direction of blur, a lens out of focus: Gaussians
+13. "refocused": where the region has no direction of blur, a lens out of focus: Gaussians
    of sigma 1.3-3.7 px, then discs of radius 3-6 px, undone the same way (9 tries).
-   With `climb_every`, 9-12 are part of the climb whose cost sets the wait before the next.
+   With `climb_every`, 9-13 are part of the climb whose cost sets the wait before the next.
 
 What each step added when it came, and what was tried and dropped: docs/performance.md
 ("QR decoding: the ladder's history").
@@ -73,6 +79,7 @@ import zxingcpp
 from pyzbar import pyzbar
 
 from kiosk.camera.deblur import Deconvolver, code_regions, disc_psf, gaussian_psf, line_psf, smear
+from kiosk.camera.outline import code_outline
 from kiosk.camera.quietzone import restored
 
 QR = [pyzbar.ZBarSymbol.QRCODE]
@@ -247,6 +254,8 @@ class QRDecoder:
             if not found:
                 found, step = self._quiet(gray, box)
             if not found:
+                found, step = self._outlined(gray, box)
+            if not found:
                 found, step = self._deblurred(gray, box)
             if found:
                 return found, step, box
@@ -277,6 +286,25 @@ class QRDecoder:
             found = self._payloads(self._symbols(picture))
             if found:
                 return found, "quiet zone"
+        return [], None
+
+    def _outlined(self, gray, box):
+        """Payloads read in `box` of `gray` straightened from the code's outline (the hull of
+        its modules on their light screen), dark modules on light, then light on dark;
+        zxing-cpp, then zbar."""
+        x0, y0, x1, y1 = box
+        region = gray[y0:y1, x0:x1]
+        for polarity in ("dark", "light"):
+            quad = self._timed("finder", code_outline, region, polarity)
+            if quad is None:
+                continue
+            square = self._timed("straighten", self._rectified, region, quad, 1)
+            found, _ = self._zxing(square)
+            if found:
+                return found, "outlined (zxing)"
+            found = self._payloads(self._symbols(square))
+            if found:
+                return found, "outlined"
         return [], None
 
     def _deblurred(self, gray, box):
