@@ -346,7 +346,7 @@ def test_a_code_under_a_phone_panel_gets_its_quiet_zone_back(monkeypatch, side, 
     assert _read_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == []
     qr = QRDecoder()
     assert qr.decode(frame) == [text.encode()]
-    assert set(qr.steps) <= {"quiet zone (zxing)", "quiet zone"}, qr.steps
+    assert set(qr.steps) == {"quiet zone (zxing)"}, qr.steps
     monkeypatch.setattr(decoder, "restored", lambda region, polarity: None)      # the ladder without the step
     assert QRDecoder().decode(frame) == []
 
@@ -394,7 +394,7 @@ def test_a_code_held_far_off_axis_is_straightened_from_its_outline(monkeypatch, 
     assert _read_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == []
     qr = QRDecoder()
     assert qr.decode(frame) == [text.encode()]
-    assert set(qr.steps) <= {"outlined (zxing)", "outlined"}, qr.steps
+    assert set(qr.steps) == {"outlined (zxing)"}, qr.steps
     monkeypatch.setattr(decoder, "code_outline", lambda region, polarity: None)   # the ladder without the step
     assert QRDecoder().decode(frame) == []
 

@@ -45,14 +45,14 @@ the ones before read nothing.
    panel and no finder sees them. Their centres are whole (a dark 3 x 3 module square alone
    in a light 5 x 5 one): three found so (kiosk.camera.quietzone) give the code's place,
    and the quiet zone is painted back beside each, outside its outer ring, on its two
-   sides away from the code; dark-on-light, then light-on-dark. zxing-cpp, then zbar.
+   sides away from the code; dark-on-light, then light-on-dark; zxing-cpp.
    Where it reads: 2-5 ms on an x86 core (12 ms when read on the light-on-dark pass);
    on a blurred code's region: median 1-2 ms, at most 18 ms.
 11. "outlined": held far off the camera's axis in both directions, the far side's modules
    are about 2 px and the finders misplace the code's corners or find none. The dark
    modules are the holes of the light screen around them: their hull, as a quadrilateral
    (kiosk.camera.outline), is the code's outline in perspective; the code straightened
-   from it as in 4. (zxing-cpp, then zbar), dark-on-light, then light-on-dark. Where it
+   from it as in 4., dark-on-light, then light-on-dark; zxing-cpp. Where it
    reads: 2-5 ms; on a blurred code's region: median 1-3 ms, at most 11 ms.
 12. "deblurred": a phone moving during the exposure smears the code along a line. Its
    direction and length are measured on the region (kiosk.camera.deblur.smear), undone by
@@ -272,39 +272,30 @@ class QRDecoder:
         return found, "enlarged (zxing)"
 
     def _quiet(self, gray, box):
-        """Payloads read in `box` of `gray` once the quiet zone is painted back beside the
-        three finder patterns found by their centres (a phone's status bar or panel drawn up
-        to the code), dark modules on light, then light on dark; zxing-cpp, then zbar."""
+        """Payloads zxing-cpp reads in `box` of `gray` once the quiet zone is painted back
+        beside the three finder patterns found by their centres (a phone's status bar or
+        panel drawn up to the code): dark modules on light, then light on dark."""
         x0, y0, x1, y1 = box
         for polarity in ("dark", "light"):
             picture = self._timed("finder", restored, gray[y0:y1, x0:x1], polarity)
-            if picture is None:
-                continue
-            found, _ = self._zxing(picture)
-            if found:
-                return found, "quiet zone (zxing)"
-            found = self._payloads(self._symbols(picture))
-            if found:
-                return found, "quiet zone"
+            if picture is not None:
+                found, _ = self._zxing(picture)
+                if found:
+                    return found, "quiet zone (zxing)"
         return [], None
 
     def _outlined(self, gray, box):
-        """Payloads read in `box` of `gray` straightened from the code's outline (the hull of
-        its modules on their light screen), dark modules on light, then light on dark;
-        zxing-cpp, then zbar."""
+        """Payloads zxing-cpp reads in `box` of `gray` straightened from the code's outline
+        (the hull of its modules on their light screen): dark modules on light, then light
+        on dark."""
         x0, y0, x1, y1 = box
         region = gray[y0:y1, x0:x1]
         for polarity in ("dark", "light"):
             quad = self._timed("finder", code_outline, region, polarity)
-            if quad is None:
-                continue
-            square = self._timed("straighten", self._rectified, region, quad, 1)
-            found, _ = self._zxing(square)
-            if found:
-                return found, "outlined (zxing)"
-            found = self._payloads(self._symbols(square))
-            if found:
-                return found, "outlined"
+            if quad is not None:
+                found, _ = self._zxing(self._timed("straighten", self._rectified, region, quad, 1))
+                if found:
+                    return found, "outlined (zxing)"
         return [], None
 
     def _deblurred(self, gray, box):
