@@ -299,9 +299,10 @@ def test_a_code_at_a_steep_keystone_is_enlarged_and_read():
 
 
 def _under_a_panel(text: str, side: str, dark_mode: bool, module: int = 5):
-    """A phone screen showing `text` (5 px modules) with a panel drawn up to the code's edge on
-    `side` ("left": a navigation rail with rounded ends; "bottom": a tab bar), its quiet
-    zone gone there, held turned 6 degrees and yawed 12 in a 640x480 frame (gray)."""
+    """A phone screen showing `text` (`module` px modules) with a panel drawn up to the code's
+    edge on `side` ("left": a navigation rail with rounded ends; "top": a status bar with a
+    clock; "right": a plain side panel; "bottom": a tab bar with icons), its quiet zone gone
+    there, yawed 12 degrees and turned 6 in a 640x480 frame (gray)."""
     from kiosk.demo.scene import background, qr_image
     from kiosk.testing.qr_corpus import _paste, project
 
@@ -331,8 +332,8 @@ def _under_a_panel(text: str, side: str, dark_mode: bool, module: int = 5):
     return _paste(cv2.cvtColor(background(5), cv2.COLOR_BGR2GRAY), face, quad)
 
 
-# Panels the ladder before the step did not read (on some others, a top bar on 5 px modules
-# for one, zbar after the "refocused" step's deconvolution read: its ringing opens a gap).
+# Panels the ladder without the step does not read (some others, a top bar on 5 px modules
+# for one, zbar reads after one of the "refocused" step's deconvolutions).
 @pytest.mark.parametrize("side, dark_mode, module", [("left", False, 4), ("top", False, 6), ("bottom", False, 6),
                                                      ("right", True, 5)])
 def test_a_code_under_a_phone_panel_gets_its_quiet_zone_back(monkeypatch, side, dark_mode, module):
