@@ -15,6 +15,7 @@ BENCHMARKS = [
                  id="ble"),
     pytest.param("verify.py", 300, ["EU DCC, PS256 (RSA-2048)", "target:", "hostile payloads: 2000"], id="verify"),
     pytest.param("qr_decode.py", 600, ["kiosk decoder", "which step of the kiosk's ladder"], id="qr"),
+    pytest.param("qr_beyond.py", 300, ["bar to the code's edge", "steep, pitch and yaw 40-55"], id="qr_beyond"),
     pytest.param("store.py", 300, ["SQLite WAL, FULL", "ours (EntryLog)", "tinydb JSONStorage", "open (recover)",
                                    "target at 5000"], id="store"),
     pytest.param("export_latency.py", 300, ["while a full export streams", "p99 with the export / without"],

@@ -296,3 +296,128 @@ def test_a_code_at_a_steep_keystone_is_enlarged_and_read():
     decoder = QRDecoder()
     assert decoder.decode(frame) == [text.encode()]
     assert set(decoder.steps) == {"enlarged (zxing)"}, decoder.steps
+
+
+def _under_a_panel(text: str, side: str, dark_mode: bool, module: int = 5):
+    """A phone screen showing `text` (`module` px modules) with a panel drawn up to the code's
+    edge on `side` ("left": a navigation rail with rounded ends; "top": a status bar with a
+    clock; "right": a plain side panel; "bottom": a tab bar with icons), its quiet zone gone
+    there, yawed 12 degrees and turned 6 in a 640x480 frame (gray)."""
+    from kiosk.demo.scene import background, qr_image
+    from kiosk.testing.qr_corpus import _paste, project
+
+    code = qr_image(text, module)             # 4 light modules of quiet zone on every side
+    screen, ink = (255, 0) if not dark_mode else (0, 255)
+    if dark_mode:
+        code = 255 - code
+    face = np.pad(code, 14, constant_values=screen)
+    quiet = 14 + 4 * module                   # the screen's margin and the code's quiet zone, px
+    panel = np.full_like(face, screen)
+    if side == "left":
+        cv2.rectangle(panel, (0, 6), (quiet - 1, face.shape[0] - 7), ink, -1)
+        for y in (6, face.shape[0] - 7):
+            cv2.circle(panel, (quiet // 2, y), quiet // 2, ink, -1)
+        cv2.putText(panel, "=", (4, face.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.8, screen, 2)
+    elif side == "top":
+        panel[:quiet, :] = ink
+        cv2.putText(panel, "08:15", (8, quiet - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.6, screen, 1)
+    elif side == "right":
+        panel[:, -quiet:] = ink
+    else:
+        panel[-quiet:, :] = ink
+        for x in range(20, face.shape[1] - 20, 60):
+            cv2.circle(panel, (x, face.shape[0] - quiet // 2), 5, screen, 1)
+    face = np.where(panel == ink, panel, face)
+    quad = project(face.shape, (640, 480), (330, 235), 0, 12, 6)
+    return _paste(cv2.cvtColor(background(5), cv2.COLOR_BGR2GRAY), face, quad)
+
+
+# Panels the ladder without the step does not read (some others, a top bar on 5 px modules
+# for one, zbar reads after one of the "refocused" step's deconvolutions).
+@pytest.mark.parametrize("side, dark_mode, module", [("left", False, 4), ("top", False, 6), ("bottom", False, 6),
+                                                     ("right", True, 5)])
+def test_a_code_under_a_phone_panel_gets_its_quiet_zone_back(monkeypatch, side, dark_mode, module):
+    # A panel drawn up to the code takes its quiet zone on that side: the finder patterns'
+    # outer ring merges with the panel and no finder sees them. Their centres (a 3 x 3 square
+    # alone in a light 5 x 5) are whole; from them the margin is painted back.
+    from kiosk.camera import decoder
+
+    text = "KP1:SITE-PASS/BLOCK-C/" + "7Y3W" * 30
+    frame = _under_a_panel(text, side, dark_mode, module)
+    assert _read_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == []
+    qr = QRDecoder()
+    assert qr.decode(frame) == [text.encode()]
+    assert set(qr.steps) == {"quiet zone (zxing)"}, qr.steps
+    monkeypatch.setattr(decoder, "restored", lambda region, polarity: None)      # the ladder without the step
+    assert QRDecoder().decode(frame) == []
+
+
+def test_the_finder_patterns_are_found_by_their_centres_under_a_status_bar():
+    from kiosk.camera.quietzone import finder_centres, three_finders
+    from kiosk.demo.scene import qr_image
+
+    code = qr_image("KP1:SITE-PASS/BLOCK-C/" + "7Y3W" * 30, 5)
+    code[:20, :] = 0                                 # a status bar over the whole quiet zone
+    corner, others = three_finders(finder_centres(np.where(code < 128, 255, 0).astype(np.uint8)))
+    n = code.shape[0] // 5 - 8                       # modules across the code
+
+    def middle(col, row):                            # a finder pattern's centre, px
+        return np.array([(4 + col + 3.5) * 5 - 0.5, (4 + row + 3.5) * 5 - 0.5])
+    assert np.abs(corner[0] - middle(0, 0)).max() <= 1 and abs(corner[1] - 5) <= 0.5, corner
+    got = sorted(tuple(f[0]) for f in others)
+    want = sorted((tuple(middle(n - 7, 0)), tuple(middle(0, n - 7))))
+    assert np.abs(np.array(got) - np.array(want)).max() <= 1, (got, want)
+
+
+def _held_far_off_axis(text: str, pitch: float, yaw: float, roll: float, reach: float, dark_mode: bool = False):
+    """A phone screen showing `text` (3 px modules) pitched and turned far off the camera's
+    axis, 640x480, gray."""
+    from kiosk.demo.scene import background, qr_image
+    from kiosk.testing.qr_corpus import _paste, project
+
+    code = np.pad(qr_image(text, 3), 10, constant_values=255)
+    if dark_mode:
+        code = 255 - code
+    quad = project(code.shape, (640, 480), (320, 240), pitch, yaw, roll, reach)
+    return _paste(cv2.cvtColor(background(7), cv2.COLOR_BGR2GRAY), code, quad)
+
+
+@pytest.mark.parametrize("pitch, yaw, roll, reach, dark_mode", [(55, 30, 0, 1.0, False), (-50, -38, -5, 0.9, False),
+                                                                (-50, -38, -5, 0.9, True)])
+def test_a_code_held_far_off_axis_is_straightened_from_its_outline(monkeypatch, pitch, yaw, roll, reach, dark_mode):
+    # The far side's modules are about 2 px: zxing-cpp finds a false grid inside the code,
+    # OpenCV's finder none. The hull of the code's modules on its light screen is its
+    # outline in perspective; straightened from it, the code reads.
+    from kiosk.camera import decoder
+
+    text = "HC1:" + "NCFOXN%TS3DH0YOJ58S S-W5HDC *M0II5EHC%" * 11
+    frame = _held_far_off_axis(text, pitch, yaw, roll, reach, dark_mode)
+    assert _read_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == []
+    qr = QRDecoder()
+    assert qr.decode(frame) == [text.encode()]
+    assert set(qr.steps) == {"outlined (zxing)"}, qr.steps
+    monkeypatch.setattr(decoder, "code_outline", lambda region, polarity: None)   # the ladder without the step
+    assert QRDecoder().decode(frame) == []
+
+
+def test_the_outline_is_the_code_corners_in_perspective():
+    from kiosk.camera.outline import code_outline
+    from kiosk.demo.scene import qr_image
+    from kiosk.testing.qr_corpus import _paste, project
+
+    code = qr_image("HC1:" + "NCFOXN%TS3DH0YOJ58S" * 20, 3, border=0)
+    screen = np.pad(code, 30, constant_values=255)
+    quad = project(screen.shape, (640, 480), (320, 240), 45, -35, 7)
+    frame = _paste(np.full((480, 640), 90, np.uint8), screen, quad)
+    # Where the code's own corners went: the screen's homography applied to them.
+    h = cv2.getPerspectiveTransform(np.float32([[0, 0], [screen.shape[1], 0], [screen.shape[1], screen.shape[0]],
+                                                [0, screen.shape[0]]]), quad)
+    side = code.shape[0]
+    corners = cv2.perspectiveTransform(np.float32([[[30, 30], [30 + side, 30], [30 + side, 30 + side],
+                                                    [30, 30 + side]]]), h)[0]
+    found = code_outline(frame[40:440, 60:580])
+    assert found is not None
+    found = found + [60, 40]
+    # Each true corner has a found one within 2.5 px (measured 0.7-1.7: the threshold moves
+    # an edge by up to a pixel; a module on the far side is about 2 px).
+    assert max(np.linalg.norm(found - c, axis=1).min() for c in corners) <= 2.5, (found, corners)
