@@ -271,15 +271,30 @@ def test_a_code_out_of_focus_is_refocused_and_read():
 def test_sensor_noise_on_an_empty_doorway_is_not_taken_for_a_code():
     # Busy cells stand out from the frame's typical cell: a noisy sensor in a dim corridor
     # does not send the deblurring steps over the whole frame.
-    from kiosk.camera.deblur import code_regions
+    from kiosk.camera.deblur import busy_regions, code_regions
 
     for sigma in (3, 6, 12, 20):
         frame = _with_sensor_noise(visitor_frame(None), sigma)
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         assert code_regions(gray, cv2.GaussianBlur(gray, (0, 0), 2)) == [], sigma
+        assert busy_regions(gray, cv2.GaussianBlur(gray, (0, 0), 2)) == [], sigma
         decoder = QRDecoder()
         assert decoder.decode(frame) == []
 
+
+
+def test_a_busy_scene_filling_the_frame_is_not_taken_for_a_code():
+    # A poster or a shelf behind the doorway: busy cells over the whole frame are a scene,
+    # not a phone held close; no region step takes them.
+    from kiosk.camera.deblur import busy_regions
+
+    rng = np.random.default_rng(5)
+    cells = cv2.resize(rng.integers(0, 2, (60, 80)).astype(np.uint8), (640, 480), interpolation=cv2.INTER_NEAREST)
+    poster = (cells * 160 + 40).astype(np.uint8)
+    assert busy_regions(poster, cv2.GaussianBlur(poster, (0, 0), 2)) == []
+    decoder = QRDecoder()
+    assert decoder.decode(poster) == []
+    assert set(decoder.steps) == {"none"}
 
 def test_a_code_at_a_steep_keystone_is_enlarged_and_read():
     # Pitched 50 and turned 40 degrees (a phone held low and tilted back), modules of 3 px
@@ -397,6 +412,72 @@ def test_a_code_held_far_off_axis_is_straightened_from_its_outline(monkeypatch, 
     assert qr.decode(frame) == [text.encode()]
     assert set(qr.steps) == {"outlined (zxing)"}, qr.steps
     monkeypatch.setattr(decoder, "code_outline", lambda region, polarity: None)   # the ladder without the step
+    assert QRDecoder().decode(frame) == []
+
+
+@pytest.mark.parametrize("pitch, yaw, reach, step", [(50, -40, 0.55, "outlined (zxing)"),
+                                                     (40, -40, 0.65, "enlarged (zxing)")])
+def test_a_code_held_close_and_turned_is_read_though_it_fills_most_of_the_frame(monkeypatch, pitch, yaw, reach,
+                                                                               step):
+    # A visitor holds the phone close to the camera and turned: the code's busy cells make
+    # one region whose box covers more than half the frame. The cheap region steps take it;
+    # the deblurring steps still do not (they take regions of at most half the frame).
+    from kiosk.camera import decoder
+    from kiosk.camera.deblur import busy_regions, code_regions
+
+    text = "HC1:" + "NCFOXN%TS3DH0YOJ58S S-W5HDC *M0II5EHC%" * 11
+    frame = _held_far_off_axis(text, pitch, yaw, 5, reach)
+    blur = cv2.GaussianBlur(frame, (0, 0), 2)
+    regions = busy_regions(frame, blur)
+    assert [compact for _, compact in regions][:1] == [False]
+    (x0, y0, x1, y1), _ = regions[0]
+    assert (x1 - x0) * (y1 - y0) > frame.size // 2
+    assert regions[0][0] not in code_regions(frame, blur)
+    assert _read_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == []
+    qr = QRDecoder()
+    assert qr.decode(frame) == [text.encode()]
+    assert set(qr.steps) == {step}, qr.steps
+    # The ladder as it was: regions whose box covers more than half the frame left out.
+    monkeypatch.setattr(decoder, "busy_regions",
+                        lambda gray, blur: [(box, True) for box, compact in busy_regions(gray, blur) if compact])
+    assert QRDecoder().decode(frame) == []
+
+
+def _dim_screen(text: str, light: int, dark: int, module: int, room: int = 0, seed: int = 1):
+    """A phone screen turned down showing `text`: its light `light` and its dark `dark` gray
+    levels (of 255), turned 7 degrees, in a 1280x720 room the camera is exposed for (70-130
+    gray levels, `room` more), with sensor noise (sigma 3); gray."""
+    from kiosk.demo.scene import background, qr_image
+    from kiosk.testing.qr_corpus import _paste
+
+    code = np.pad(qr_image(text, module), 8 * module, constant_values=255).astype(np.float32)
+    screen = (dark + code / 255 * (light - dark)).astype(np.uint8)
+    h, w = screen.shape
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]]) - [w / 2, h / 2]
+    t = np.deg2rad(-7)
+    quad = corners @ np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]).T + (640, 360)
+    lit = cv2.add(cv2.cvtColor(background(3, (1280, 720)), cv2.COLOR_BGR2GRAY), room)
+    frame = _paste(lit, screen, quad).astype(np.float32)
+    return np.clip(frame + np.random.default_rng(seed).normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("light, dark, module, room", [(24, 12, 5, 0), (22, 12, 4, 0), (24, 12, 6, 0),
+                                                      (24, 12, 5, 100)])
+def test_a_dim_screen_is_read_once_its_contrast_is_stretched(monkeypatch, light, dark, module, room):
+    # A phone at low brightness: light and dark modules 12 gray levels apart, under the 24
+    # that zxing-cpp's binarizer needs in a block (flat otherwise), and the busy cells split
+    # into regions that each cut the code. Their union, denoised and its darker part
+    # stretched to 0-255, reads; in a bright room too (the room's light is left out of the
+    # stretch).
+    from kiosk.camera import decoder
+
+    text = "HC1:" + "6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDE" * 8
+    frame = _dim_screen(text, light, dark, module, room)
+    assert _read_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == []
+    qr = QRDecoder()
+    assert qr.decode(frame) == [text.encode()]
+    assert set(qr.steps) == {"stretched (zxing)"}, qr.steps
+    monkeypatch.setattr(decoder.QRDecoder, "_stretched", lambda self, gray, box: ([], None))   # without the step
     assert QRDecoder().decode(frame) == []
 
 

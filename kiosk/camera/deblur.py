@@ -23,16 +23,31 @@ NSR = 0.005           # the Wiener filter's noise-to-signal power ratio
 
 
 def code_regions(gray, blur, level: float = 6.0, smallest: int = 16, most: int = 2):
-    """Boxes around areas as busy as a code: cells of CELL x CELL px whose mean absolute
-    difference from `blur` is at least `level`, joined where they touch, largest first.
+    """Boxes around areas as busy as a code whose box is at most half the frame (the
+    regions the deblurring steps may take), largest first.
 
     :param numpy.ndarray gray: The frame, 8-bit grayscale.
     :param numpy.ndarray blur: The frame Gaussian-blurred (the decoder's sigma 2 copy).
     :param float level: Gray levels (of 255) of mean detail for a cell to count.
     :param int smallest: Fewest cells of a region (16 cells: 32 x 32 px at 8 px cells).
     :param int most: Most regions returned.
-    :returns: Up to `most` boxes (x0, y0, x1, y1) in frame pixels, with a margin of one
-        cell and the longest smear around them.
+    :returns: Up to `most` boxes (x0, y0, x1, y1) in frame pixels (see busy_regions).
+    """
+    return [box for box, compact in busy_regions(gray, blur, level, smallest) if compact][:most]
+
+
+def busy_regions(gray, blur, level: float = 6.0, smallest: int = 16):
+    """Areas as busy as a code: cells of CELL x CELL px whose mean absolute difference from
+    `blur` is at least `level`, joined where they touch; those of at most half the frame's
+    cells, largest first, each with whether its box is at most half the frame.
+
+    :param numpy.ndarray gray: The frame, 8-bit grayscale.
+    :param numpy.ndarray blur: The frame Gaussian-blurred (the decoder's sigma 2 copy).
+    :param float level: Gray levels (of 255) of mean detail for a cell to count.
+    :param int smallest: Fewest cells of a region (16 cells: 32 x 32 px at 8 px cells).
+    :returns: (box, compact) pairs: box (x0, y0, x1, y1) in frame pixels, with a margin of
+        one cell and the longest smear around the cells; compact when the cells' box covers
+        at most half the frame.
     """
     h, w = gray.shape
     hc, wc = h // CELL, w // CELL
@@ -53,18 +68,20 @@ def code_regions(gray, blur, level: float = 6.0, smallest: int = 16, most: int =
     # A smeared code has calm streaks inside it (along the smear): closing joins them.
     busy = cv2.morphologyEx(busy, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     n, _, stats, _ = cv2.connectedComponentsWithStats(busy, connectivity=8)
-    # Larger than half the frame: a busy scene (a shelf, a poster), not a phone's code.
-    largest = busy.size // 2
+    # More than half the frame's cells busy: a busy scene (a shelf, a poster), not a phone's
+    # code. A code held close and turned fills its box only in part (a trapezoid, about half
+    # of it): its box may cover more than half the frame; compact says which.
+    half = busy.size // 2
     found = sorted((int(stats[i, cv2.CC_STAT_AREA]), i) for i in range(1, n)
-                   if smallest <= stats[i, cv2.CC_STAT_AREA]
-                   and stats[i, cv2.CC_STAT_WIDTH] * stats[i, cv2.CC_STAT_HEIGHT] <= largest)[::-1][:most]
+                   if smallest <= stats[i, cv2.CC_STAT_AREA] <= half)[::-1]
     margin = CELL + LONGEST // 2
-    boxes = []
+    regions = []
     for _, i in found:
         x, y, bw, bh = (int(v) for v in stats[i, :4])
-        boxes.append((max(0, x * CELL - margin), max(0, y * CELL - margin),
-                      min(w, (x + bw) * CELL + margin), min(h, (y + bh) * CELL + margin)))
-    return boxes
+        regions.append(((max(0, x * CELL - margin), max(0, y * CELL - margin),
+                         min(w, (x + bw) * CELL + margin), min(h, (y + bh) * CELL + margin)),
+                        bw * bh <= half))
+    return regions
 
 
 def smear(region):

@@ -15,11 +15,14 @@ the ones before read nothing.
    finds defocused codes. Adaptive-threshold windows 6, 14, 22 px (OpenCV's default 3, 13,
    23 lets tilted codes at 1280x720 slip). About 2 + 3 ms at 640x480 on an x86 core, no
    false finds on the corpus's empty frames. When it finds nothing: cells of 8 x 8 px as
-   busy as a code (kiosk.camera.deblur.code_regions; a smeared code hides its finder
+   busy as a code (kiosk.camera.deblur.busy_regions; a smeared code hides its finder
    patterns from the finder, not its busy-ness), 0.1 ms at 640x480, none on the corpus's
    empty frames nor in sensor noise. Steps 3-7 run only when the finder found a code;
-   8 when a code was read a moment ago; 9-13 on up to two regions: the finder's codes, or
-   the busy cells, then the last location.
+   8 when a code was read a moment ago; 9-11 and 13-14 on up to two regions: the finder's
+   codes, or the busy cells, then the last location; 12 on the union of the busy regions
+   (or of the finder's). Busy regions of more than half the frame's cells are a busy scene
+   (a shelf, a poster) and left out; those whose box covers more than half the frame (a
+   code held close and turned: a trapezoid fills about half its box) go to 9-11 only.
 3. "gray": zbar on the grayscale frame (once per frame).
 4. "rectified": the found code perspective-warped to an upright square with a quiet zone
    (codes tilted 30-50 degrees, small codes), turned light-on-dark when the border is darker
@@ -54,13 +57,20 @@ the ones before read nothing.
    (kiosk.camera.outline), is the code's outline in perspective; the code straightened
    from it as in 4., dark-on-light, then light-on-dark; zxing-cpp. Where it
    reads: 2-5 ms; on a blurred code's region: median 1-3 ms, at most 11 ms.
-12. "deblurred": a phone moving during the exposure smears the code along a line. Its
+12. "stretched": a phone's screen turned down, its light and dark modules a few tens of
+   gray levels apart: zxing-cpp's binarizer takes an 8 x 8 block whose range is under 24
+   levels for flat (MIN_DYNAMIC_RANGE, core/src/HybridBinarizer.cpp). The busy cells of
+   such a code are few and make regions that each cut it; their union, denoised (Gaussian,
+   sigma 1 px) and its darker part (below Otsu's threshold: the camera is exposed for the
+   room, the screen is the darkest thing in view) stretched to 0-255; zxing-cpp. One
+   zxing-cpp call on the union box.
+13. "deblurred": a phone moving during the exposure smears the code along a line. Its
    direction and length are measured on the region (kiosk.camera.deblur.smear), undone by
    a Wiener filter, then zxing-cpp and zbar read; 1 px longer and shorter and 4 degrees
    either way are tried too (5 tries). 5-40 ms on an x86 core, by the region's size.
-13. "refocused": where the region has no direction of blur, a lens out of focus: Gaussians
+14. "refocused": where the region has no direction of blur, a lens out of focus: Gaussians
    of sigma 1.3-3.7 px, then discs of radius 3-6 px, undone the same way (9 tries).
-   With `climb_every`, 9-13 are part of the climb whose cost sets the wait before the next.
+   With `climb_every`, 9-14 are part of the climb whose cost sets the wait before the next.
 
 What each step added when it came, and what was tried and dropped: docs/performance.md
 ("QR decoding: the ladder's history").
@@ -78,7 +88,7 @@ import numpy as np
 import zxingcpp
 from pyzbar import pyzbar
 
-from kiosk.camera.deblur import Deconvolver, code_regions, disc_psf, gaussian_psf, line_psf, smear
+from kiosk.camera.deblur import Deconvolver, busy_regions, disc_psf, gaussian_psf, line_psf, smear
 from kiosk.camera.outline import code_outline
 from kiosk.camera.quietzone import restored
 
@@ -112,14 +122,14 @@ def _around(box, shape):
     return max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
 
 
-def _apart(boxes):
-    """`boxes` without those whose centre lies in an earlier one (the finder finds the same
-    code on the frame and on its sharpened copy)."""
+def _apart(regions):
+    """`regions` ((box, deblur) pairs) without those whose box's centre lies in an earlier
+    box (the finder finds the same code on the frame and on its sharpened copy)."""
     kept: list = []
-    for box in boxes:
+    for box, deblur in regions:
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        if not any(k[0] <= cx <= k[2] and k[1] <= cy <= k[3] for k in kept):
-            kept.append(box)
+        if not any(k[0] <= cx <= k[2] and k[1] <= cy <= k[3] for k, _ in kept):
+            kept.append((box, deblur))
     return kept
 
 
@@ -244,21 +254,39 @@ class QRDecoder:
             if found:
                 return found, "last location", self._last
             boxes.append((x0, y0, x1, y1))
+        # The regions, each with whether the deblurring steps may take it (whose cost grows
+        # with the region's size).
+        regions = [(box, True) for box in boxes]
+        busy: list = []
         if not seen:
             # A smeared code hides its finder patterns from the finder; it is still as busy
             # as a code (and an empty doorway is not: on the corpus's empty frames this is
             # all that runs, about 0.1 ms at 640x480).
-            boxes[:0] = self._timed("deblur", code_regions, gray, blur)
-        for box in _apart(boxes)[:2]:
-            found, step = self._enlarged(gray, box)
-            if not found:
-                found, step = self._quiet(gray, box)
-            if not found:
-                found, step = self._outlined(gray, box)
-            if not found:
-                found, step = self._deblurred(gray, box)
+            busy = self._timed("deblur", busy_regions, gray, blur)
+            # Boxes over half the frame (a code held close and turned) only to the cheap
+            # steps: a busy scene's would send every climb through the deconvolutions.
+            regions[:0] = [(box, True) for box, compact in busy if compact][:2] \
+                + [(box, False) for box, compact in busy if not compact]
+        regions = _apart(regions)[:2]
+        for box, _ in regions:
+            for attempt in (self._enlarged, self._quiet, self._outlined):
+                found, step = attempt(gray, box)
+                if found:
+                    return found, step, box
+        spread = [region for region, _ in busy] or [box for box, _ in regions]
+        if spread:
+            # A dim code's busy cells are few and split into regions that each cut the code
+            # (the finder's boxes, where it saw a code, are its guesses): their union holds it.
+            corners = np.array(spread)
+            box = tuple(int(v) for v in (*corners[:, :2].min(axis=0), *corners[:, 2:].max(axis=0)))
+            found, step = self._stretched(gray, box)
             if found:
                 return found, step, box
+        for box, deblur in regions:
+            if deblur:
+                found, step = self._deblurred(gray, box)
+                if found:
+                    return found, step, box
         return [], "none", None
 
     def _enlarged(self, gray, box):
@@ -297,6 +325,25 @@ class QRDecoder:
                 if found:
                     return found, "outlined (zxing)"
         return [], None
+
+    def _stretched(self, gray, box):
+        """Payloads zxing-cpp reads in `box` of `gray` denoised (Gaussian, sigma 1 px) with its
+        darker part (below Otsu's threshold) stretched to 0-255: a dim screen's light and dark
+        modules a few tens of gray levels apart, which zxing-cpp's binarizer takes for flat."""
+        x0, y0, x1, y1 = box
+        region = gray[y0:y1, x0:x1]
+        if min(region.shape) < 32:
+            return [], None
+        smooth = self._timed("straighten", cv2.GaussianBlur, region, (0, 0), 1)
+        # A camera exposed for the room: a screen turned down is the darkest thing in view,
+        # and its code spans only the lower part of the gray levels.
+        top, _ = cv2.threshold(smooth, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+        low = int(smooth.min())
+        if top <= low:
+            return [], None
+        stretched = cv2.convertScaleAbs(smooth, alpha=255 / (top - low), beta=-255 * low / (top - low))
+        found, _ = self._zxing(stretched)
+        return found, "stretched (zxing)"
 
     def _deblurred(self, gray, box):
         """Payloads read in `box` of `gray` once its blur is undone (Wiener), and the step's
