@@ -347,6 +347,17 @@ def _under_a_panel(text: str, side: str, dark_mode: bool, module: int = 5):
     return _paste(cv2.cvtColor(background(5), cv2.COLOR_BGR2GRAY), face, quad)
 
 
+def _read_by_the_step_alone(frame, text: str, step: str, monkeypatch, owner, name: str, without) -> None:
+    """`frame` (gray) is unread by zbar and zxing-cpp alone, read as `text` by the ladder's
+    `step` alone, and unread once `owner.name` is `without` (the ladder without the step)."""
+    assert _read_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == []
+    qr = QRDecoder()
+    assert qr.decode(frame) == [text.encode()]
+    assert set(qr.steps) == {step}, qr.steps
+    monkeypatch.setattr(owner, name, without)
+    assert QRDecoder().decode(frame) == []
+
+
 # Panels the ladder without the step does not read (some others, a top bar on 5 px modules
 # for one, zbar reads after one of the "refocused" step's deconvolutions).
 @pytest.mark.parametrize("side, dark_mode, module", [("left", False, 4), ("top", False, 6), ("bottom", False, 6),
@@ -359,12 +370,8 @@ def test_a_code_under_a_phone_panel_gets_its_quiet_zone_back(monkeypatch, side, 
 
     text = "KP1:SITE-PASS/BLOCK-C/" + "7Y3W" * 30
     frame = _under_a_panel(text, side, dark_mode, module)
-    assert _read_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == []
-    qr = QRDecoder()
-    assert qr.decode(frame) == [text.encode()]
-    assert set(qr.steps) == {"quiet zone (zxing)"}, qr.steps
-    monkeypatch.setattr(decoder, "restored", lambda region, polarity: None)      # the ladder without the step
-    assert QRDecoder().decode(frame) == []
+    _read_by_the_step_alone(frame, text, "quiet zone (zxing)", monkeypatch, decoder, "restored",
+                            lambda region, polarity: None)      # the ladder without the step
 
 
 def test_the_finder_patterns_are_found_by_their_centres_under_a_status_bar():
@@ -407,12 +414,8 @@ def test_a_code_held_far_off_axis_is_straightened_from_its_outline(monkeypatch, 
 
     text = "HC1:" + "NCFOXN%TS3DH0YOJ58S S-W5HDC *M0II5EHC%" * 11
     frame = _held_far_off_axis(text, pitch, yaw, roll, reach, dark_mode)
-    assert _read_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == []
-    qr = QRDecoder()
-    assert qr.decode(frame) == [text.encode()]
-    assert set(qr.steps) == {"outlined (zxing)"}, qr.steps
-    monkeypatch.setattr(decoder, "code_outline", lambda region, polarity: None)   # the ladder without the step
-    assert QRDecoder().decode(frame) == []
+    _read_by_the_step_alone(frame, text, "outlined (zxing)", monkeypatch, decoder, "code_outline",
+                            lambda region, polarity: None)   # the ladder without the step
 
 
 @pytest.mark.parametrize("pitch, yaw, reach, step", [(50, -40, 0.55, "outlined (zxing)"),
@@ -433,14 +436,9 @@ def test_a_code_held_close_and_turned_is_read_though_it_fills_most_of_the_frame(
     (x0, y0, x1, y1), _ = regions[0]
     assert (x1 - x0) * (y1 - y0) > frame.size // 2
     assert regions[0][0] not in code_regions(frame, blur)
-    assert _read_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == []
-    qr = QRDecoder()
-    assert qr.decode(frame) == [text.encode()]
-    assert set(qr.steps) == {step}, qr.steps
     # The ladder as it was: regions whose box covers more than half the frame left out.
-    monkeypatch.setattr(decoder, "busy_regions",
-                        lambda gray, blur: [(box, True) for box, compact in busy_regions(gray, blur) if compact])
-    assert QRDecoder().decode(frame) == []
+    _read_by_the_step_alone(frame, text, step, monkeypatch, decoder, "busy_regions",
+                            lambda gray, blur: [(box, True) for box, compact in busy_regions(gray, blur) if compact])
 
 
 def _dim_screen(text: str, light: int, dark: int, module: int, room: int = 0, seed: int = 1):
@@ -473,12 +471,8 @@ def test_a_dim_screen_is_read_once_its_contrast_is_stretched(monkeypatch, light,
 
     text = "HC1:" + "6BFOXN*TS0BI$ZD4N9:9S6RCVN5+O30K3/XIV0W23NTDE" * 8
     frame = _dim_screen(text, light, dark, module, room)
-    assert _read_alone(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)) == []
-    qr = QRDecoder()
-    assert qr.decode(frame) == [text.encode()]
-    assert set(qr.steps) == {"stretched (zxing)"}, qr.steps
-    monkeypatch.setattr(decoder.QRDecoder, "_stretched", lambda self, gray, box: ([], None))   # without the step
-    assert QRDecoder().decode(frame) == []
+    _read_by_the_step_alone(frame, text, "stretched (zxing)", monkeypatch, decoder.QRDecoder, "_stretched",
+                            lambda self, gray, box: ([], None))   # without the step
 
 
 def test_the_outline_is_the_code_corners_in_perspective():

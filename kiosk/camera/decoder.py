@@ -302,28 +302,30 @@ class QRDecoder:
     def _quiet(self, gray, box):
         """Payloads zxing-cpp reads in `box` of `gray` once the quiet zone is painted back
         beside the three finder patterns found by their centres (a phone's status bar or
-        panel drawn up to the code): dark modules on light, then light on dark."""
+        panel drawn up to the code)."""
         x0, y0, x1, y1 = box
-        for polarity in ("dark", "light"):
-            picture = self._timed("finder", restored, gray[y0:y1, x0:x1], polarity)
-            if picture is not None:
-                found, _ = self._zxing(picture)
-                if found:
-                    return found, "quiet zone (zxing)"
-        return [], None
+        return self._either_polarity(gray[y0:y1, x0:x1], lambda region, polarity: self._timed(
+            "finder", restored, region, polarity), "quiet zone (zxing)")
 
     def _outlined(self, gray, box):
         """Payloads zxing-cpp reads in `box` of `gray` straightened from the code's outline
-        (the hull of its modules on their light screen): dark modules on light, then light
-        on dark."""
-        x0, y0, x1, y1 = box
-        region = gray[y0:y1, x0:x1]
-        for polarity in ("dark", "light"):
+        (the hull of its modules on their light screen)."""
+        def straightened(region, polarity):
             quad = self._timed("finder", code_outline, region, polarity)
-            if quad is not None:
-                found, _ = self._zxing(self._timed("straighten", self._rectified, region, quad, 1))
+            return None if quad is None else self._timed("straighten", self._rectified, region, quad, 1)
+        x0, y0, x1, y1 = box
+        return self._either_polarity(gray[y0:y1, x0:x1], straightened, "outlined (zxing)")
+
+    def _either_polarity(self, region, picture, step: str):
+        """(payloads zxing-cpp reads in `picture(region, polarity)`, `step`): dark modules on
+        light first, then light on dark (a phone in dark mode); `picture` gives None where
+        it finds nothing to read."""
+        for polarity in ("dark", "light"):
+            made = picture(region, polarity)
+            if made is not None:
+                found, _ = self._zxing(made)
                 if found:
-                    return found, "outlined (zxing)"
+                    return found, step
         return [], None
 
     def _stretched(self, gray, box):
